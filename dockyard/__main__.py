@@ -1,0 +1,6 @@
+"""Allow ``python -m dockyard``."""
+import sys
+
+from dockyard.cli.main import main
+
+sys.exit(main())

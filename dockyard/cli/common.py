@@ -1,0 +1,116 @@
+"""What every object module shares: the parser class, the handler context, error reporting.
+
+A handler is ``def handler(args: argparse.Namespace, ctx: Context) -> int | None``; it raises
+:class:`dockyard.errors.DockyardError` for failures, which become one ``Error: ...`` line on
+stderr and docker's exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any, Callable, NoReturn
+
+Handler = Callable[[argparse.Namespace, "Context"], "int | None"]
+
+
+class UsageError(Exception):
+    """Raised by the parser instead of exiting, so that main() picks the exit code."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with docker's way of reporting bad flags: one line, then a hint, exit 125."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\nSee '{self.prog} --help'.")
+
+
+class Context:
+    """Per-invocation state handed to handlers: the client (made on first use) and streams."""
+
+    def __init__(self, debug: bool = False) -> None:
+        self.debug = debug
+        self._client: Any = None
+        self.out = sys.stdout
+        self.err = sys.stderr
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from dockyard.client import Client
+
+            self._client = Client()
+        return self._client
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def warn(self, text: str) -> None:
+        self.err.write(text.rstrip("\n") + "\n")
+
+
+def add_verb(sub: "argparse._SubParsersAction[Parser]", name: str, func: Handler, help: str,
+             aliases: list[str] | None = None, add_help: bool = True,
+             usage: str | None = None) -> Parser:
+    """Add one verb to an object's parser. ``add_help=False`` frees ``-h`` (``run -h HOSTNAME``)."""
+    p: Parser = sub.add_parser(name, help=help, description=help, aliases=aliases or [],
+                               add_help=False, usage=usage)
+    if add_help:
+        p.add_argument("-h", "--help", action="help", help="Print usage")
+    else:
+        p.add_argument("--help", action="help", help="Print usage")
+    p.set_defaults(func=func)
+    return p
+
+
+def build_object_parser(module: Any, prog: str) -> Parser:
+    parser = Parser(prog=prog, add_help=True, description=(module.__doc__ or "").split("\n")[0])
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
+    module.build_parser(sub)
+    return parser
+
+
+def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False,
+               alias: str | None = None) -> int:
+    """Parse argv for one object module and run the chosen handler."""
+    from dockyard.errors import DockyardError
+
+    module = importlib.import_module(module_name)
+    parser = build_object_parser(module, prog if alias is None else f"dockyard {module_name.rsplit('.', 1)[1]}")
+    # docker's start-type commands report their own failures with 125
+    container_start = argv[:1] in (["run"], ["create"], ["start"], ["exec"])
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"Error: {exc}\n" if not str(exc).startswith("unknown") else f"{exc}\n")
+        return 125
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    func: Handler | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    ctx = Context(debug=debug)
+    try:
+        rc = func(args, ctx)
+    except DockyardError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        sys.stderr.write(f"Error: {exc.message}\n")
+        if container_start and exc.exit_code == 1:
+            return 125
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+        if ctx._client is not None:
+            ctx._client.close()
+    return int(rc or 0)

@@ -1,0 +1,1 @@
+"""Content-addressable storage: blobs by digest, written through a verify-then-rename lifecycle."""

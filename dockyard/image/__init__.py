@@ -1,0 +1,1 @@
+"""Images: references, OCI/Docker models, the local image DB, and the archive formats."""

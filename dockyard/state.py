@@ -1,0 +1,61 @@
+"""The state root: where every piece of dockyard keeps its files, and the shared metadata DB.
+
+One directory (default ``/var/lib/dockyard``; ``--root`` or ``DOCKYARD_ROOT`` override it) holds
+everything, so that tests and parallel users can each have their own. Each subsystem gets a
+sub-directory named after it; metadata that needs transactions across processes lives in one
+SQLite database in WAL mode (readers never block the writer; a crash loses no committed row).
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+DEFAULT_ROOT = "/var/lib/dockyard"
+
+
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The state root chosen by argument, then ``DOCKYARD_ROOT``, then the default."""
+    if root is None:
+        root = os.environ.get("DOCKYARD_ROOT") or DEFAULT_ROOT
+    return Path(root).absolute()
+
+
+class StateRoot:
+    """Paths under the state root and a per-thread connection to the metadata database."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_root(root)
+        self._local = threading.local()
+
+    def dir(self, *parts: str, create: bool = True) -> Path:
+        """A sub-directory of the root (created on first use, mode 0700 like docker's)."""
+        p = self.path.joinpath(*parts)
+        if create and not p.is_dir():
+            p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return p
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / "metadata.db"
+
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the metadata DB (WAL, autocommit, 30 s busy timeout)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o711)
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

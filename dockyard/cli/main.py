@@ -20,6 +20,11 @@ OBJECTS: dict[str, tuple[str, str]] = {
     "system": ("dockyard.cli.system", "Manage dockyard"),
 }
 
+# objects reachable only through aliases (not listed in --help)
+HIDDEN_OBJECTS: dict[str, str] = {
+    "auth": "dockyard.cli.auth",
+}
+
 # docker's short commands -> (object, verb)
 ALIASES: dict[str, tuple[str, str]] = {
     "images": ("image", "ls"),
@@ -54,8 +59,8 @@ ALIASES: dict[str, tuple[str, str]] = {
     "diff": ("container", "diff"),
     "commit": ("container", "commit"),
     "inspect": ("system", "inspect"),
-    "login": ("registry", "login"),
-    "logout": ("registry", "logout"),
+    "login": ("auth", "login"),
+    "logout": ("auth", "logout"),
     "info": ("system", "info"),
     "version": ("system", "version"),
 }
@@ -143,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from dockyard.cli.common import run_object
 
-    return run_object(OBJECTS[obj][0], prog, rest, debug=bool(opts["debug"]),
+    module = OBJECTS[obj][0] if obj in OBJECTS else HIDDEN_OBJECTS[obj]
+    return run_object(module, prog, rest, debug=bool(opts["debug"]),
                       alias=name if name in ALIASES else None)
 
 

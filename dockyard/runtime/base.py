@@ -15,6 +15,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.errors import DockyardError
+
+
+class ProcessStartError(DockyardError):
+    """The container's (or an exec'd) process could not be started.
+
+    ``exit_code`` follows docker: 127 when the command was not found, 126 when it could not be
+    invoked (permission denied, not executable), 125 for any other runtime failure. The message
+    is docker's, e.g. ``OCI runtime create failed: unable to start container process: exec:
+    "nosuch": executable file not found in $PATH: unknown``.
+    """
+
+    exit_code = 125
+
+
+def start_error_exit_code(message: str) -> int:
+    """Docker's exit code for a runtime's start failure, decided from its message as moby does
+    (``translateContainerdStartErr``): runc, crun and the built-in runtime word them differently,
+    but all say "not found"/"no such file" or "permission denied"/"not permitted"."""
+    text = message.lower()
+    if "permission denied" in text or "operation not permitted" in text or "exec format error" in text:
+        return 126
+    if "executable file not found" in text or "no such file or directory" in text or "not a directory" in text:
+        return 127
+    return 125
+
 
 @dataclass
 class Stdio:

@@ -1,0 +1,66 @@
+"""``--filter`` for images, with docker's keys: dangling, reference, label, before, since."""
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING
+
+from dockyard.errors import InvalidArgument
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.image.service import Image, ImageService
+
+KEYS = ("dangling", "reference", "label", "before", "since", "until")
+
+
+def parse_filters(values: list[str] | None) -> dict[str, list[str]]:
+    """``["dangling=true", "label=a=b"]`` → ``{"dangling": ["true"], "label": ["a=b"]}``."""
+    out: dict[str, list[str]] = {}
+    for v in values or []:
+        if "=" not in v:
+            raise InvalidArgument(f"bad format of filter (expected name=value)")
+        k, val = v.split("=", 1)
+        out.setdefault(k.strip().lower(), []).append(val)
+    return out
+
+
+class ImageFilter:
+    def __init__(self, filters: dict[str, list[str]], service: "ImageService") -> None:
+        for k in filters:
+            if k not in KEYS:
+                raise InvalidArgument(f"invalid filter '{k}'")
+        self.filters = filters
+        self.service = service
+        for v in filters.get("dangling", []):
+            if v.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid filter 'dangling={v}'")
+        self._before = [service.get(v).created for v in filters.get("before", [])]
+        self._since = [service.get(v).created for v in filters.get("since", [])]
+
+    def match(self, image: "Image") -> bool:
+        f = self.filters
+        for v in f.get("dangling", []):
+            want = v.lower() in ("true", "1")
+            if want != (not image.repo_tags):
+                return False
+        if "reference" in f:
+            if not any(_ref_match(pattern, tag) for pattern in f["reference"] for tag in image.repo_tags):
+                return False
+        for lab in f.get("label", []):
+            k, _, val = lab.partition("=")
+            labels = image.labels
+            if k not in labels or ("=" in lab and labels[k] != val):
+                return False
+        for created in self._before:
+            if not image.created < created:
+                return False
+        for created in self._since:
+            if not image.created > created:
+                return False
+        return True
+
+
+def _ref_match(pattern: str, tag: str) -> bool:
+    """docker matches ``reference=`` against the familiar name, with and without the tag."""
+    name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+    return fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(name, pattern)
+

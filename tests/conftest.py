@@ -40,7 +40,9 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def busybox(client, busybox_tar: Path) -> str:
     """busybox:latest imported into the test's state root; returns the image ID."""
-    image = client.images.import_rootfs(str(busybox_tar), "busybox:latest", changes=['CMD ["sh"]'])
+    from dockyard.image.busybox import BUSYBOX_CHANGES
+
+    image = client.images.import_rootfs(str(busybox_tar), "busybox:latest", changes=BUSYBOX_CHANGES)
     return image.id
 
 

@@ -1,0 +1,210 @@
+"""Manage dockyard"""
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from dockyard.cli.common import add_verb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.cli.common import Context
+
+
+def build_parser(sub: Any) -> None:
+    p = add_verb(sub, "version", cmd_version, "Show the dockyard version information")
+    p.add_argument("-f", "--format", help="Format output using a custom template")
+    p.add_argument("--short", action="store_true", help=argparse.SUPPRESS)
+
+    p = add_verb(sub, "info", cmd_info, "Display system-wide information")
+    p.add_argument("-f", "--format", help="Format output using a custom template")
+
+    p = add_verb(sub, "df", cmd_df, "Show dockyard disk usage")
+    p.add_argument("-v", "--verbose", action="store_true", help="Show detailed information on space usage")
+    p.add_argument("--format", help="Format output using a custom template")
+
+    p = add_verb(sub, "prune", cmd_prune, "Remove unused data")
+    p.add_argument("-a", "--all", action="store_true", help="Remove all unused images not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--volumes", action="store_true", help="Prune anonymous volumes")
+
+    p = add_verb(sub, "inspect", cmd_inspect, "Return low-level information on dockyard objects")
+    p.add_argument("names", nargs="+", metavar="NAME|ID")
+    p.add_argument("-f", "--format", help="Format output using a custom template")
+    p.add_argument("--type", choices=["container", "image", "volume", "network"],
+                   help="Return JSON for specified type")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes if the type is container")
+
+
+def cmd_version(args: argparse.Namespace, ctx: "Context") -> int:
+    import dockyard
+
+    if args.short:
+        ctx.print(f"dockyard version {dockyard.__version__}")
+        return 0
+    info = ctx.client.system.version()
+    if args.format:
+        from dockyard.cli.formatting import render
+
+        ctx.print(render(args.format, info))
+        return 0
+    c = info["Client"]
+    ctx.print("Client: dockyard")
+    for label, key in (("Version", "Version"), ("API version", "ApiVersion"), ("Python version", "PythonVersion"),
+                       ("Kernel version", "KernelVersion")):
+        ctx.print(f" {label + ':':<19}{c[key]}")
+    ctx.print(f" {'OS/Arch:':<19}{c['Os']}/{c['Arch']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.formatting import human_size
+
+    info = ctx.client.system.info()
+    if args.format:
+        from dockyard.cli.formatting import render
+
+        ctx.print(render(args.format, info))
+        return 0
+    lines = [
+        "Server:",
+        f" Containers: {info['Containers']}",
+        f"  Running: {info['ContainersRunning']}",
+        f"  Paused: {info['ContainersPaused']}",
+        f"  Stopped: {info['ContainersStopped']}",
+        f" Images: {info['Images']}",
+        f" Server Version: {info['ServerVersion']}",
+        f" Storage Driver: {info['Driver']}",
+        *(f"  {k}: {v}" for k, v in info["DriverStatus"]),
+        f" Cgroup Driver: {info['CgroupDriver']}",
+        f" Cgroup Version: {info['CgroupVersion']}",
+        f" Runtimes: {' '.join(info['Runtimes'])}",
+        f" Default Runtime: {info['DefaultRuntime']}",
+        f" Kernel Version: {info['KernelVersion']}",
+        f" Operating System: {info['OperatingSystem']}",
+        f" OSType: {info['OSType']}",
+        f" Architecture: {info['Architecture']}",
+        f" CPUs: {info['NCPU']}",
+        f" Total Memory: {human_size(info['MemTotal'], binary=True)}",
+        f" Name: {info['Name']}",
+        f" Docker Root Dir: {info['DockerRootDir']}",
+    ]
+    ctx.print("\n".join(lines))
+    return 0
+
+
+def cmd_df(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.formatting import format_output, human_size
+
+    df = ctx.client.system.df()
+    images = df["Images"]
+    img_size = sum(i["Size"] for i in images)
+    img_active = [i for i in images if i["Containers"]]
+    img_reclaim = img_size - sum(i["Size"] for i in img_active)
+    ctrs = df["Containers"]
+    ctr_size = sum(c["SizeRw"] or 0 for c in ctrs)
+    ctr_active = [c for c in ctrs if c["State"] in ("running", "paused")]
+    ctr_reclaim = ctr_size - sum(c["SizeRw"] or 0 for c in ctr_active)
+    vols = df["Volumes"]
+    vol_size = sum((v.get("UsageData") or {}).get("Size", 0) for v in vols)
+    vol_active = [v for v in vols if (v.get("UsageData") or {}).get("RefCount", 0)]
+    vol_reclaim = vol_size - sum((v.get("UsageData") or {}).get("Size", 0) for v in vol_active)
+    cache = df["BuildCache"]
+    cache_size = sum(b.get("Size", 0) for b in cache)
+    cache_active = [b for b in cache if b.get("InUse")]
+
+    def pct(part: int, whole: int) -> str:
+        return f"{human_size(part)} ({int(part * 100 / whole) if whole else 0}%)"
+
+    rows = [
+        {"Type": "Images", "TotalCount": str(len(images)), "Active": str(len(img_active)),
+         "Size": human_size(img_size), "Reclaimable": pct(img_reclaim, img_size)},
+        {"Type": "Containers", "TotalCount": str(len(ctrs)), "Active": str(len(ctr_active)),
+         "Size": human_size(ctr_size), "Reclaimable": pct(ctr_reclaim, ctr_size) if ctr_size else "0B"},
+        {"Type": "Local Volumes", "TotalCount": str(len(vols)), "Active": str(len(vol_active)),
+         "Size": human_size(vol_size), "Reclaimable": pct(vol_reclaim, vol_size) if vol_size else "0B"},
+        {"Type": "Build Cache", "TotalCount": str(len(cache)), "Active": str(len(cache_active)),
+         "Size": human_size(cache_size), "Reclaimable": human_size(cache_size - sum(b.get("Size", 0) for b in cache_active))},
+    ]
+    columns = [("TYPE", "Type"), ("TOTAL", "TotalCount"), ("ACTIVE", "Active"), ("SIZE", "Size"),
+               ("RECLAIMABLE", "Reclaimable")]
+    out = format_output(rows, args.format, columns, {k: h for h, k in columns})
+    if out:
+        ctx.out.write(out if out.endswith("\n") else out + "\n")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.formatting import human_size
+    from dockyard.cli.image import confirm
+
+    items = ["all stopped containers", "all networks not used by at least one container"]
+    if args.volumes:
+        items.append("all anonymous volumes not used by at least one container")
+    items.append("all images without at least one container associated to them" if args.all else "all dangling images")
+    items.append("all build cache" if args.all else "unused build cache")
+    warning = "WARNING! This will remove:\n" + "\n".join(f"  - {i}" for i in items)
+    if not args.force and not confirm(ctx, warning):
+        return 0
+    report = ctx.client.system.prune(all=args.all, volumes=args.volumes)
+    reclaimed = 0
+    deleted_containers = (report.get("Containers") or {}).get("ContainersDeleted") or []
+    if deleted_containers:
+        ctx.print("Deleted Containers:")
+        for c in deleted_containers:
+            ctx.print(c)
+        ctx.print()
+    reclaimed += (report.get("Containers") or {}).get("SpaceReclaimed", 0) or 0
+    deleted_networks = (report.get("Networks") or {}).get("NetworksDeleted") or []
+    if deleted_networks:
+        ctx.print("Deleted Networks:")
+        for n in deleted_networks:
+            ctx.print(n)
+        ctx.print()
+    deleted_volumes = (report.get("Volumes") or {}).get("VolumesDeleted") or []
+    if deleted_volumes:
+        ctx.print("Deleted Volumes:")
+        for v in deleted_volumes:
+            ctx.print(v)
+        ctx.print()
+    reclaimed += (report.get("Volumes") or {}).get("SpaceReclaimed", 0) or 0
+    images = report["Images"]
+    if images.get("ImagesDeleted"):
+        ctx.print("Deleted Images:")
+        for rec in images["ImagesDeleted"]:
+            for k, v in rec.items():
+                ctx.print(f"{k.lower()}: {v}")
+        ctx.print()
+    reclaimed += images.get("SpaceReclaimed", 0)
+    reclaimed += (report.get("BuildCache") or {}).get("SpaceReclaimed", 0) or 0
+    reclaimed += report["Store"].get("reclaimed", 0)
+    ctx.print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
+    """docker's generic inspect: containers first, then images, volumes, networks."""
+    from dockyard.cli.image import print_inspect
+    from dockyard.errors import DockyardError
+
+    kinds = [args.type] if args.type else ["container", "image", "volume", "network"]
+    getters = {
+        "container": lambda n: ctx.client.containers.inspect(n, size=args.size),
+        "image": lambda n: ctx.client.images.inspect(n),
+        "volume": lambda n: ctx.client.volumes.inspect(n),
+        "network": lambda n: ctx.client.networks.inspect(n),
+    }
+    found, missing = [], []
+    for name in args.names:
+        for kind in kinds:
+            try:
+                found.append(getters[kind](name))
+                break
+            except (DockyardError, ModuleNotFoundError, AttributeError):
+                continue
+        else:
+            missing.append(name)
+    if found or not args.format:
+        print_inspect(ctx, found, args.format)
+    for name in missing:
+        ctx.warn(f"Error: No such object: {name}")
+    return 1 if missing else 0

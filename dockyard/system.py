@@ -1,0 +1,163 @@
+"""``client.system``: facts about this dockyard (info, version, disk usage) and whole-system prune.
+
+It only reads the other services through their public calls, so it stays valid as they grow;
+a service that is not installed in this build counts as empty.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import dockyard
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.client import Client
+
+T = TypeVar("T")
+
+
+def _optional(fn: Callable[[], T], default: T) -> T:
+    """Call into a service that may not exist in this build (ModuleNotFoundError/AttributeError)."""
+    try:
+        return fn()
+    except (ModuleNotFoundError, AttributeError, NotImplementedError):
+        return default
+
+
+def cgroup_version() -> str:
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+def _meminfo_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+class SystemService:
+    def __init__(self, client: "Client") -> None:
+        self.client = client
+
+    def version(self) -> dict[str, Any]:
+        from dockyard.image.platform import host
+
+        return {"Client": {"Platform": {"Name": "dockyard"}, "Version": dockyard.__version__,
+                           "ApiVersion": dockyard.API_VERSION, "PythonVersion": platform.python_version(),
+                           "Os": "linux", "Arch": host().architecture,
+                           "KernelVersion": platform.release()}}
+
+    def _container_counts(self) -> dict[str, int]:
+        counts = {"Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0}
+
+        def count() -> dict[str, int]:
+            for c in self.client.containers.list(all=True):
+                state = c.status if hasattr(c, "status") else c.get("State", "")
+                counts["Containers"] += 1
+                if state == "running":
+                    counts["ContainersRunning"] += 1
+                elif state == "paused":
+                    counts["ContainersPaused"] += 1
+                else:
+                    counts["ContainersStopped"] += 1
+            return counts
+
+        return _optional(count, counts)
+
+    def default_runtime(self) -> str:
+        return os.environ.get("DOCKYARD_RUNTIME", "builtin")
+
+    def info(self) -> dict[str, Any]:
+        from dockyard.image.platform import host
+        import shutil
+
+        images = self.client.images.list(all=True)
+        runtimes = {"builtin": {"path": "dockyard"}}
+        for name in ("runc", "crun"):
+            path = shutil.which(name)
+            if path:
+                runtimes[name] = {"path": path}
+        return {
+            "ID": "",
+            **self._container_counts(),
+            "Images": len(images),
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", _fs_type(str(self.client.state.path))]],
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgroup_version(),
+            "DefaultRuntime": self.default_runtime(),
+            "Runtimes": runtimes,
+            "KernelVersion": platform.release(),
+            "OperatingSystem": _os_name(),
+            "OSType": "linux",
+            "Architecture": platform.machine(),
+            "NCPU": os.cpu_count() or 1,
+            "MemTotal": _meminfo_total(),
+            "DockerRootDir": str(self.client.state.path),
+            "Name": platform.node(),
+            "ServerVersion": dockyard.__version__,
+            "Platform": str(host()),
+            "PythonVersion": sys.version.split()[0],
+        }
+
+    def df(self) -> dict[str, Any]:
+        """docker's /system/df shape: Images, Containers, Volumes, BuildCache, LayersSize."""
+        images = self.client.images.list(all=True)
+        users: dict[str, int] = {}
+        containers = _optional(lambda: list(self.client.containers.list(all=True)), [])
+        for c in containers:
+            image_id = getattr(c, "image_id", None)
+            if image_id:
+                users[image_id] = users.get(image_id, 0) + 1
+        img_rows = [{"Id": i.id, "RepoTags": i.repo_tags, "Size": i.size, "Containers": users.get(i.id, 0),
+                     "Created": i.created} for i in images]
+        ctr_rows = [{"Id": getattr(c, "id", ""), "SizeRw": _optional(lambda c=c: c.size_rw(), 0),
+                     "State": getattr(c, "status", "")} for c in containers]
+        volumes = _optional(lambda: self.client.volumes.df(), [])
+        build = _optional(lambda: self.client.builder.df(), [])
+        return {"LayersSize": sum(i.size for i in images), "Images": img_rows, "Containers": ctr_rows,
+                "Volumes": volumes, "BuildCache": build}
+
+    def prune(self, all: bool = False, volumes: bool = False) -> dict[str, Any]:
+        """Stopped containers, unused networks, dangling (or all unused) images, build cache."""
+        from dockyard.gc import collect
+
+        report: dict[str, Any] = {}
+        report["Containers"] = _optional(lambda: self.client.containers.prune(), {})
+        report["Networks"] = _optional(lambda: self.client.networks.prune(), {})
+        if volumes:
+            report["Volumes"] = _optional(lambda: self.client.volumes.prune(), {})
+        report["Images"] = self.client.images.prune(all=all)
+        report["BuildCache"] = _optional(lambda: self.client.builder.prune(all=all), {})
+        report["Store"] = collect(self.client)
+        return report
+
+
+def _fs_type(path: str) -> str:
+    best, fstype = "", "unknown"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and path.startswith(parts[1]) and len(parts[1]) >= len(best):
+                    best, fstype = parts[1], parts[2]
+    except OSError:
+        pass
+    return fstype

@@ -10,13 +10,15 @@ _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?
 
 
 def format_rfc3339(ts: float | None) -> str:
-    """Seconds since the epoch → RFC 3339 with nanoseconds; None → docker's zero time."""
+    """Seconds since the epoch → Go's RFC3339Nano in UTC (trailing zeros of the fraction
+    dropped, as Go drops them); None → docker's zero time."""
     if ts is None:
         return ZERO
     ns = int(round(ts * 1e9))
     secs, frac = divmod(ns, 10**9)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    return f"{base}.{frac:09d}Z"
+    fraction = f"{frac:09d}".rstrip("0")
+    return f"{base}.{fraction}Z" if fraction else f"{base}Z"
 
 
 def now() -> str:

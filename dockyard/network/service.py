@@ -1,0 +1,673 @@
+"""``NetworkService`` (``client.networks``): networks, and the hooks the engine calls per container.
+
+The service owns each container's network namespace: ``attach`` makes it (pinned under
+``/run/dockyard-<tag>/netns/<id>``), plugs a veth into each network's bridge, assigns addresses,
+publishes ports with kernel DNAT and registers names with the embedded DNS; ``release`` undoes
+all of that and is safe to call twice or after a crash. See ``docs/networking.md``.
+"""
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unsupported
+from dockyard.network import dns, ipam, links, netns
+from dockyard.network.firewall import Firewall, PortRule, published_host_ports
+from dockyard.network.hostsfile import hosts as hosts_text, resolv_conf
+from dockyard.network.naming import Names
+from dockyard.network.ports import PortBinding, PortSpec, choose_bindings, parse_port_specs
+from dockyard.network.store import Endpoint, Network, NetworkStore, Sandbox, new_id, now
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+SPECIAL_MODES = ("none", "host")
+
+
+@dataclass
+class Attachment:
+    """What the engine needs to start a container on its networks."""
+
+    container_id: str
+    mode: str
+    netns_path: str | None  # None: the host's namespace (leave the spec's network entry out)
+    hostname: str | None
+    hosts: str  # /etc/hosts content
+    resolv_conf: str  # /etc/resolv.conf content
+    ports: list[PortBinding] = field(default_factory=list)
+    ip: str | None = None
+    mac: str | None = None
+    gateway: str | None = None
+    ip_addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
+    network_settings: dict[str, Any] = field(default_factory=dict)
+
+    def oci_namespace(self) -> dict[str, str] | None:
+        """The entry for the spec's ``linux.namespaces``; None means: do not add one."""
+        if self.netns_path is None:
+            return None
+        return {"type": "network", "path": self.netns_path}
+
+
+class NetworkService:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.state = client.state
+        self.names = Names(self.state.path)
+        self.store = NetworkStore(self.state)
+        self.firewall = Firewall(self.names)
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def net_dir(self) -> Path:
+        return self.state.dir("networks")
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer of this root's network state at a time (attach, release, create, rm)."""
+        fd = os.open(self.net_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def config(self) -> ipam.NetworkConfig:
+        return ipam.NetworkConfig.load(self.net_dir)
+
+    def _taken_subnets(self, exclude: str | None = None) -> list[tuple[ipaddress.IPv4Network, str]]:
+        """Subnets in use: this root's networks and every route on the host."""
+        taken = [(ipaddress.IPv4Network(n.subnet), f"network {n.name}") for n in
+                 self.store.networks() if n.subnet and n.id != exclude and
+                 not (n.is_default_bridge and not self._bridge_up(n))]
+        mine = {n.bridge for n in self.store.networks() if n.id == exclude}
+        taken += [(net, f"interface {dev}") for net, dev in ipam.host_routes() if dev not in mine]
+        return taken
+
+    def _bridge_up(self, n: Network) -> bool:
+        return bool(n.bridge) and links.link_exists(n.bridge)  # type: ignore[arg-type]
+
+    # -- networks -----------------------------------------------------------------------------
+    def get(self, ref: str) -> Network:
+        return self.store.find_network(ref)
+
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
+        nets = self.store.networks()
+        for key, values in (filters or {}).items():
+            nets = [n for n in nets if any(_matches(n, key, v) for v in values)]
+        return nets
+
+    def create(self, name: str, driver: str = "bridge", subnet: str | None = None,
+               gateway: str | None = None, internal: bool = False, attachable: bool = False,
+               labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None) -> Network:
+        """Create a user-defined bridge network; its bridge and rules exist from now on."""
+        if not NAME_RE.match(name):
+            raise InvalidArgument(f'invalid network name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
+                                  "are allowed")
+        if driver != "bridge":
+            if driver in ("host", "null"):
+                raise Conflict(f"only one instance of \"{driver}\" network is allowed")
+            raise NotFound(f'plugin "{driver}" not found')
+        if gateway and not subnet:
+            raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
+        net = Network(id=new_id(), name=name, driver="bridge", internal=internal,
+                      attachable=attachable, labels=dict(labels or {}),
+                      options=dict(options or {}), created=now())
+        if subnet:
+            sub = ipam.parse_subnet(subnet)
+            net.subnet = str(sub)
+            net.gateway = ipam.parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(sub)
+            if ipaddress.IPv4Address(net.gateway) not in sub:
+                raise InvalidArgument(f"no matching subnet for gateway {net.gateway}")
+        net.bridge = net.options.get("com.docker.network.bridge.name") or \
+            self.names.bridge(net.id, default_network=False)
+        if len(net.bridge) > 15:
+            raise InvalidArgument(f"bridge name {net.bridge} is longer than 15 characters")
+        with self._lock(), ipam.host_lock():
+            if any(n.name == name for n in self.store.networks()):
+                raise Conflict(f"network with name {name} already exists")
+            taken = self._taken_subnets()
+            if net.subnet:
+                if ipam.first_overlap(ipaddress.IPv4Network(net.subnet), taken):
+                    raise Conflict("Pool overlaps with other one on this address space")
+            else:
+                chosen = ipam.choose_subnet(self.config().pool_slices(), taken)
+                net.subnet, net.gateway, net.auto_subnet = str(chosen), ipam.default_gateway(chosen), True
+            with self.store.tx() as conn:
+                self.store.insert_network(conn, net)
+            try:
+                self._bring_up(net)
+            except BaseException:
+                self._take_down(net)
+                with self.store.tx() as conn:
+                    self.store.delete_network(conn, net.id)
+                raise
+        return net
+
+    def _bring_up(self, net: Network) -> None:
+        """Bridge, address, firewall rules; idempotent (repairs a half-made network)."""
+        assert net.subnet and net.gateway and net.bridge
+        sub = ipaddress.IPv4Network(net.subnet)
+        mtu = int(net.options.get("com.docker.network.driver.mtu", 1500))
+        created = links.ensure_bridge(net.bridge, net.gateway, sub.prefixlen, mtu)
+        self.firewall.ensure_base()
+        rules = self.firewall.network_rules(net.bridge, net.subnet, net.internal)
+        table, chain, args = rules[-1]
+        probe = self.firewall.names.rule_comment(net.id)
+        from dockyard.network.firewall import run_iptables
+
+        present = run_iptables(table, "-C", chain, *args, "-m", "comment", "--comment", probe,
+                               check=False).returncode == 0
+        if created or not present:
+            self.firewall.delete_owner(net.id)
+            self.firewall.add(rules, net.id)
+
+    def _take_down(self, net: Network) -> None:
+        self.firewall.delete_owner(net.id)
+        if net.bridge:
+            links.delete_link(net.bridge)
+        self._maybe_remove_base()
+
+    def _maybe_remove_base(self) -> None:
+        """Drop our chains once no bridge of this root is left (keeps the host clean)."""
+        if any(self._bridge_up(n) for n in self.store.networks() if n.driver == "bridge"):
+            return
+        if self.firewall.has_base():
+            self.firewall.remove_base()
+
+    def _ensure_default_bridge(self, net: Network) -> None:
+        """The ``bridge`` network comes up on first use and goes down when its last container
+        leaves; while down, its automatic subnet may be re-chosen if something else took it."""
+        with ipam.host_lock():
+            if not self._bridge_up(net):
+                cfg = self.config()
+                taken = self._taken_subnets(exclude=net.id)
+                if not net.subnet or (net.auto_subnet and ipam.first_overlap(
+                        ipaddress.IPv4Network(net.subnet), taken)):
+                    if cfg.default_subnet_explicit:
+                        sub = ipaddress.IPv4Network(cfg.default_subnet)
+                        if ipam.first_overlap(sub, taken):
+                            raise Conflict(f"the bridge subnet {sub} overlaps with "
+                                           f"{ipam.first_overlap(sub, taken)}")
+                    else:
+                        sub = ipam.choose_subnet([ipaddress.IPv4Network(cfg.default_subnet),
+                                                  *cfg.pool_slices()], taken)
+                    net.subnet, net.gateway = str(sub), ipam.default_gateway(sub)
+                net.bridge = self.names.bridge(net.id, default_network=True)
+                with self.store.tx() as conn:
+                    self.store.set_addressing(conn, net)
+            self._bring_up(net)
+
+    def remove(self, ref: str) -> Network:
+        net = self.get(ref)
+        if net.builtin:
+            raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
+        with self._lock():
+            if self.store.endpoints(network_id=net.id):
+                raise Conflict(f"error while removing network: network {net.name} id {net.id} "
+                               "has active endpoints")
+            self._take_down(net)
+            with self.store.tx() as conn:
+                self.store.delete_network(conn, net.id)
+        return net
+
+    def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
+        """Remove user networks no container (running or not) uses; returns their names."""
+        removed = []
+        for net in self.list(filters):
+            if net.builtin or self.store.endpoints(network_id=net.id) or \
+                    self.store.connected_containers(net.id):
+                continue
+            try:
+                self.remove(net.id)
+            except Conflict:
+                continue
+            removed.append(net.name)
+        return removed
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        net = self.get(ref)
+        containers = {}
+        for e in self.store.endpoints(network_id=net.id):
+            prefix = ipaddress.IPv4Network(net.subnet).prefixlen if net.subnet else 0
+            containers[e.container_id] = {"Name": e.name or "", "EndpointID": e.endpoint_id,
+                                          "MacAddress": e.mac, "IPv4Address": f"{e.ip}/{prefix}",
+                                          "IPv6Address": ""}
+        options: dict[str, str] = {}
+        if net.driver == "bridge":
+            options = {"com.docker.network.bridge.name": net.bridge or "", **net.options}
+            if net.is_default_bridge:
+                options.update({"com.docker.network.bridge.default_bridge": "true",
+                                "com.docker.network.bridge.enable_icc": "true",
+                                "com.docker.network.bridge.enable_ip_masquerade": "true"})
+        config = [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else []
+        return {"Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
+                "Driver": net.driver, "EnableIPv6": False,
+                "IPAM": {"Driver": "default", "Options": None if net.builtin else {},
+                         "Config": config},
+                "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
+                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
+                "Options": options, "Labels": net.labels}
+
+    # -- engine hooks -------------------------------------------------------------------------
+    parse_port_specs = staticmethod(parse_port_specs)
+
+    def attach(self, container_id: str, name: str | None = None, mode: str = "bridge",
+               aliases: Iterable[str] = (), ports: Iterable[PortSpec] = (),
+               hostname: str | None = None, ip: str | None = None,
+               extra_hosts: Iterable[str] = (), exposed: Iterable[str] = ()) -> Attachment:
+        """Give a container its network namespace; call before the runtime creates it.
+
+        ``mode``: ``bridge`` (default), ``none``, ``host``, ``container:<id>`` or a network name
+        or ID. Networks added with ``connect`` while the container was stopped are joined too.
+        On any failure everything made so far is undone before the error propagates.
+        """
+        name = (name or "").lstrip("/") or None
+        hostname = hostname or container_id[:12]
+        specs = list(ports)
+        aliases = [a for a in aliases if a]
+        extra = [_parse_extra_host(h) for h in extra_hosts]
+        mode = mode or "bridge"
+        with self._lock():
+            if self.store.sandbox(container_id) is not None:
+                self._release_locked(container_id)
+            try:
+                return self._attach_locked(container_id, name, mode, aliases, specs, hostname,
+                                           ip, extra, list(exposed))
+            except BaseException:
+                self._release_locked(container_id)
+                raise
+
+    def _attach_locked(self, cid: str, name: str | None, mode: str, aliases: list[str],
+                       specs: list[PortSpec], hostname: str, ip: str | None,
+                       extra: list[tuple[str, str]], exposed: list[str]) -> Attachment:
+        if mode.startswith("container:"):
+            return self._attach_shared(cid, name, mode, specs, hostname)
+        net: Network | None = None
+        if mode not in SPECIAL_MODES:
+            net = self.get("bridge" if mode in ("default", "bridge") else mode)
+            if net.driver == "host":
+                mode, net = "host", None
+            elif net.driver == "null":
+                mode, net = "none", None
+        if mode == "host":
+            sandbox = Sandbox(cid, name, hostname, "host", None, False, {}, now())
+            with self.store.tx() as conn:
+                self.store.insert_sandbox(conn, sandbox)
+            host_hosts = _read("/etc/hosts")
+            return Attachment(cid, "host", None, hostname, host_hosts, _read("/etc/resolv.conf"),
+                              network_settings=self._settings(cid))
+        if aliases and (net is None or not net.user_defined):
+            raise InvalidArgument("network-scoped alias is supported only for containers in user "
+                                  "defined networks")
+        if ip and (net is None or not net.user_defined):
+            raise InvalidArgument("user specified IP address is supported on user defined "
+                                  "networks only")
+        # networks to join: the mode's, then those added by `network connect` while stopped
+        joins: list[tuple[Network, list[str], str | None]] = []
+        if net is not None:
+            joins.append((net, aliases, ip))
+            self.store.put_connection(cid, net.id, aliases, ip, 0)
+        if mode != "none":
+            for net_id, more_aliases, more_ip in self.store.connections(cid):
+                if all(j[0].id != net_id for j in joins):
+                    try:
+                        joins.append((self.store.find_network(net_id), more_aliases, more_ip))
+                    except NotFound:
+                        self.store.delete_connection(cid, net_id)
+        # host ports first: a taken port fails before anything exists
+        bindings: list[PortBinding] = []
+        bridge_joins = [j for j in joins if not j[0].internal]
+        if specs and bridge_joins:
+            taken = published_host_ports() | self._our_port_claims()
+            bindings = choose_bindings(specs, taken, name or cid[:12])
+        path = str(self.names.netns_path(cid))
+        sandbox = Sandbox(cid, name, hostname, mode, path, True,
+                          {"bindings": [], "exposed": sorted(set(exposed) | {s.key for s in specs}),
+                           "extra_hosts": extra}, now())
+        with self.store.tx() as conn:
+            self.store.insert_sandbox(conn, sandbox)
+        netns.create(path)
+        links.loopback_up(path)
+        endpoints = [self._plug(cid, name, n, a, i, path) for n, a, i in joins]
+        if bindings:
+            target = next(e for e in endpoints if e.network_id == bridge_joins[0][0].id)
+            rules = [PortRule(b.proto, b.host_ip, b.host_port, target.ip, b.container_port)
+                     for b in bindings]
+            sandbox.ports["bindings"] = [b.to_dict() for b in bindings]
+            self.store.set_ports(cid, sandbox.ports)
+            self.firewall.add(self.firewall.port_rules(rules), cid)
+        if any(n.user_defined for n, _, _ in joins):
+            dns.sync(self.state.path, self.names, needed=True)
+        return self._attachment(cid)
+
+    def _attach_shared(self, cid: str, name: str | None, mode: str, specs: list[PortSpec],
+                       hostname: str) -> Attachment:
+        if specs:
+            raise InvalidArgument("conflicting options: port publishing and the container type "
+                                  "network mode")
+        ref = mode.split(":", 1)[1]
+        owner = self._find_sandbox(ref)
+        if owner is None or not owner.netns:
+            raise Conflict(f"cannot join network of a non running container: {ref}")
+        sandbox = Sandbox(cid, name, owner.hostname, mode, owner.netns, False, {}, now())
+        with self.store.tx() as conn:
+            self.store.insert_sandbox(conn, sandbox)
+        base = self._attachment(owner.container_id)
+        return Attachment(cid, mode, owner.netns, owner.hostname, base.hosts, base.resolv_conf,
+                          network_settings=self._settings(cid))
+
+    def _find_sandbox(self, ref: str) -> Sandbox | None:
+        """A running container's sandbox by ID, ID prefix or name."""
+        try:
+            cid = self._resolve_container(ref)
+        except NotFound:
+            cid = ref
+        found = self.store.sandbox(cid)
+        if found:
+            return found
+        matches = [s for s in self.store.sandboxes()
+                   if s.container_id.startswith(ref) or s.name == ref]
+        return matches[0] if len(matches) == 1 else None
+
+    def _resolve_container(self, ref: str) -> str:
+        """Ask the engine for a container's full ID (a no-op before the engine exists)."""
+        try:
+            containers = self.client.containers
+        except (ImportError, AttributeError):
+            raise NotFound(f"No such container: {ref}") from None
+        for attr in ("get", "find", "lookup"):
+            fn = getattr(containers, attr, None)
+            if fn is not None:
+                obj = fn(ref)
+                return str(getattr(obj, "id", None) or obj["Id"])
+        raise NotFound(f"No such container: {ref}")
+
+    def _our_port_claims(self) -> set[tuple[str, str, int]]:
+        claims = set()
+        for s in self.store.sandboxes():
+            for b in (s.ports or {}).get("bindings", []):
+                claims.add((b["proto"], b["host_ip"], int(b["host_port"])))
+        return claims
+
+    def _plug(self, cid: str, name: str | None, net: Network, aliases: list[str],
+              ip: str | None, path: str) -> Endpoint:
+        if net.is_default_bridge:
+            self._ensure_default_bridge(net)
+        else:
+            self._bring_up(net)
+        assert net.subnet and net.gateway and net.bridge
+        sub = ipaddress.IPv4Network(net.subnet)
+        ifnames = {e.ifname for e in self.store.endpoints(container_id=cid)}
+        ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in ifnames)
+        with self.store.tx() as conn:
+            used = {r[0] for r in conn.execute("SELECT ip FROM net_endpoints WHERE network_id=?",
+                                               (net.id,))}
+            if ip:
+                ip = ipam.parse_ip(ip)
+                if ipaddress.IPv4Address(ip) not in sub:
+                    raise InvalidArgument(f"no configured subnet contains IP address {ip}")
+                if ip in used or ip == net.gateway:
+                    raise Conflict(f"Address already in use: {ip}")
+                address = ip
+            else:
+                address = ipam.allocate_ip(sub, net.gateway, used)
+            ep = Endpoint(cid, net.id, new_id(), name, list(aliases), address,
+                          ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
+            self.store.insert_endpoint(conn, ep)
+        links.plug(path, net.bridge, ep.veth, self.names.veth_peer_tmp(cid, net.id), ifname,
+                   address, sub.prefixlen, ep.mac, None if net.internal else net.gateway,
+                   int(net.options.get("com.docker.network.driver.mtu", 1500)))
+        return ep
+
+    def release(self, container_id: str) -> None:
+        """Undo everything ``attach`` did (rules, veths, netns, addresses, DNS names).
+
+        Idempotent, and safe after a crash: it works from the records and the rule comments.
+        Call it when the container stops and when it is removed.
+        """
+        with self._lock():
+            self._release_locked(container_id)
+
+    def _release_locked(self, cid: str) -> None:
+        sandbox = self.store.sandbox(cid)
+        self.firewall.delete_owner(cid)
+        endpoints = self.store.endpoints(container_id=cid)
+        for e in endpoints:
+            links.delete_link(e.veth)
+            self.store.delete_endpoint(cid, e.network_id)
+        if sandbox is not None and sandbox.owns_netns and sandbox.netns:
+            netns.remove(sandbox.netns)
+        else:
+            netns.remove(self.names.netns_path(cid))
+        self.store.delete_sandbox(cid)
+        nets = {n.id: n for n in self.store.networks()}
+        if any(nets.get(e.network_id) and nets[e.network_id].user_defined for e in endpoints):
+            dns.sync(self.state.path, self.names, needed=False)
+        for e in endpoints:
+            n = nets.get(e.network_id)
+            if n is not None and n.is_default_bridge and not self.store.endpoints(network_id=n.id):
+                self._take_down(n)
+        self._tidy_run_dir()
+
+    def forget(self, container_id: str) -> None:
+        """The container is being removed: release it and drop its network memberships."""
+        with self._lock():
+            self._release_locked(container_id)
+            self.store.delete_connection(container_id)
+
+    def _tidy_run_dir(self) -> None:
+        for d in (self.names.run_dir / "netns", self.names.run_dir):
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
+    def connect(self, network: str, container_id: str, name: str | None = None,
+                aliases: Iterable[str] = (), ip: str | None = None) -> None:
+        """``network connect``: join now if the container is running, else at its next start."""
+        net = self.get(network)
+        aliases = [a for a in aliases if a]
+        if net.driver != "bridge":
+            raise Conflict(f"container cannot be disconnected from host network or connected to "
+                           f"host network" if net.driver == "host" else
+                           f"container cannot be connected to network {net.name}")
+        if aliases and not net.user_defined:
+            raise InvalidArgument("network-scoped alias is supported only for containers in user "
+                                  "defined networks")
+        with self._lock():
+            sandbox = self.store.sandbox(container_id)
+            if any(e.network_id == net.id for e in self.store.endpoints(container_id=container_id)) \
+                    or (sandbox is None and any(c[0] == net.id for c in
+                                                self.store.connections(container_id))):
+                raise Conflict(f"endpoint with name {name or container_id[:12]} already exists "
+                               f"in network {net.name}")
+            if sandbox is not None and (sandbox.mode in SPECIAL_MODES or not sandbox.owns_netns):
+                raise Conflict("container sharing network namespace with another container or "
+                               "host cannot be connected to any other network")
+            position = len(self.store.connections(container_id))
+            self.store.put_connection(container_id, net.id, aliases, ip, position)
+            if sandbox is None or not sandbox.netns:
+                return
+            try:
+                self._plug(container_id, sandbox.name or name, net, aliases, ip, sandbox.netns)
+            except BaseException:
+                veth = self.names.veth_host(container_id, net.id)
+                links.delete_link(veth)
+                self.store.delete_endpoint(container_id, net.id)
+                self.store.delete_connection(container_id, net.id)
+                raise
+            if net.user_defined:
+                dns.sync(self.state.path, self.names, needed=True)
+
+    def disconnect(self, network: str, container_id: str, force: bool = False) -> None:
+        net = self.get(network)
+        with self._lock():
+            eps = [e for e in self.store.endpoints(container_id=container_id)
+                   if e.network_id == net.id]
+            connected = any(c[0] == net.id for c in self.store.connections(container_id))
+            if not eps and not connected and not force:
+                raise Conflict(f"container {container_id[:12]} is not connected to network "
+                               f"{net.name}")
+            sandbox = self.store.sandbox(container_id)
+            for e in eps:
+                links.delete_link(e.veth)
+                self.store.delete_endpoint(container_id, net.id)
+                if sandbox and sandbox.ports.get("bindings") and not self.store.endpoints(
+                        container_id=container_id):
+                    self.firewall.delete_owner(container_id)
+            self.store.delete_connection(container_id, net.id)
+            if net.user_defined and eps:
+                dns.sync(self.state.path, self.names, needed=False)
+            if net.is_default_bridge and eps and not self.store.endpoints(network_id=net.id):
+                self._take_down(net)
+
+    # -- views for the engine's inspect / ls / port -----------------------------------------
+    def _attachment(self, cid: str) -> Attachment:
+        sandbox = self.store.sandbox(cid)
+        if sandbox is None:
+            raise NotFound(f"container {cid} has no network attachment")
+        eps = self.store.endpoints(container_id=cid)
+        nets = {n.id: n for n in self.store.networks()}
+        first = eps[0] if eps else None
+        first_net = nets.get(first.network_id) if first else None
+        embedded = any(nets[e.network_id].user_defined for e in eps if e.network_id in nets)
+        extra = [tuple(h) for h in sandbox.ports.get("extra_hosts", [])]
+        return Attachment(
+            cid, sandbox.mode, sandbox.netns, sandbox.hostname,
+            hosts_text(sandbox.hostname, [first.ip] if first else [], extra),
+            resolv_conf(embedded),
+            ports=[PortBinding.from_dict(b) for b in sandbox.ports.get("bindings", [])],
+            ip=first.ip if first else None, mac=first.mac if first else None,
+            gateway=(first_net.gateway if first_net and not first_net.internal else None),
+            ip_addresses={nets[e.network_id].name: e.ip for e in eps if e.network_id in nets},
+            network_settings=self._settings(cid))
+
+    def ports(self, container_id: str) -> list[PortBinding]:
+        """Published ports of a running container (``container port``, ``ls``)."""
+        sandbox = self.store.sandbox(container_id)
+        if sandbox is None:
+            return []
+        return [PortBinding.from_dict(b) for b in sandbox.ports.get("bindings", [])]
+
+    def settings(self, container_id: str) -> dict[str, Any]:
+        """docker's ``NetworkSettings`` for ``inspect`` (running or not)."""
+        return self._settings(container_id)
+
+    def _settings(self, cid: str) -> dict[str, Any]:
+        sandbox = self.store.sandbox(cid)
+        nets = {n.id: n for n in self.store.networks()}
+        eps = {e.network_id: e for e in self.store.endpoints(container_id=cid)}
+        ports: dict[str, Any] = {}
+        if sandbox is not None:
+            for key in sandbox.ports.get("exposed", []):
+                ports[key] = None
+            for b in sandbox.ports.get("bindings", []):
+                pb = PortBinding.from_dict(b)
+                ports[pb.key] = (ports.get(pb.key) or []) + [
+                    {"HostIp": pb.shown_ip, "HostPort": str(pb.host_port)}]
+        networks: dict[str, Any] = {}
+        member_ids = [c[0] for c in self.store.connections(cid)]
+        if sandbox is not None and sandbox.mode in SPECIAL_MODES:
+            member_ids = [n.id for n in nets.values() if n.builtin and n.name == sandbox.mode]
+        for nid in member_ids + [n for n in eps if n not in member_ids]:
+            n = nets.get(nid)
+            if n is None:
+                continue
+            e = eps.get(nid)
+            aliases = next((c[1] for c in self.store.connections(cid) if c[0] == nid), [])
+            prefix = ipaddress.IPv4Network(n.subnet).prefixlen if (e and n.subnet) else 0
+            networks[n.name] = {
+                "IPAMConfig": None, "Links": None,
+                "Aliases": ([*aliases, cid[:12]] if n.user_defined else None),
+                "NetworkID": n.id, "EndpointID": e.endpoint_id if e else "",
+                "Gateway": (n.gateway or "") if e and not n.internal else "",
+                "IPAddress": e.ip if e else "", "IPPrefixLen": prefix, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "MacAddress": e.mac if e else "", "DriverOpts": None}
+        default = networks.get("bridge", {})
+        return {
+            "Bridge": "", "SandboxID": (sandbox.netns or "").rsplit("/", 1)[-1] if sandbox else "",
+            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports, "SandboxKey": (sandbox.netns or "") if sandbox else "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": default.get("EndpointID", ""), "Gateway": default.get("Gateway", ""),
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": default.get("IPAddress", ""), "IPPrefixLen": default.get("IPPrefixLen", 0),
+            "IPv6Gateway": "", "MacAddress": default.get("MacAddress", ""), "Networks": networks}
+
+    # -- whole-root housekeeping --------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Take down every host object of this root (containers' netns, bridges, rules, DNS).
+
+        Records stay: user networks come back up on their next use. For tests and
+        ``system reset``-like tools; running containers lose their network.
+        """
+        with self._lock():
+            for s in self.store.sandboxes():
+                self._release_locked(s.container_id)
+            for n in self.store.networks():
+                if n.driver == "bridge":
+                    self.firewall.delete_owner(n.id)
+                    if n.bridge:
+                        links.delete_link(n.bridge)
+            for ifname in links.link_names():
+                if self.names.owns_link(ifname):
+                    links.delete_link(ifname)
+            self.firewall.remove_base()
+            dns.stop(self.names)
+            self._tidy_run_dir()
+
+    def leaks(self) -> list[str]:
+        """Host objects of this root still present: interfaces, chains, netns files, DNS."""
+        found = [f"interface {i}" for i in links.link_names() if self.names.owns_link(i)]
+        if self.firewall.has_base():
+            found.append(f"iptables chain {self.firewall.forward}")
+        from dockyard.network.firewall import run_iptables
+
+        nat = run_iptables("nat", "-S", check=False).stdout
+        if self.firewall.ports in nat or self.firewall.post in nat:
+            found.append(f"iptables nat chain {self.firewall.ports}")
+        nsdir = self.names.run_dir / "netns"
+        if nsdir.is_dir():
+            found += [f"netns {p}" for p in nsdir.iterdir()]
+        if dns.running(self.names):
+            found.append("embedded DNS daemon")
+        return found
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _parse_extra_host(text: str) -> tuple[str, str]:
+    name, sep, ip = text.partition(":")
+    if not sep or not name or not ip:
+        raise InvalidArgument(f"bad format for add-host: {text!r}")
+    return name, ip
+
+
+def _matches(n: Network, key: str, value: str) -> bool:
+    if key == "name":
+        return value in n.name
+    if key == "id":
+        return n.id.startswith(value)
+    if key == "driver":
+        return n.driver == value
+    if key == "type":
+        return (value == "builtin") == n.builtin
+    if key == "scope":
+        return value == "local"
+    if key == "label":
+        k, sep, v = value.partition("=")
+        return k in n.labels and (not sep or n.labels[k] == v)
+    if key == "dangling":
+        raise Unsupported("the dangling filter is not supported for networks")
+    raise InvalidArgument(f"invalid filter '{key}'")

@@ -1,0 +1,498 @@
+"""The OCI distribution API (v1.1) and Docker token endpoint, on top of the store and policies.
+
+Routes (``<name>`` may contain ``/``)::
+
+    GET  /v2/                                   API version check (and auth challenge)
+    GET  /v2/_catalog?n=&last=                  repositories the caller may pull
+    GET  /v2/<name>/tags/list?n=&last=          tags, paginated with Link headers
+    HEAD|GET|DELETE   /v2/<name>/blobs/<digest>            (GET honours Range)
+    POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]  start, monolithic, or mount
+    GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<id>      status, chunk, finish, cancel
+    HEAD|GET|PUT|DELETE  /v2/<name>/manifests/<tag-or-digest>
+    GET  /v2/<name>/referrers/<digest>?artifactType=
+    GET|POST /token                             Docker token auth
+    GET  /healthz   GET /metrics                operations
+
+Every handler authorises first (:meth:`RegistryApp.authorize`), then validates, then touches
+storage, so a refused or malformed request stores nothing.
+"""
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from typing import Any, Callable
+from urllib.parse import quote, unquote
+
+from dockyard.registry import manifests as mf
+from dockyard.registry.auth import (ANONYMOUS, AccessPolicy, Identity, TokenAuthority, UserDB,
+                                    basic_credentials, parse_scope)
+from dockyard.registry.config import Config
+from dockyard.registry.errors import RegistryError
+from dockyard.registry.http import ClientGone, Request, RequestHandler
+from dockyard.registry.names import check_digest, check_name, split_reference, is_valid_name
+from dockyard.registry.observability import AccessLog, Metrics, now_iso
+from dockyard.registry.store import RegistryStore, upload_headers
+
+_NAME = r"(?P<name>.+?)"
+ROUTES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
+    ("blob_upload_start", re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$"), ("POST",)),
+    ("blob_upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[^/]+)$"),
+     ("GET", "PATCH", "PUT", "DELETE")),
+    ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$"), ("GET", "HEAD", "DELETE")),
+    ("manifest", re.compile(rf"^/v2/{_NAME}/manifests/(?P<reference>[^/]+)$"),
+     ("GET", "HEAD", "PUT", "DELETE")),
+    ("tags", re.compile(rf"^/v2/{_NAME}/tags/list$"), ("GET",)),
+    ("referrers", re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$"), ("GET",)),
+]
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/\d+|/\*)?$")
+
+
+class RegistryApp:
+    """Callable per request (``app(handler)``); holds the store, policies and observability."""
+
+    def __init__(self, config: Config, store: RegistryStore, *, access_log: AccessLog | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.users = UserDB(config)
+        self.policy = AccessPolicy(config)
+        self.tokens = TokenAuthority(config.auth.token, store.driver.local_dir) \
+            if not config.open_access and config.auth.scheme == "token" else None
+        self.log = access_log or AccessLog("off")
+        self.metrics = metrics or Metrics()
+
+    # ---- dispatch ----------------------------------------------------------------------------
+    def __call__(self, handler: RequestHandler) -> None:
+        started = time.monotonic()
+        self.metrics.gauge_add("registry_http_in_flight_requests", 1)
+        req: Request | None = None
+        try:
+            try:
+                req = Request(handler)
+            except ValueError as exc:
+                handler.close_connection = True
+                handler.send_error(400, str(exc))
+                return
+            try:
+                self.route(req)
+            except RegistryError as err:
+                self._send_error(req, err)
+            except OverflowError:
+                handler.close_connection = True
+                self._send_error(req, RegistryError("SIZE_INVALID", "manifest is larger than the "
+                                                    f"registry's limit of {self.config.max_manifest_size} bytes",
+                                                    status=413))
+            except ClientGone:
+                handler.close_connection = True
+                req.status = req.status or 499
+            except (BrokenPipeError, ConnectionResetError):
+                handler.close_connection = True
+                req.status = req.status or 499
+            except Exception as exc:  # a bug: answer 500, keep serving, log the traceback
+                handler.close_connection = True
+                self.log.write({"time": now_iso(), "level": "error", "msg": "internal error",
+                                "error": repr(exc), "traceback": traceback.format_exc()})
+                if not req.status:
+                    try:
+                        req.send_json(500, {"errors": [{"code": "UNKNOWN", "message": "internal server error"}]})
+                    except OSError:
+                        pass
+        finally:
+            self.metrics.gauge_add("registry_http_in_flight_requests", -1)
+            if req is not None:
+                self._record(req, handler, time.monotonic() - started)
+
+    def _record(self, req: Request, handler: RequestHandler, seconds: float) -> None:
+        self.metrics.inc("registry_http_requests_total", method=req.method, route=req.route,
+                         code=str(req.status))
+        self.metrics.observe(req.route, seconds)
+        received = req.body.received if req.body is not None else 0
+        if req.route == "blob_upload" or req.route == "blob_upload_start":
+            self.metrics.inc("registry_bytes_received_total", received)
+        if req.route == "blob":
+            self.metrics.inc("registry_bytes_sent_total", req.sent)
+        self.log.write({
+            "time": now_iso(), "level": "info", "msg": "request", "remote": handler.client_address[0],
+            "method": req.method, "path": req.path + (f"?{req.raw_query}" if req.raw_query else ""),
+            "status": req.status, "bytes_in": received, "bytes_out": req.sent,
+            "duration_ms": round(seconds * 1000, 2), "user": req.user, "repository": req.repo,
+            "route": req.route, "user_agent": req.header("User-Agent"),
+        })
+
+    def _send_error(self, req: Request, err: RegistryError) -> None:
+        if err.status == 401:
+            self.metrics.inc("registry_auth_failures_total")
+        if req.status:  # already answered (error while streaming): just drop the connection
+            req.handler.close_connection = True
+            return
+        req.send_json(err.status, err.body(), err.headers)
+
+    def route(self, req: Request) -> None:
+        path = req.path
+        if path in ("/v2", "/v2/"):
+            req.route = "base"
+            return self.base(req)
+        if path == "/v2/_catalog":
+            req.route = "catalog"
+            return self.catalog(req)
+        if path == "/token":
+            req.route = "token"
+            return self.token(req)
+        if path in ("/healthz", "/health", "/debug/health"):
+            req.route = "health"
+            return self.health(req)
+        if path == "/metrics" and self.config.metrics_enabled:
+            req.route = "metrics"
+            return req.send(200, {"Content-Type": "text/plain; version=0.0.4"}, self.metrics.render().encode())
+        for name, pattern, methods in ROUTES:
+            m = pattern.match(path)
+            if m is None:
+                continue
+            req.route = name
+            repo = m.group("name")
+            req.repo = repo
+            check_name(repo)
+            if req.method not in methods:
+                raise RegistryError("UNSUPPORTED", f"{req.method} is not supported on {name}",
+                                    status=405, headers={"Allow": ", ".join(methods)})
+            params = {k: unquote(v) for k, v in m.groupdict().items() if k != "name"}
+            return getattr(self, name)(req, repo, **params)
+        if path.startswith("/v2/"):
+            raise RegistryError("NAME_INVALID" if "/" in path[4:] else "NAME_UNKNOWN",
+                                f"no such endpoint: {path}", status=404)
+        req.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": f"no such endpoint: {path}"}]})
+
+    # ---- authentication and authorisation ---------------------------------------------------
+    def _challenge(self, req: Request, scope: str | None, error: str | None = None) -> RegistryError:
+        if self.config.auth.scheme == "basic":
+            headers = {"WWW-Authenticate": 'Basic realm="dockyard-registry"'}
+        else:
+            realm = self.config.auth.token.realm or \
+                f"{'https' if self.config.tls_cert else 'http'}://{req.header('Host') or self.config.addr}/token"
+            value = f'Bearer realm="{realm}",service="{self.config.auth.token.service}"'
+            if scope:
+                value += f',scope="{scope}"'
+            if error:
+                value += f',error="{error}"'
+            headers = {"WWW-Authenticate": value}
+        detail = None
+        if scope:
+            type_, _, rest = scope.partition(":")
+            name, _, action = rest.rpartition(":")
+            detail = [{"Type": type_, "Name": name, "Action": action}]
+        return RegistryError("UNAUTHORIZED", "authentication required", headers=headers, detail=detail)
+
+    def _identify(self, req: Request) -> tuple[Identity | None, Any]:
+        """The caller's identity and, for bearer tokens, the token's claims."""
+        header = req.header("Authorization") or ""
+        if header[:7].lower() == "bearer " and self.tokens is not None:
+            claims = self.tokens.verify(header[7:].strip())
+            if claims is None:
+                raise self._challenge(req, None, "invalid_token")
+            who = self.users.identity(claims.subject) if claims.subject else ANONYMOUS
+            return who, claims
+        creds = basic_credentials(header)
+        if creds is not None:
+            who = self.users.authenticate(*creds)
+            if who is None:
+                raise self._challenge(req, None)
+            return who, None
+        return None, None
+
+    def authorize(self, req: Request, repo: str, action: str, *, soft: bool = False) -> bool:
+        """Require ``action`` on ``repo``; with ``soft`` return False instead of raising."""
+        if self.config.open_access:
+            return True
+        scope = f"repository:{repo}:{action}"
+        who, claims = self._identify(req)
+        if who is not None:
+            req.user = who.name
+        if claims is not None:
+            allowed = claims.allows("repository", repo, action)
+            if allowed:
+                return True
+            if soft:
+                return False
+            if allowed is None:  # the token is for something else: ask for the right one
+                raise self._challenge(req, scope, "insufficient_scope")
+            if who is None or who.name is None:
+                raise self._challenge(req, scope, "insufficient_scope")
+            raise RegistryError("DENIED", detail=[{"Type": "repository", "Name": repo, "Action": action}])
+        if who is None and self.config.auth.scheme == "token":
+            if soft:
+                return False
+            raise self._challenge(req, scope)
+        if action in self.policy.actions(who or ANONYMOUS, repo):
+            return True
+        if soft:
+            return False
+        if who is None:
+            raise self._challenge(req, scope)
+        raise RegistryError("DENIED", detail=[{"Type": "repository", "Name": repo, "Action": action}])
+
+    # ---- endpoints: base, catalog, token, health --------------------------------------------
+    def base(self, req: Request) -> None:
+        if not self.config.open_access:
+            who, claims = self._identify(req)
+            if who is None and claims is None:
+                raise self._challenge(req, None)
+            req.user = who.name if who else None
+        req.send_json(200, {})
+
+    def catalog(self, req: Request) -> None:
+        who: Identity | None = None
+        if not self.config.open_access:
+            who, claims = self._identify(req)
+            if claims is not None and not claims.allows("registry", "catalog", "*"):
+                raise self._challenge(req, "registry:catalog:*", "insufficient_scope")
+            if who is None and claims is None and self.config.auth.scheme == "token":
+                raise self._challenge(req, "registry:catalog:*")
+            req.user = who.name if who else None
+        repos = self.store.repositories()
+        if not self.config.open_access:
+            caller = who or ANONYMOUS
+            repos = [r for r in repos if "pull" in self.policy.actions(caller, r)]
+        page, link = _paginate(repos, req, "/v2/_catalog")
+        req.send_json(200, {"repositories": page}, link)
+
+    def token(self, req: Request) -> None:
+        if self.tokens is None:
+            raise RegistryError("UNSUPPORTED", "this registry does not use token authentication",
+                                status=404)
+        who: Identity = ANONYMOUS
+        scopes: list[str] = list(req.query.get("scope", []))
+        if req.method == "POST":
+            from urllib.parse import parse_qs
+
+            form = parse_qs(req.read_body(64 * 1024).decode("utf-8", "replace"))
+            grant = (form.get("grant_type") or [""])[0]
+            if grant != "password":
+                return req.send_json(400, {"error": "unsupported_grant_type"})
+            user = (form.get("username") or [""])[0]
+            who_or_none = self.users.authenticate(user, (form.get("password") or [""])[0])
+            if who_or_none is None:
+                self.metrics.inc("registry_auth_failures_total")
+                return req.send_json(401, {"error": "invalid_grant"})
+            who = who_or_none
+            scopes += form.get("scope", [])
+        elif req.method == "GET":
+            creds = basic_credentials(req.header("Authorization"))
+            if creds is not None:
+                found = self.users.authenticate(*creds)
+                if found is None:
+                    self.metrics.inc("registry_auth_failures_total")
+                    raise RegistryError("UNAUTHORIZED", "incorrect username or password",
+                                        headers={"WWW-Authenticate": 'Basic realm="dockyard-registry"'})
+                who = found
+        else:
+            raise RegistryError("UNSUPPORTED", status=405)
+        req.user = who.name
+        access = []
+        for scope in scopes:
+            for type_, name, actions in parse_scope(scope):
+                if type_ == "repository" and is_valid_name(name):
+                    granted = sorted(actions & self.policy.actions(who, name))
+                    access.append({"type": "repository", "name": name, "actions": granted})
+                elif type_ == "registry" and name == "catalog":
+                    access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
+        body = self.tokens.issue(who, access)
+        req.send_json(200, body, {"Cache-Control": "no-store"})
+
+    def health(self, req: Request) -> None:
+        try:
+            self.store.driver.check()
+        except Exception as exc:  # any failure means unhealthy, whatever its type
+            return req.send_json(503, {"status": "unhealthy", "storage": str(exc)})
+        req.send_json(200, {"status": "ok", "storage": self.store.driver.describe()})
+
+    # ---- blobs ---------------------------------------------------------------------------------
+    def blob(self, req: Request, repo: str, digest: str) -> None:
+        if req.method == "DELETE":
+            self.authorize(req, repo, "delete")
+            check_digest(digest)
+            if not self.config.storage.delete_enabled:
+                raise RegistryError("UNSUPPORTED", "deletes are disabled on this registry")
+            if not self.store.unlink_blob(repo, digest):
+                raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail={"digest": digest})
+            return req.send(202, {})
+        self.authorize(req, repo, "pull")
+        check_digest(digest)
+        st = self.store.repo_blob_stat(repo, digest)
+        if st is None:
+            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail={"digest": digest})
+        size = st.size
+        headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
+                   "Accept-Ranges": "bytes", "ETag": f'"{digest}"',
+                   "Cache-Control": "max-age=31536000"}
+        start, length, status = 0, size, 200
+        rng = req.header("Range")
+        if rng and req.method == "GET":
+            parsed = _parse_range(rng, size)
+            if parsed is None:
+                raise RegistryError("RANGE_INVALID", f"range {rng!r} not satisfiable for {size} bytes",
+                                    headers={"Content-Range": f"bytes */{size}"})
+            start, end = parsed
+            length = end - start + 1
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        try:
+            reader = self.store.open_blob(digest, start, length)
+        except FileNotFoundError:
+            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail={"digest": digest}) from None
+        with reader:
+            req.send_range(status, headers, reader)
+
+    def blob_upload_start(self, req: Request, repo: str) -> None:
+        self.authorize(req, repo, "push")
+        mount, from_repo = req.arg("mount"), req.arg("from")
+        if mount is not None and from_repo is not None:
+            check_digest(mount)
+            if is_valid_name(from_repo) and self.authorize(req, from_repo, "pull", soft=True) and \
+                    self.store.mount_blob(repo, mount, from_repo):
+                return req.send(201, {"Location": f"/v2/{repo}/blobs/{mount}", "Docker-Content-Digest": mount})
+        digest = req.arg("digest")
+        if digest is not None:
+            check_digest(digest)
+            if req.body is None:
+                raise RegistryError("SIZE_INVALID", "monolithic upload without a body (Content-Length)")
+            self.store.put_blob(repo, req.body, digest)
+            return req.send(201, {"Location": f"/v2/{repo}/blobs/{digest}", "Docker-Content-Digest": digest})
+        upload = self.store.start_upload(repo)
+        headers = upload_headers(upload)
+        headers["OCI-Chunk-Min-Length"] = "0"
+        req.send(202, headers)
+
+    def blob_upload(self, req: Request, repo: str, uuid: str) -> None:
+        self.authorize(req, repo, "push")
+        upload = self.store.get_upload(repo, uuid)
+        if req.method == "GET":
+            return req.send(204, upload_headers(upload))
+        if req.method == "DELETE":
+            self.store.cancel_upload(upload)
+            return req.send(204, {})
+        if req.method == "PATCH":
+            start = None
+            cr = req.header("Content-Range")
+            if cr:
+                m = _CONTENT_RANGE_RE.match(cr.strip())
+                if not m:
+                    raise RegistryError("RANGE_INVALID", f"invalid Content-Range {cr!r}",
+                                        headers=upload_headers(upload))
+                start, end = int(m.group(1)), int(m.group(2))
+                length = req.content_length
+                if end < start or (length is not None and length != end - start + 1):
+                    raise RegistryError("RANGE_INVALID", f"Content-Range {cr!r} does not match the body "
+                                        f"length {length}", headers=upload_headers(upload))
+            if req.body is not None:
+                self.store.append(upload, req.body, start)
+            elif start not in (None, upload.size):
+                raise RegistryError("RANGE_INVALID", headers=upload_headers(upload))
+            return req.send(202, upload_headers(upload))
+        # PUT: finish
+        digest = req.arg("digest")
+        if digest is None:
+            raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
+        check_digest(digest)
+        self.store.finish_upload(upload, digest, req.body)
+        req.send(201, {"Location": f"/v2/{repo}/blobs/{digest}", "Docker-Content-Digest": digest})
+
+    # ---- manifests, tags, referrers ------------------------------------------------------------
+    def manifest(self, req: Request, repo: str, reference: str) -> None:
+        if req.method == "PUT":
+            return self._put_manifest(req, repo, reference)
+        if req.method == "DELETE":
+            return self._delete_manifest(req, repo, reference)
+        self.authorize(req, repo, "pull")
+        split_reference(reference)
+        info, data = self.store.get_manifest(repo, reference)
+        req.send(200, {"Content-Type": info.media_type, "Docker-Content-Digest": info.digest,
+                       "ETag": f'"{info.digest}"'}, data)
+
+    def _put_manifest(self, req: Request, repo: str, reference: str) -> None:
+        self.authorize(req, repo, "push")
+        split_reference(reference)
+        data = req.read_body(self.config.max_manifest_size)
+        if not data:
+            raise RegistryError("MANIFEST_INVALID", "empty manifest body")
+        parsed = self.store.put_manifest(repo, reference, data, req.header("Content-Type"),
+                                         lambda tag: self.policy.is_immutable(repo, tag))
+        _tag, ref_digest = split_reference(reference)
+        digest = ref_digest or parsed.digest
+        headers = {"Location": f"/v2/{repo}/manifests/{digest}", "Docker-Content-Digest": digest}
+        if parsed.subject is not None:
+            headers["OCI-Subject"] = parsed.subject.digest
+        req.send(201, headers)
+
+    def _delete_manifest(self, req: Request, repo: str, reference: str) -> None:
+        self.authorize(req, repo, "delete")
+        tag, digest = split_reference(reference)
+        if not self.config.storage.delete_enabled:
+            raise RegistryError("UNSUPPORTED", "deletes are disabled on this registry")
+        protect: Callable[[str], bool] = lambda t: self.policy.is_immutable(repo, t)
+        if tag is not None:
+            self.store.delete_tag(repo, tag, protect)
+        else:
+            self.store.delete_manifest(repo, digest, protect)
+        req.send(202, {})
+
+    def tags(self, req: Request, repo: str) -> None:
+        self.authorize(req, repo, "pull")
+        if not self.store.repository_exists(repo):
+            raise RegistryError("NAME_UNKNOWN", f"repository {repo!r} not found", detail={"name": repo})
+        page, link = _paginate(self.store.tag_names(repo), req, f"/v2/{repo}/tags/list")
+        req.send_json(200, {"name": repo, "tags": page}, link)
+
+    def referrers(self, req: Request, repo: str, digest: str) -> None:
+        self.authorize(req, repo, "pull")
+        check_digest(digest)
+        descriptors = self.store.referrers(repo, digest)
+        headers = {"Content-Type": mf.OCI_INDEX}
+        artifact_type = req.arg("artifactType")
+        if artifact_type:
+            descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        import json
+
+        body = json.dumps({"schemaVersion": 2, "mediaType": mf.OCI_INDEX, "manifests": descriptors},
+                          separators=(",", ":")).encode()
+        req.send(200, headers, body)
+
+
+def _paginate(items: list[str], req: Request, path: str) -> tuple[list[str], dict[str, str]]:
+    """Apply ``last`` and ``n``; add a ``Link: <...>; rel="next"`` header when more remain."""
+    last, n_raw = req.arg("last"), req.arg("n")
+    if last:
+        items = [i for i in items if i > last]
+    if n_raw is None or n_raw == "":
+        return items, {}
+    try:
+        n = int(n_raw)
+        if n < 0:
+            raise ValueError
+    except ValueError:
+        raise RegistryError("PAGINATION_NUMBER_INVALID", f"invalid page size n={n_raw!r}") from None
+    page = items[:n]
+    headers = {}
+    if n and len(items) > n:
+        headers["Link"] = f'<{path}?n={n}&last={quote(page[-1], safe="")}>; rel="next"'
+    return page, headers
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` / ``a-`` / ``-suffix`` range -> inclusive (start, end), None if unsatisfiable."""
+    m = _RANGE_RE.match(value.strip().replace(" ", ""))
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):
+        suffix = int(m.group(2))
+        if suffix == 0 or size == 0:
+            return None
+        return max(size - suffix, 0), size - 1
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size or end < start:
+        return None
+    return start, min(end, size - 1)
+

@@ -1,0 +1,51 @@
+"""The distribution spec's error codes, as one exception type the HTTP layer turns into a response.
+
+Every failure a client can see is a :class:`RegistryError` carrying the spec's code (``BLOB_UNKNOWN``,
+``DENIED``, ...), the HTTP status the spec pairs with it and a message for people. Handlers raise;
+the server renders ``{"errors": [{"code", "message", "detail"}]}`` with the right status, so no
+handler can forget the body format or store half a request before failing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# code -> (default HTTP status, default message) as in OCI distribution-spec v1.1 "Error Codes"
+CODES: dict[str, tuple[int, str]] = {
+    "BLOB_UNKNOWN": (404, "blob unknown to registry"),
+    "BLOB_UPLOAD_INVALID": (400, "blob upload invalid"),
+    "BLOB_UPLOAD_UNKNOWN": (404, "blob upload unknown to registry"),
+    "DIGEST_INVALID": (400, "provided digest did not match uploaded content"),
+    "MANIFEST_BLOB_UNKNOWN": (400, "manifest references a manifest or blob unknown to registry"),
+    "MANIFEST_INVALID": (400, "manifest invalid"),
+    "MANIFEST_UNKNOWN": (404, "manifest unknown to registry"),
+    "NAME_INVALID": (400, "invalid repository name"),
+    "NAME_UNKNOWN": (404, "repository name not known to registry"),
+    "SIZE_INVALID": (400, "provided length did not match content length"),
+    "UNAUTHORIZED": (401, "authentication required"),
+    "DENIED": (403, "requested access to the resource is denied"),
+    "UNSUPPORTED": (405, "the operation is unsupported"),
+    "TOOMANYREQUESTS": (429, "too many requests"),
+    # not in the spec's table; the CNCF registry's codes for these cases
+    "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
+    "RANGE_INVALID": (416, "requested range not satisfiable"),
+}
+
+
+class RegistryError(Exception):
+    """A spec error: ``code`` from :data:`CODES`, optional status override, detail and headers."""
+
+    def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
+                 detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        default_status, default_message = CODES[code]
+        self.code = code
+        self.message = message or default_message
+        self.status = status or default_status
+        self.detail = detail
+        self.headers = dict(headers or {})
+        super().__init__(f"{code}: {self.message}")
+
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail is not None:
+            err["detail"] = self.detail
+        return {"errors": [err]}

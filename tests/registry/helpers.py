@@ -1,0 +1,87 @@
+"""Registry test helpers: a requests session bound to a running server, push helpers, digests."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from typing import Any
+
+import requests
+
+from dockyard.registry.server import RegistryServer
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Reg:
+    """A running registry plus a requests session pointed at it."""
+
+    def __init__(self, server: RegistryServer) -> None:
+        self.server = server
+        self.url = server.url
+        self.http = requests.Session()
+        self.host = self.url.split("://", 1)[1]
+
+    def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.http.request(method, self.url + path, allow_redirects=False, **kw)
+
+    def raw(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
+        """A request whose path is sent exactly as given (requests would normalise ``..``)."""
+        import http.client
+
+        conn = http.client.HTTPConnection(self.host, timeout=30)
+        try:
+            conn.request(method, path, body=body)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, json.loads(data) if data else {}
+        finally:
+            conn.close()
+
+    def push_blob(self, repo: str, data: bytes, **kw: Any) -> str:
+        digest = sha(data)
+        r = self("POST", f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, data=data, **kw)
+        assert r.status_code == 201, r.text
+        return digest
+
+    def push_image(self, repo: str, tag: str | None, layers: list[bytes] | None = None,
+                   media_type: str = OCI_MANIFEST, extra: dict | None = None, **kw: Any) -> tuple[str, bytes]:
+        """Push config + layers + manifest; returns (manifest digest, manifest bytes)."""
+        layers = layers if layers is not None else [os.urandom(1000)]
+        config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+                             "diff_ids": [sha(l) for l in layers]}}).encode()
+        cfg_type = ("application/vnd.oci.image.config.v1+json" if media_type == OCI_MANIFEST
+                    else "application/vnd.docker.container.image.v1+json")
+        layer_type = ("application/vnd.oci.image.layer.v1.tar" if media_type == OCI_MANIFEST
+                      else "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        manifest = {"schemaVersion": 2, "mediaType": media_type,
+                    "config": {"mediaType": cfg_type, "digest": self.push_blob(repo, config, **kw),
+                               "size": len(config)},
+                    "layers": [{"mediaType": layer_type, "digest": self.push_blob(repo, l, **kw),
+                                "size": len(l)} for l in layers]}
+        manifest.update(extra or {})
+        body = json.dumps(manifest).encode()
+        ref = tag or sha(body)
+        r = self("PUT", f"/v2/{repo}/manifests/{ref}", data=body,
+                 headers={"Content-Type": media_type, **kw.pop("headers", {})}, **kw)
+        assert r.status_code == 201, r.text
+        return sha(body), body
+
+
+def error_code(r: requests.Response) -> str:
+    return r.json()["errors"][0]["code"]
+
+

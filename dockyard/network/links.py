@@ -106,7 +106,13 @@ def plug(netns: str | Path, bridge: str, host_veth: str, peer_tmp: str, ifname: 
         lo = _index(nsr, "lo")
         nsr.link("set", index=lo, state="up")
         if gateway:
-            nsr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            from pyroute2.netlink.exceptions import NetlinkError
+
+            try:
+                nsr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            except NetlinkError as exc:
+                if exc.code != 17:  # EEXIST: an earlier network already gives the default route
+                    raise
 
 
 def unplug_in_netns(netns: str | Path, ifname: str) -> None:

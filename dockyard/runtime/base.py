@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.errors import DockyardError
+from dockyard.errors import Conflict, DockyardError
 
 
 class ProcessStartError(DockyardError):
@@ -40,6 +40,43 @@ def start_error_exit_code(message: str) -> int:
     if "executable file not found" in text or "no such file or directory" in text or "not a directory" in text:
         return 127
     return 125
+
+
+# operation -> the statuses it is allowed in (runc's rules)
+ALLOWED_STATUSES: dict[str, tuple[str, ...]] = {
+    "start": ("created",),
+    "delete": ("created", "stopped"),
+    "pause": ("running",),
+    "resume": ("paused",),
+    "kill": ("created", "running", "paused"),
+    "exec": ("created", "running"),
+    "update": ("created", "running", "paused"),
+}
+
+
+def status_conflict(operation: str, container_id: str, status: str) -> Conflict | None:
+    """The error for ``operation`` on a container in ``status`` (None if allowed); the same
+    wording whichever runtime runs the container."""
+    if status in ALLOWED_STATUSES.get(operation, (status,)):
+        return None
+    if operation == "start":
+        return Conflict("cannot start a container that has stopped" if status == "stopped"
+                        else f"cannot start an already {status} container")
+    if operation == "delete":
+        return Conflict(f"cannot delete container {container_id} that is not stopped: {status}")
+    if operation == "resume":
+        return Conflict(f"container {container_id} is not paused")
+    if operation == "exec":
+        return Conflict(f"cannot exec in a {status} container")
+    return Conflict(f"container {container_id} is not running" if status in ("stopped", "created")
+                    else f"container {container_id} is {status}")
+
+
+def check_status(operation: str, container_id: str, status: str) -> None:
+    """Raise :func:`status_conflict`'s error if ``operation`` is not allowed in ``status``."""
+    conflict = status_conflict(operation, container_id, status)
+    if conflict is not None:
+        raise conflict
 
 
 @dataclass

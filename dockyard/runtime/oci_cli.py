@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from dockyard.errors import Conflict, DockyardError, NotFound
-from dockyard.runtime.base import ProcessStartError, Runtime, RuntimeState, Stdio, start_error_exit_code
+from dockyard.errors import DockyardError, NotFound
+from dockyard.runtime.base import (ProcessStartError, Runtime, RuntimeState, Stdio, start_error_exit_code,
+                                   status_conflict)
 
 
 class OciCliRuntime(Runtime):
@@ -39,20 +40,27 @@ class OciCliRuntime(Runtime):
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return [self.binary, "--root", str(self.state_dir)]
 
-    def _call(self, *args: str, input: bytes | None = None, container_id: str | None = None) -> bytes:
-        """Run one runtime command with stdio of our own; raise its error message as a DockyardError."""
+    def _call(self, *args: str, input: bytes | None = None, container_id: str | None = None,
+              operation: str | None = None) -> bytes:
+        """Run one runtime command with stdio of our own; raise its error as a DockyardError
+        (NotFound / Conflict with the same wording as the built-in runtime when we can tell)."""
         proc = subprocess.run([*self._base(), "--log-format", "json", *args], input=input, capture_output=True)
         if proc.returncode != 0:
-            raise self._error(proc.stderr.decode(errors="replace"), container_id)
+            raise self._error(proc.stderr.decode(errors="replace"), container_id, operation)
         return proc.stdout
 
-    def _error(self, text: str, container_id: str | None) -> DockyardError:
+    def _error(self, text: str, container_id: str | None, operation: str | None = None) -> DockyardError:
         message = _last_line(text) or f"{self.name} failed"
         if container_id and not (self.state_dir / container_id).is_dir():
             return NotFound(f"No such container: {container_id}")
-        low = message.lower()
-        if "running" in low or "not stopped" in low or "paused" in low or "cannot" in low:
-            return Conflict(message)
+        if container_id and operation:
+            try:
+                status = self.state(container_id).status
+            except DockyardError:
+                status = None
+            conflict = status_conflict(operation, container_id, status) if status else None
+            if conflict is not None:
+                return conflict
         return DockyardError(message)
 
     @contextmanager
@@ -110,7 +118,7 @@ class OciCliRuntime(Runtime):
             return int(pid_file.read_text().strip())
 
     def start(self, container_id: str) -> None:
-        self._call("start", container_id, container_id=container_id)
+        self._call("start", container_id, container_id=container_id, operation="start")
 
     def state(self, container_id: str) -> RuntimeState:
         data = json.loads(self._call("state", container_id, container_id=container_id))
@@ -119,10 +127,11 @@ class OciCliRuntime(Runtime):
 
     def kill(self, container_id: str, signal: int, all_processes: bool = False) -> None:
         args = ["kill"] + (["--all"] if all_processes else []) + [container_id, str(int(signal))]
-        self._call(*args, container_id=container_id)
+        self._call(*args, container_id=container_id, operation="kill")
 
     def delete(self, container_id: str, force: bool = False) -> None:
-        self._call("delete", *(["--force"] if force else []), container_id, container_id=container_id)
+        self._call("delete", *(["--force"] if force else []), container_id, container_id=container_id,
+                   operation="delete")
 
     def exec(self, container_id: str, process: dict[str, Any], stdio: Stdio) -> int:
         with self._logged(container_id) as (base, pid_file):
@@ -132,20 +141,27 @@ class OciCliRuntime(Runtime):
                 cmd = [*base, "exec", "--detach", "--pid-file", str(pid_file), "--process", str(proc_file)]
                 if stdio.console_socket:
                     cmd += ["--console-socket", stdio.console_socket]
-                self._spawn([*cmd, container_id], stdio, base[base.index("--log") + 1], "exec")
+                try:
+                    self._spawn([*cmd, container_id], stdio, base[base.index("--log") + 1], "exec")
+                except ProcessStartError:
+                    status = self.state(container_id).status
+                    conflict = status_conflict("exec", container_id, status)
+                    if conflict is not None:
+                        raise conflict from None
+                    raise
                 return int(pid_file.read_text().strip())
             finally:
                 proc_file.unlink(missing_ok=True)
 
     def pause(self, container_id: str) -> None:
-        self._call("pause", container_id, container_id=container_id)
+        self._call("pause", container_id, container_id=container_id, operation="pause")
 
     def resume(self, container_id: str) -> None:
-        self._call("resume", container_id, container_id=container_id)
+        self._call("resume", container_id, container_id=container_id, operation="resume")
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
         self._call("update", "--resources", "-", container_id, input=json.dumps(resources).encode(),
-                   container_id=container_id)
+                   container_id=container_id, operation="update")
 
     def list_ids(self) -> list[str]:
         """IDs of the containers this runtime root knows (``runc list``)."""

@@ -434,7 +434,7 @@ def generate_spec(opts: ContainerSpecOptions) -> dict[str, Any]:
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": opts.rootfs, **({"readonly": True} if opts.readonly_rootfs else {})},
-        "hostname": opts.hostname,
+        **({"hostname": opts.hostname} if opts.uts != "host" else {}),
         "mounts": mounts,
         "linux": linux,
     }

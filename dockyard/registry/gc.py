@@ -78,7 +78,8 @@ def _collect(store: RegistryStore, dry_run: bool, upload_max_age: float, grace: 
     blobs = store.all_blobs()
 
     def sweep() -> None:
-        marks = marked | store.read_journal()
+        # writes since the mark began (a dry run deletes nothing, so it needs no journal)
+        marks = marked if dry_run else marked | store.read_journal()
         needed = {d for _, d in marks}
         for repo, digest, mtime in links:
             if (repo, digest) in marks or now - mtime < grace:

@@ -85,3 +85,34 @@ def error_code(r: requests.Response) -> str:
     return r.json()["errors"][0]["code"]
 
 
+
+
+def make_oci_layout(dest: "os.PathLike[str] | str", layer_tar: "os.PathLike[str] | str", tag: str = "1") -> str:
+    """An OCI image layout holding one gzip layer made from ``layer_tar``; returns the manifest digest."""
+    import gzip
+    from pathlib import Path
+
+    dest = Path(dest)
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    raw = Path(layer_tar).read_bytes()
+    layer = gzip.compress(raw, mtime=0)
+
+    def put(data: bytes) -> str:
+        digest = sha(data)
+        (blobs / digest.split(":")[1]).write_bytes(data)
+        return digest
+
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha(raw)]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": put(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": put(layer), "size": len(layer)}]}).encode()
+    digest = put(manifest)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest),
+         "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return digest

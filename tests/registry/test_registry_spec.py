@@ -323,3 +323,28 @@ def test_deduplicated_storage(breg: Reg, tmp_path) -> None:
     breg.push_blob("x/two", data)
     store = breg.server.store
     assert [d for d, _ in store.all_blobs()].count(sha(data)) == 1
+
+
+def test_large_blob_uses_multipart_on_object_stores(breg: Reg, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.registry.storage import s3
+
+    monkeypatch.setattr(s3, "SINGLE_PUT_LIMIT", 5 * 1024 * 1024)
+    monkeypatch.setattr(s3, "PART_SIZE", 5 * 1024 * 1024)
+    data = os.urandom(12 * 1024 * 1024)
+    digest = breg.push_blob("big/blob", data)
+    r = breg("GET", f"/v2/big/blob/blobs/{digest}", headers={"Range": f"bytes=5242870-5242889"})
+    assert r.status_code == 206 and r.content == data[5242870:5242890]
+    assert breg("GET", f"/v2/big/blob/blobs/{digest}").content == data
+
+
+def test_garbage_collection(breg: Reg) -> None:
+    from dockyard.registry import gc
+
+    keep, drop = os.urandom(1500), os.urandom(1600)
+    breg.push_image("gc/x", "keep", layers=[keep])
+    digest, _ = breg.push_image("gc/x", "drop", layers=[drop])
+    breg("DELETE", f"/v2/gc/x/manifests/{digest}")
+    report = gc.collect(breg.server.store, grace=0)
+    assert {sha(drop), digest} <= {d for d, _ in report.blobs}
+    assert breg("GET", f"/v2/gc/x/blobs/{sha(keep)}").content == keep
+    assert breg("HEAD", f"/v2/gc/x/blobs/{sha(drop)}").status_code == 404

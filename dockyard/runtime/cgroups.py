@@ -78,7 +78,7 @@ def is_v2() -> bool:
 
 
 def _write(path: Path, value: str | int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, str(value).encode())
     finally:
@@ -174,15 +174,24 @@ class Cgroup:
     def create(self, resources: dict[str, Any] | None = None) -> None:
         """mkdir in every hierarchy (cpuset and v2 subtree controllers prepared), then apply limits."""
         for h in self.layout:
-            d = self.dirs[h.key]
-            if h.version == 2 and h.controllers:
-                self._enable_v2_controllers(h)
-            if "cpuset" in h.controllers and h.version == 1:
-                self._mkdir_cpuset(h.mountpoint, d)
-            else:
-                d.mkdir(parents=True, exist_ok=True)
+            for attempt in range(5):  # a concurrent remove() may rmdir an empty parent under us
+                try:
+                    self._mkdir(h)
+                    break
+                except FileNotFoundError:
+                    if attempt == 4:
+                        raise
         if resources:
             self.apply(resources)
+
+    def _mkdir(self, h: Hierarchy) -> None:
+        d = self.dirs[h.key]
+        if h.version == 2 and h.controllers:
+            self._enable_v2_controllers(h)
+        if "cpuset" in h.controllers and h.version == 1:
+            self._mkdir_cpuset(h.mountpoint, d)
+        else:
+            d.mkdir(parents=True, exist_ok=True)
 
     def _enable_v2_controllers(self, h: Hierarchy) -> None:
         """Delegate the controllers down to our cgroup's parent (v2 needs ``+ctrl`` at each level)."""
@@ -493,12 +502,12 @@ class Cgroup:
     # ------------------------------------------------------------------ removal
     def remove(self, timeout: float = 2.0) -> bool:
         """rmdir the cgroup (sub-cgroups first) in every hierarchy; retries while the last
-        processes exit. Returns False if something is still busy after ``timeout``."""
+        processes exit. Empty parents (``/dockyard``) go too, so nothing is left behind.
+        Returns False if something is still busy after ``timeout``."""
         deadline = time.monotonic() + timeout
         ok = True
-        for d in self.dirs.values():
-            if not d.is_dir():
-                continue
+        for h in self.layout:
+            d = self.dirs[h.key]
             subdirs = sorted((Path(p) for p, _, _ in os.walk(d)), key=lambda p: len(p.parts), reverse=True)
             for sub in subdirs:
                 while True:
@@ -512,6 +521,13 @@ class Cgroup:
                             ok = False
                             break
                         time.sleep(0.01)
+            parent = d.parent
+            while ok and parent != h.mountpoint and h.mountpoint in parent.parents:
+                try:
+                    parent.rmdir()  # fails (EBUSY/ENOTEMPTY) while other containers use it: fine
+                except OSError:
+                    break
+                parent = parent.parent
         return ok
 
 

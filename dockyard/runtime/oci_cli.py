@@ -103,9 +103,6 @@ class OciCliRuntime(Runtime):
     def create(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
         return self._create_or_run("create", container_id, bundle, stdio)
 
-    def run(self, container_id: str, bundle: Path, stdio: Stdio) -> int:
-        return self._create_or_run("run", container_id, bundle, stdio)
-
     def _create_or_run(self, verb: str, container_id: str, bundle: Path, stdio: Stdio) -> int:
         with self._logged(container_id) as (base, pid_file):
             cmd = [*base, verb]

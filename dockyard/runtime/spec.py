@@ -213,7 +213,7 @@ def tmpfs_mount(destination: str, options: str | list[str] | None = None) -> dic
     """``--tmpfs /run[:opts]``: docker's defaults noexec,nosuid,nodev, then the user's options."""
     extra = options.split(",") if isinstance(options, str) else list(options or [])
     return {"destination": destination, "type": "tmpfs", "source": "tmpfs",
-            "options": ["noexec", "nosuid", "nodev", *[o for o in extra if o]]}
+            "options": ["noexec", "nosuid", "nodev", "rprivate", *[o for o in extra if o]]}
 
 
 def overlay_mount(destination: str, lowerdirs: list[str], upperdir: str | None = None,

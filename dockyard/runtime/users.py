@@ -30,7 +30,7 @@ def _read_entries(rootfs: Path, path: str) -> list[list[str]] | None:
     """Colon-separated entries of a file in the rootfs; None if it does not exist."""
     try:
         text = secure_join(rootfs, path).read_text(errors="replace")
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except OSError:  # absent, a directory, a symlink loop: the image has no such file
         return None
     entries = []
     for line in text.splitlines():

@@ -305,6 +305,7 @@ def _fork_in_pid_namespace(pid_ns: dict[str, Any] | None, child: Callable[[], No
         pid = os.fork()
         if pid == 0:
             try:
+                signal_module.set_wakeup_fd(-1)  # the caller's wakeup pipe is not ours to write
                 child()
             finally:
                 os._exit(1)

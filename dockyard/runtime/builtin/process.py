@@ -175,9 +175,11 @@ def close_inherited_fds() -> None:
 
 
 def reset_signals() -> None:
-    """Python ignores SIGPIPE/SIGXFSZ and may block signals: the program must start clean."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP,
-                signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    """Ignored signals survive execve (Python ignores SIGPIPE, a monitor may ignore SIGINT/SIGHUP/
+    SIGTTOU...), and the mask is inherited: the program must start with every default."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
         try:
             signal.signal(sig, signal.SIG_DFL)
         except (OSError, ValueError):

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Container start latency: `run --rm busybox true`, beside docker, podman and the raw runtimes.
+
+Runtime level (this file's ``runtime`` section): create + start + wait + delete of ``/bin/true``
+on one OCI bundle (the busybox rootfs, with the spec our generator writes for ``docker run``),
+median of N runs each:
+
+  builtin          dockyard's built-in runtime, driven in-process as the engine's monitor does
+  dockyard→crun    the same bundle through our crun wrapper (crun create + crun start + delete)
+  dockyard→runc    the same through our runc wrapper
+  crun run         the raw CLI in the foreground (its own create/start/wait/delete)
+  runc run         the same for runc
+
+The issue's reference points (whole `run --rm`): docker 0.29 s, podman+crun 0.34 s, raw
+`crun run` 0.010 s; the built-in runtime's share must stay in the tens of milliseconds.
+
+    .venv/bin/python bench/run_bench.py [--runs 30]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dockyard.runtime import Stdio, get_runtime, linux  # noqa: E402
+from dockyard.runtime.cgroups import remove as remove_cgroup  # noqa: E402
+from dockyard.runtime.spec import ContainerSpecOptions, generate_spec, write_bundle  # noqa: E402
+
+
+def make_bundle(work: Path) -> Path:
+    """A bundle over a busybox rootfs, with the spec ``docker run busybox true`` would get."""
+    from dockyard.image.busybox import build_rootfs_tar
+
+    tar = build_rootfs_tar(work / "busybox.tar")
+    bundle = work / "bundle"
+    rootfs = bundle / "rootfs"
+    rootfs.mkdir(parents=True)
+    with tarfile.open(tar) as tf:
+        tf.extractall(rootfs, filter="fully_trusted")
+    files = work / "files"
+    files.mkdir()
+    for name, text in (("hosts", "127.0.0.1\tlocalhost\n"), ("hostname", "bench\n"), ("resolv.conf", "")):
+        (files / name).write_text(text)
+    spec = generate_spec(ContainerSpecOptions(
+        container_id="bench", args=["/bin/true"], env=["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], hostname="bench",
+        rootfs=str(rootfs), hosts_path=str(files / "hosts"), hostname_path=str(files / "hostname"),
+        resolv_conf_path=str(files / "resolv.conf")))
+    write_bundle(bundle, spec)
+    return bundle
+
+
+def timed(runs: int, once: Callable[[int], None]) -> list[float]:
+    once(-1)  # warm-up: page cache, first cgroup mkdirs
+    samples = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        once(i)
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def via_runtime(name: str, bundle: Path, state: Path) -> Callable[[int], None]:
+    """create + start + wait + delete through dockyard's Runtime interface (as the monitor does)."""
+    runtime = get_runtime(name, state / name)
+
+    def once(i: int) -> None:
+        cid = f"bench-{name}-{i + 1}"
+        pid = runtime.run(cid, bundle, Stdio())
+        _, status = os.waitpid(pid, 0)
+        runtime.delete(cid)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+
+    return once
+
+
+def raw_cli(binary: str, bundle: Path, state: Path) -> Callable[[int], None]:
+    """The runtime's own foreground ``run`` (creates, starts, waits and deletes)."""
+    root = state / f"raw-{os.path.basename(binary)}"
+
+    def once(i: int) -> None:
+        cid = f"raw-{os.path.basename(binary)}-{i + 1}"
+        subprocess.run([binary, "--root", str(root), "run", "--bundle", str(bundle), cid],
+                       stdin=subprocess.DEVNULL, check=True)
+
+    return once
+
+
+def report(rows: list[tuple[str, list[float]]]) -> None:
+    base = dict(rows).get("crun run")
+    print(f"{'runtime':<16}{'median':>10}{'p90':>10}{'min':>10}{'vs crun run':>14}")
+    for label, samples in rows:
+        med = statistics.median(samples)
+        p90 = sorted(samples)[int(0.9 * (len(samples) - 1))]
+        ratio = f"{med / statistics.median(base):.2f}x" if base else "-"
+        print(f"{label:<16}{med * 1000:>8.1f}ms{p90 * 1000:>8.1f}ms{min(samples) * 1000:>8.1f}ms{ratio:>14}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("run_bench.py needs root (namespaces, cgroups)", file=sys.stderr)
+        return 1
+    linux.set_child_subreaper()  # runc/crun double-fork: their inits must come back to us
+    work = Path(tempfile.mkdtemp(prefix="dockyard-run-bench-"))
+    rows: list[tuple[str, list[float]]] = []
+    try:
+        bundle = make_bundle(work)
+        state = work / "state"
+        rows.append(("builtin", timed(args.runs, via_runtime("builtin", bundle, state))))
+        for name in ("crun", "runc"):
+            binary = shutil.which(name)
+            if binary is None:
+                print(f"({name} not installed: skipped)")
+                continue
+            rows.append((f"dockyard→{name}", timed(args.runs, via_runtime(name, bundle, state))))
+            rows.append((f"{name} run", timed(args.runs, raw_cli(binary, bundle, state))))
+        print(f"create+start+wait+delete of /bin/true, {args.runs} runs each")
+        report(rows)
+    finally:
+        remove_cgroup("/dockyard/bench")
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

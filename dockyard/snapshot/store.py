@@ -420,12 +420,15 @@ class SnapshotStore:
         return out
 
     def usage(self, key_or_chain: str) -> int:
-        """Bytes held by an active snapshot's upper dir or a committed layer (docker's sizes)."""
+        """Bytes held, as docker counts them: for an active snapshot its upper dir walked now
+        (apparent sizes, hard links once); for a committed layer the file data recorded when it
+        was unpacked (docker's layer size; a layer never changes, so no walk is needed)."""
         row = self._active_row(key_or_chain)
         if row is not None:
             return dir_usage(self.active_dir / row["dir"] / "upper")
         if dg.is_digest(key_or_chain) and self.has(key_or_chain):
-            return dir_usage(self.fs_dir(key_or_chain))
+            layer = self._layer_row(key_or_chain)
+            return int(layer["size"]) if layer is not None else dir_usage(self.fs_dir(key_or_chain))
         raise NotFound(f"snapshot {key_or_chain!r} not found")
 
     def gc(self, keep: set[str]) -> list[str]:

@@ -159,10 +159,7 @@ class RegistryApp:
                                     status=405, headers={"Allow": ", ".join(methods)})
             params = {k: unquote(v) for k, v in m.groupdict().items() if k != "name"}
             return getattr(self, name)(req, repo, **params)
-        if path.startswith("/v2/"):
-            raise RegistryError("NAME_INVALID" if "/" in path[4:] else "NAME_UNKNOWN",
-                                f"no such endpoint: {path}", status=404)
-        req.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": f"no such endpoint: {path}"}]})
+        req.send(404, {"Content-Type": "text/plain; charset=utf-8"}, b"404 page not found\n")
 
     # ---- authentication and authorisation ---------------------------------------------------
     def _challenge(self, req: Request, scope: str | None, error: str | None = None) -> RegistryError:
@@ -331,8 +328,8 @@ class RegistryApp:
         if rng and req.method == "GET":
             parsed = _parse_range(rng, size)
             if parsed is None:
-                raise RegistryError("RANGE_INVALID", f"range {rng!r} not satisfiable for {size} bytes",
-                                    headers={"Content-Range": f"bytes */{size}"})
+                raise RegistryError("SIZE_INVALID", f"range {rng!r} not satisfiable for {size} bytes",
+                                    status=416, headers={"Content-Range": f"bytes */{size}"})
             start, end = parsed
             length = end - start + 1
             status = 206
@@ -355,9 +352,7 @@ class RegistryApp:
         digest = req.arg("digest")
         if digest is not None:
             check_digest(digest)
-            if req.body is None:
-                raise RegistryError("SIZE_INVALID", "monolithic upload without a body (Content-Length)")
-            self.store.put_blob(repo, req.body, digest)
+            self.store.put_blob(repo, req.body, digest)  # no body: the empty blob
             return req.send(201, {"Location": f"/v2/{repo}/blobs/{digest}", "Docker-Content-Digest": digest})
         upload = self.store.start_upload(repo)
         headers = upload_headers(upload)
@@ -378,17 +373,18 @@ class RegistryApp:
             if cr:
                 m = _CONTENT_RANGE_RE.match(cr.strip())
                 if not m:
-                    raise RegistryError("RANGE_INVALID", f"invalid Content-Range {cr!r}",
-                                        headers=upload_headers(upload))
+                    raise RegistryError("BLOB_UPLOAD_INVALID", f"invalid Content-Range {cr!r}",
+                                        status=416, headers=upload_headers(upload))
                 start, end = int(m.group(1)), int(m.group(2))
                 length = req.content_length
                 if end < start or (length is not None and length != end - start + 1):
-                    raise RegistryError("RANGE_INVALID", f"Content-Range {cr!r} does not match the body "
-                                        f"length {length}", headers=upload_headers(upload))
+                    raise RegistryError("BLOB_UPLOAD_INVALID", f"Content-Range {cr!r} does not match "
+                                        f"the body length {length}", status=416, headers=upload_headers(upload))
             if req.body is not None:
                 self.store.append(upload, req.body, start)
             elif start not in (None, upload.size):
-                raise RegistryError("RANGE_INVALID", headers=upload_headers(upload))
+                raise RegistryError("BLOB_UPLOAD_INVALID", "chunk out of order", status=416,
+                                    headers=upload_headers(upload))
             return req.send(202, upload_headers(upload))
         # PUT: finish
         digest = req.arg("digest")
@@ -472,7 +468,8 @@ def _paginate(items: list[str], req: Request, path: str) -> tuple[list[str], dic
         if n < 0:
             raise ValueError
     except ValueError:
-        raise RegistryError("PAGINATION_NUMBER_INVALID", f"invalid page size n={n_raw!r}") from None
+        raise RegistryError("UNSUPPORTED", f"invalid page size n={n_raw!r}: use a number >= 0",
+                            status=400) from None
     page = items[:n]
     headers = {}
     if n and len(items) > n:

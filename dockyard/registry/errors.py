@@ -1,7 +1,8 @@
 """The distribution spec's error codes, as one exception type the HTTP layer turns into a response.
 
 Every failure a client can see is a :class:`RegistryError` carrying the spec's code (``BLOB_UNKNOWN``,
-``DENIED``, ...), the HTTP status the spec pairs with it and a message for people. Handlers raise;
+``DENIED``, ...; the spec allows no others in a 4xx JSON body), the HTTP status the spec pairs with
+it (or the one the situation needs, e.g. 416 for a chunk out of order) and a message for people. Handlers raise;
 the server renders ``{"errors": [{"code", "message", "detail"}]}`` with the right status, so no
 handler can forget the body format or store half a request before failing.
 """
@@ -25,9 +26,6 @@ CODES: dict[str, tuple[int, str]] = {
     "DENIED": (403, "requested access to the resource is denied"),
     "UNSUPPORTED": (405, "the operation is unsupported"),
     "TOOMANYREQUESTS": (429, "too many requests"),
-    # not in the spec's table; the CNCF registry's codes for these cases
-    "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
-    "RANGE_INVALID": (416, "requested range not satisfiable"),
 }
 
 

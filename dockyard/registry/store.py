@@ -252,8 +252,8 @@ class RegistryStore:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             if start is not None and start != size:
-                raise RegistryError("RANGE_INVALID", f"chunk starts at {start} but the upload has "
-                                    f"{size} bytes", headers=_range_headers(upload, size))
+                raise RegistryError("BLOB_UPLOAD_INVALID", f"chunk starts at {start} but the upload "
+                                    f"has {size} bytes", status=416, headers=_range_headers(upload, size))
             hasher = self._hasher(upload.id, path, size)
             buf = _buffer()
             limit = self.max_blob_size
@@ -322,7 +322,7 @@ class RegistryStore:
         self.cancel_upload(upload)
         return Stat(size, time.time())
 
-    def put_blob(self, repo: str, body: Body, digest: str) -> Stat:
+    def put_blob(self, repo: str, body: Body | None, digest: str) -> Stat:
         """A monolithic upload (POST with ``?digest=``): a one-shot upload session."""
         upload = self.start_upload(repo)
         try:

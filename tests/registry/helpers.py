@@ -14,6 +14,10 @@ from dockyard.registry.server import RegistryServer
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+# distribution-spec v1.1: a 4xx JSON error body "MUST" use one of these codes
+SPEC_CODES = {"BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+              "MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
+              "NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "TOOMANYREQUESTS"}
 
 
 def sha(data: bytes) -> str:
@@ -36,7 +40,11 @@ class Reg:
         self.host = self.url.split("://", 1)[1]
 
     def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
-        return self.http.request(method, self.url + path, allow_redirects=False, **kw)
+        r = self.http.request(method, self.url + path, allow_redirects=False, **kw)
+        if 400 <= r.status_code < 500 and r.content and r.headers.get("Content-Type") == "application/json":
+            codes = {e["code"] for e in r.json()["errors"]}
+            assert codes <= SPEC_CODES, f"{method} {path}: non-spec error codes {codes - SPEC_CODES}"
+        return r
 
     def raw(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
         """A request whose path is sent exactly as given (requests would normalise ``..``)."""

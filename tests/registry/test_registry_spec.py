@@ -67,6 +67,20 @@ def test_monolithic_post_and_blob_head_get(breg: Reg) -> None:
     assert r.status_code == 200 and r.content == data
 
 
+def test_empty_blob_and_unknown_endpoints(breg: Reg) -> None:
+    empty = sha(b"")
+    r = breg("POST", "/v2/lib/e/blobs/uploads/", params={"digest": empty}, headers={"Content-Length": "0"})
+    assert r.status_code == 201
+    r = breg("GET", f"/v2/lib/e/blobs/{empty}")
+    assert r.status_code == 200 and r.content == b"" and r.headers["Content-Length"] == "0"
+    assert breg("GET", "/v2/lib/e/nothing-here").status_code == 404
+    assert breg("GET", "/elsewhere").status_code == 404
+    r = breg("GET", "/v2/lib/e/tags/list?n=abc")
+    assert r.status_code == 400 and error_code(r) == "UNSUPPORTED"
+    r = breg("PUT", f"/v2/lib/e/blobs/{empty}")
+    assert r.status_code == 405 and error_code(r) == "UNSUPPORTED"
+
+
 def test_post_then_put_upload(breg: Reg) -> None:
     data = b"hello world"
     r = breg("POST", "/v2/lib/a/blobs/uploads/")

@@ -142,6 +142,21 @@ def _device_rule(rule: dict[str, Any]) -> str:
     return f"{kind} {major}:{minor} {rule.get('access') or 'rwm'}"
 
 
+def allows_all_devices(rules: list[dict[str, Any]]) -> bool:
+    """A rule allowing every device (``--privileged``)."""
+    return any(r.get("allow") and r.get("type") in (None, "a") for r in rules)
+
+
+def effective_device_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The spec's device rules followed by what runc always allows (the default /dev nodes,
+    ptys, ``mknod`` of anything): the list a container's device cgroup enforces."""
+    from dockyard.runtime.spec import DEFAULT_DEVICE_NODES, RUNTIME_DEVICE_RULES
+
+    return [*rules, *RUNTIME_DEVICE_RULES,
+            *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+              for _, major, minor in DEFAULT_DEVICE_NODES)]
+
+
 class Cgroup:
     """A container's cgroup (``cgroupsPath``) across every hierarchy of this host."""
 
@@ -298,16 +313,11 @@ class Cgroup:
 
     @staticmethod
     def _apply_devices_v1(d: Path, rules: list[dict[str, Any]]) -> None:
-        from dockyard.runtime.spec import DEFAULT_DEVICE_NODES, RUNTIME_DEVICE_RULES
-
-        if any(r.get("allow") and (r.get("type") in (None, "a")) for r in rules):
+        if allows_all_devices(rules):
             _write(d / "devices.allow", "a *:* rwm")  # privileged
             return
         _write(d / "devices.deny", "a")
-        defaults = [*RUNTIME_DEVICE_RULES,
-                    *({"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"}
-                      for _, ma, mi in DEFAULT_DEVICE_NODES)]
-        for rule in [*rules, *defaults]:
+        for rule in effective_device_rules(rules):
             if rule.get("type") in (None, "a") and not rule.get("allow"):
                 continue  # "deny all" is already in place
             _write(d / ("devices.allow" if rule.get("allow") else "devices.deny"), _device_rule(rule))
@@ -343,7 +353,11 @@ class Cgroup:
         blkio = res.get("blockIO") or {}
         if blkio.get("weight") and (d / "io.weight").exists():
             _write(d / "io.weight", f"default {blkio['weight']}")
-        # v2 device rules need an eBPF program: not done by the built-in runtime (runc/crun do it)
+        rules = res.get("devices")
+        if rules is not None and not allows_all_devices(rules):
+            from dockyard.runtime import devicefilter
+
+            devicefilter.attach(d, effective_device_rules(rules))
 
     # ------------------------------------------------------------------ processes
     def _procs_dir(self) -> Path | None:

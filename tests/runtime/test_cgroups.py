@@ -106,3 +106,60 @@ def test_shares_to_weight_matches_runc() -> None:
     assert shares_to_weight(2) == 1
     assert shares_to_weight(262144) == 10000
     assert shares_to_weight(1024) == 39
+
+
+def _cgroup2_mount() -> Path | None:
+    for h in cgroups.hierarchies():
+        if h.version == 2:
+            return h.mountpoint
+    return None
+
+
+@pytest.mark.skipif(_cgroup2_mount() is None, reason="no cgroup2 hierarchy mounted")
+def test_v2_device_filter_enforces_dockers_rules(tmp_path: Path) -> None:
+    """The eBPF device program (cgroup v2's device allow-list) on this host's cgroup2 mount."""
+    import os
+
+    from dockyard.runtime import devicefilter
+    from dockyard.runtime.spec import DEFAULT_DEVICE_RULES
+
+    cg = _cgroup2_mount() / "dockyard-devicefilter-test"  # type: ignore[operator]
+    cg.mkdir()
+    try:
+        devicefilter.attach(cg, cgroups.effective_device_rules([dict(r) for r in DEFAULT_DEVICE_RULES]))
+        nodes = {"null": (1, 3), "full": (1, 7), "loop0": (7, 0), "mem": (1, 1), "fuse": (10, 229)}
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            results = []
+            try:
+                (cg / "cgroup.procs").write_text("0")
+                for name, (major, minor) in nodes.items():
+                    path = tmp_path / name
+                    kind = 0o060000 if name == "loop0" else 0o020000
+                    os.mknod(path, kind | 0o600, os.makedev(major, minor))
+                    try:
+                        os.close(os.open(path, os.O_RDONLY))
+                        results.append(f"{name}=open")
+                    except PermissionError:
+                        results.append(f"{name}=denied")
+            finally:
+                os.write(w, " ".join(results).encode())
+                os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        out = os.read(r, 1000).decode().split()
+        os.close(r)
+        assert out == ["null=open", "full=open", "loop0=denied", "mem=denied", "fuse=denied"]
+    finally:
+        cg.rmdir()
+
+
+def test_device_filter_program_shape() -> None:
+    from dockyard.runtime.devicefilter import compile_rules
+
+    deny_all = compile_rules([{"allow": False, "access": "rwm"}])
+    assert len(deny_all) == 8 * 8  # 6 loads + verdict + exit, no unreachable default
+    allow_null = compile_rules([{"allow": False, "access": "rwm"},
+                                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}])
+    assert len(allow_null) == 8 * (6 + 3 + 2 + 2)

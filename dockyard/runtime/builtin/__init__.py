@@ -201,7 +201,9 @@ class BuiltinRuntime(Runtime):
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
         _d, st = self._load(container_id)
-        Cgroup(st.cgroups_path).apply(resources)
+        check_status("update", container_id, self._status(_d, st))
+        # device rules are set once at create (runc's update does not take them either)
+        Cgroup(st.cgroups_path).apply({k: v for k, v in resources.items() if k != "devices"})
 
     def delete(self, container_id: str, force: bool = False) -> None:
         d, st = self._load(container_id)

@@ -137,6 +137,7 @@ class Config:
     tls_cert: str | None = None
     tls_key: str | None = None
     shutdown_timeout: float = 30.0
+    max_connections: int = 1000
     max_manifest_size: int = 4 * 1024 * 1024
     storage: StorageConfig = field(default_factory=StorageConfig)
     access_log: str = "stderr"
@@ -279,7 +280,8 @@ def from_dict(doc: Any, base: Path | None = None, path: str | None = None) -> Co
     d = _check_keys(doc, {"version", "http", "storage", "log", "auth", "repositories", "gc",
                           "retention", "metrics"}, "config")
     cfg = Config(path=path)
-    http = _check_keys(d.get("http"), {"addr", "tls", "shutdown_timeout", "max_manifest_size"}, "http")
+    http = _check_keys(d.get("http"), {"addr", "tls", "shutdown_timeout", "max_manifest_size",
+                                       "max_connections"}, "http")
     cfg.addr = str(http.get("addr", DEFAULT_ADDR))
     split_addr(cfg.addr)
     tls = _check_keys(http.get("tls"), {"certificate", "key"}, "http.tls")
@@ -289,6 +291,9 @@ def from_dict(doc: Any, base: Path | None = None, path: str | None = None) -> Co
         raise InvalidArgument("http.tls: both certificate and key are needed")
     cfg.shutdown_timeout = parse_duration(http.get("shutdown_timeout", 30), "http.shutdown_timeout")
     cfg.max_manifest_size = parse_size(http.get("max_manifest_size", "4MiB"), "http.max_manifest_size")
+    cfg.max_connections = int(http.get("max_connections", 1000))
+    if cfg.max_connections < 1:
+        raise InvalidArgument("http.max_connections: expected a number >= 1")
 
     s = _check_keys(d.get("storage"), {"filesystem", "s3", "delete", "max_blob_size",
                                        "upload_max_age"}, "storage")

@@ -311,9 +311,10 @@ class RegistryHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr: tuple[str, int], app: Callable[[RequestHandler], None],
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, max_connections: int = 1000) -> None:
         self.app = app
         self.ssl_context = ssl_context
+        self.max_connections = max_connections
         self.stopping = False
         self._conns: set[RequestHandler] = set()
         self._conns_lock = threading.Lock()
@@ -326,6 +327,23 @@ class RegistryHTTPServer(ThreadingHTTPServer):
         if self.ssl_context is not None:
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, up to ``max_connections``; past that, 429 and close."""
+        with self._conns_lock:
+            full = len(self._conns) >= self.max_connections
+        if full:
+            try:
+                if not isinstance(request, ssl.SSLSocket):
+                    body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"too many connections"}]}'
+                    request.sendall(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                                    b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+                                    + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]

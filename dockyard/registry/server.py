@@ -59,7 +59,7 @@ class RegistryServer:
                                       f"{config.tls_key}: {exc}") from None
         host, port = split_addr(config.addr)
         try:
-            self.http = RegistryHTTPServer((host, port), self.app, context)
+            self.http = RegistryHTTPServer((host, port), self.app, context, config.max_connections)
         except OSError as exc:
             raise InvalidArgument(f"cannot listen on {config.addr}: {exc.strerror}") from None
         self._thread: threading.Thread | None = None

@@ -77,8 +77,13 @@ def test_health_and_metrics(served) -> None:
     _proc, url, _port = served
     assert requests.get(url + "/healthz").json()["status"] == "ok"
     requests.post(url + "/v2/m/x/blobs/uploads/", params={"digest": sha(b"abc")}, data=b"abc")
-    text = requests.get(url + "/metrics").text
-    assert 'dockyard_registry_http_requests_total{code="201",method="POST",route="blob_upload_start"} 1' in text
+    wanted = 'dockyard_registry_http_requests_total{code="201",method="POST",route="blob_upload_start"} 1'
+    for _ in range(50):  # the request is counted just after its response goes out
+        text = requests.get(url + "/metrics").text
+        if wanted in text:
+            break
+        time.sleep(0.05)
+    assert wanted in text
     assert "dockyard_registry_http_request_duration_seconds_bucket" in text
     assert "process_resident_memory_bytes" in text
 
@@ -151,3 +156,17 @@ def test_gc_and_retention_verbs(cli, tmp_path: Path) -> None:
     assert store.blob_stat(sha(b"orphan")) is None
     r = cli("registry", "retention", "--config", str(cfg), "--dry-run")
     assert r.returncode == 0 and r.stdout.strip() == "Would delete 0 item(s)"
+
+
+def test_connection_limit(start_registry) -> None:
+    reg = start_registry({"http": {"max_connections": 1}})
+    with socket.create_connection(("127.0.0.1", reg.server.port)) as held:
+        held.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert held.recv(4096).startswith(b"HTTP/1.1 200")   # keep-alive: the slot stays taken
+        r = requests.get(reg.url + "/v2/")
+        assert r.status_code == 429 and r.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+    for _ in range(50):
+        if requests.get(reg.url + "/v2/").status_code == 200:
+            break
+        time.sleep(0.05)
+    assert requests.get(reg.url + "/v2/").status_code == 200

@@ -346,7 +346,7 @@ def test_large_blob_uses_multipart_on_object_stores(breg: Reg, monkeypatch: pyte
     monkeypatch.setattr(s3, "PART_SIZE", 5 * 1024 * 1024)
     data = os.urandom(12 * 1024 * 1024)
     digest = breg.push_blob("big/blob", data)
-    r = breg("GET", f"/v2/big/blob/blobs/{digest}", headers={"Range": f"bytes=5242870-5242889"})
+    r = breg("GET", f"/v2/big/blob/blobs/{digest}", headers={"Range": "bytes=5242870-5242889"})
     assert r.status_code == 206 and r.content == data[5242870:5242890]
     assert breg("GET", f"/v2/big/blob/blobs/{digest}").content == data
 

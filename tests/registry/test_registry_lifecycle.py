@@ -156,3 +156,20 @@ def test_gc_removes_abandoned_uploads(start_registry: Callable[..., Reg]) -> Non
     report = gc.collect(reg.server.store, upload_max_age=-1)
     assert len(report.uploads) == 1
     assert error_code(reg("GET", loc)) == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_scheduled_gc_and_retention_run_inside_the_server(start_registry: Callable[..., Reg]) -> None:
+    reg = start_registry({"gc": {"interval": "0.2s", "upload_grace": 0},
+                          "retention": {"interval": "0.2s"},
+                          "repositories": [{"pattern": "sched/**", "retention": {"keep_last": 1}}]})
+    old, _ = reg.push_image("sched/app", "old", layers=[b"old layer"])
+    _age(reg, "sched/app", "old", 100)
+    reg.push_image("sched/app", "new", layers=[b"new layer"])
+    for _ in range(100):
+        if reg("HEAD", f"/v2/sched/app/blobs/{sha(b'old layer')}").status_code == 404:
+            break
+        time.sleep(0.05)
+    assert reg("GET", "/v2/sched/app/tags/list").json()["tags"] == ["new"]
+    assert reg("HEAD", f"/v2/sched/app/blobs/{sha(b'old layer')}").status_code == 404
+    assert reg("GET", f"/v2/sched/app/blobs/{sha(b'new layer')}").content == b"new layer"
+    assert "dockyard_registry_gc_runs_total" in reg("GET", "/metrics").text

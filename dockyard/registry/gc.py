@@ -110,6 +110,7 @@ def _collect(store: RegistryStore, dry_run: bool, upload_max_age: float, grace: 
             if not dry_run:
                 store.cancel_upload(upload)
     if not dry_run:
+        driver.clean_temporary(max(grace, 3600.0))  # writes in progress are seconds old
         for repo in repos:
             if store.remove_repository_if_empty(repo):
                 report.repositories.append(repo)

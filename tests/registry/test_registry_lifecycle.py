@@ -173,3 +173,14 @@ def test_scheduled_gc_and_retention_run_inside_the_server(start_registry: Callab
     assert reg("HEAD", f"/v2/sched/app/blobs/{sha(b'old layer')}").status_code == 404
     assert reg("GET", f"/v2/sched/app/blobs/{sha(b'new layer')}").content == b"new layer"
     assert "dockyard_registry_gc_runs_total" in reg("GET", "/metrics").text
+
+
+def test_gc_removes_temp_files_left_by_a_crash(start_registry: Callable[..., Reg]) -> None:
+    reg = start_registry()
+    tmp = reg.server.store.driver.local_dir / "tmp"
+    stale, fresh = tmp / "stale", tmp / "fresh"
+    stale.write_bytes(b"half a manifest")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    gc.collect(reg.server.store)
+    assert not stale.exists() and fresh.exists()

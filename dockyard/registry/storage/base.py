@@ -96,6 +96,10 @@ class Driver(ABC):
     def touch(self, key: str) -> None:
         """Refresh an object's modification time (best effort)."""
 
+    def clean_temporary(self, older_than: float) -> int:
+        """Remove temp files a crash left behind (older than ``older_than`` seconds); returns how many."""
+        return 0
+
     def check(self) -> None:
         """Raise if the backend is unreachable (health endpoint)."""
 

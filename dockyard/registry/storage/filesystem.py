@@ -158,6 +158,20 @@ class FilesystemDriver(Driver):
         except FileNotFoundError:
             pass
 
+    def clean_temporary(self, older_than: float) -> int:
+        import time
+
+        removed = 0
+        cutoff = time.time() - older_than
+        for entry in os.scandir(self._tmp):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
     def check(self) -> None:
         os.statvfs(self.root)
         if not os.access(self.root, os.W_OK):

@@ -15,7 +15,7 @@ from dockyard.errors import InvalidArgument, NotFound
 from dockyard.runtime import capabilities, get_runtime
 from dockyard.runtime.base import start_error_exit_code
 from dockyard.runtime.paths import secure_join
-from dockyard.runtime.spec import (DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, ContainerSpecOptions, Resources,
+from dockyard.runtime.spec import (DEFAULT_MASKED_PATHS, ContainerSpecOptions, Resources,
                                    bind_mount, exec_process, generate_spec, tmpfs_mount)
 from dockyard.runtime.users import resolve_exec_user, resolve_group, resolve_user
 

@@ -1,0 +1,148 @@
+"""The image-config side of a build: what ENV, LABEL, EXPOSE, VOLUME, USER, WORKDIR, CMD,
+ENTRYPOINT, SHELL, HEALTHCHECK, STOPSIGNAL and ONBUILD do to the ``config`` object, with
+docker's rules (in-place ENV replacement, EXPOSE ranges, ENTRYPOINT resetting an inherited
+CMD, healthcheck durations in nanoseconds, ...), and the history lines BuildKit writes.
+"""
+from __future__ import annotations
+
+import copy
+import posixpath
+import signal as _signal
+from typing import Any
+
+from dockyard.build.errors import BuildError
+
+DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+def scratch_config() -> dict[str, Any]:
+    """What ``FROM scratch`` starts with (docker gives it the default PATH)."""
+    return {"Env": [DEFAULT_PATH_ENV]}
+
+
+def base_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A deep copy of a base image's config; ONBUILD triggers are cleared (they run instead)."""
+    cfg = copy.deepcopy(config or {})
+    cfg.pop("OnBuild", None)
+    # container-specific leftovers docker's classic builder puts in configs
+    for k in ("Hostname", "Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
+              "StdinOnce", "Image"):
+        cfg.pop(k, None)
+    return cfg
+
+
+def env_map(config: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in config.get("Env") or []:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out
+
+
+def set_env(config: dict[str, Any], key: str, value: str) -> None:
+    """Replace ``key`` in place (keeping its position), or append it."""
+    env = list(config.get("Env") or [])
+    item = f"{key}={value}"
+    for i, e in enumerate(env):
+        if e.partition("=")[0] == key:
+            env[i] = item
+            break
+    else:
+        env.append(item)
+    config["Env"] = env
+
+
+def set_labels(config: dict[str, Any], pairs: list[tuple[str, str]]) -> None:
+    labels = dict(config.get("Labels") or {})
+    for k, v in pairs:
+        labels[k] = v
+    config["Labels"] = labels
+
+
+def parse_ports(words: list[str]) -> list[str]:
+    """EXPOSE values (``80``, ``53/udp``, ``8000-8002/tcp``) as docker's ``port/proto`` keys."""
+    out: list[str] = []
+    for w in words:
+        port, _, proto = w.partition("/")
+        proto = (proto or "tcp").lower()
+        if proto not in ("tcp", "udp", "sctp"):
+            raise BuildError(f"invalid proto: {proto}")
+        if ":" in port:
+            raise BuildError(f"invalid containerPort: {w}: EXPOSE takes container ports only")
+        lo, sep, hi = port.partition("-")
+        try:
+            start = int(lo)
+            end = int(hi) if sep else start
+        except ValueError:
+            raise BuildError(f"invalid containerPort: {port}") from None
+        if not (0 <= start <= 65535 and 0 <= end <= 65535) or end < start:
+            raise BuildError(f"invalid range specified for container port: {port}")
+        out.extend(f"{p}/{proto}" for p in range(start, end + 1))
+    return out
+
+
+def add_ports(config: dict[str, Any], ports: list[str]) -> None:
+    exposed = dict(config.get("ExposedPorts") or {})
+    for p in ports:
+        exposed[p] = {}
+    config["ExposedPorts"] = exposed
+
+
+def add_volumes(config: dict[str, Any], volumes: list[str]) -> None:
+    vols = dict(config.get("Volumes") or {})
+    for v in volumes:
+        if not v.strip():
+            raise BuildError("VOLUME specified can not be an empty string")
+        vols[v] = {}
+    config["Volumes"] = vols
+
+
+def workdir(current: str | None, path: str) -> str:
+    """WORKDIR: relative paths join the current one; the result is cleaned."""
+    joined = posixpath.join(current or "/", path) if not path.startswith("/") else path
+    out = posixpath.normpath(joined)
+    return "/" + out.lstrip("/") if out != "/" else "/"
+
+
+def check_signal(sig: str) -> str:
+    """STOPSIGNAL accepts a name (``SIGTERM``, ``TERM``) or a number; anything else is refused."""
+    s = sig.strip()
+    if s.isdigit():
+        if int(s) == 0 or int(s) > 64:
+            raise BuildError(f"Invalid signal: {sig}")
+        return s
+    name = s.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
+        return s
+    if not hasattr(_signal.Signals, name) and name not in ("SIGPOLL", "SIGIOT", "SIGCLD"):
+        raise BuildError(f"Invalid signal: {sig}")
+    return s
+
+
+def command(argv: list[str], shell_form: bool, config: dict[str, Any]) -> list[str]:
+    """CMD/ENTRYPOINT/RUN argv: the shell form runs through the image's SHELL."""
+    if not shell_form:
+        return list(argv)
+    shell = list(config.get("Shell") or DEFAULT_SHELL)
+    return [*shell, argv[0]] if argv else []
+
+
+def healthcheck(test: list[str], interval: int, timeout: int, start_period: int, start_interval: int,
+                retries: int) -> dict[str, Any]:
+    """docker's HealthConfig as it appears in an image (zero values omitted)."""
+    hc: dict[str, Any] = {"Test": list(test)}
+    for key, value in (("Interval", interval), ("Timeout", timeout), ("StartPeriod", start_period),
+                       ("StartInterval", start_interval), ("Retries", retries)):
+        if value:
+            hc[key] = value
+    return hc
+
+
+def history_entry(created: str, created_by: str, empty_layer: bool, comment: str = "buildkit.dockerfile.v0") -> dict[str, Any]:
+    entry: dict[str, Any] = {"created": created, "created_by": created_by, "comment": comment}
+    if empty_layer:
+        entry["empty_layer"] = True
+    return entry

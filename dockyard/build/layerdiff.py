@@ -1,0 +1,201 @@
+"""A layer from a directory of changes: a sorted, reproducible tar, gzip-compressed into the
+content store.
+
+The directory is an overlayfs upper dir (what a RUN or COPY step changed) or a plain directory
+(``COPY --link``). Overlay's own markers become OCI whiteouts as docker's overlay2 driver writes
+them: a 0:0 character device is a deleted path (``.wh.NAME``), a directory with
+``trusted.overlay.opaque=y`` replaced a lower one (``DIR/.wh..wh..opq``). Entries are written in
+byte order of their names; hard links inside the layer stay hard links; only the
+``security.capability`` xattr is kept (as docker keeps it); modification times are clamped to
+``SOURCE_DATE_EPOCH`` when it is set, so the same inputs always give the same layer digest.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+
+from dockyard.build.gzipfast import GzipWriter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.content.store import ContentStore, Lease
+
+LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+CAPABILITY_XATTR = "security.capability"
+_BLOCK = 512
+_READ = 1 << 20
+SPOOL_MAX = 64 << 20
+
+
+@dataclass
+class LayerBlob:
+    """A layer written to the content store (``digest``/``size`` compressed)."""
+
+    digest: str
+    size: int
+    diff_id: str
+    media_type: str = LAYER_MEDIA_TYPE
+    uncompressed: BinaryIO | None = None  # the tar itself, for unpacking it into a snapshot
+
+    def close(self) -> None:
+        if self.uncompressed is not None:
+            self.uncompressed.close()
+            self.uncompressed = None
+
+
+def _getxattr(path: str, name: str) -> bytes | None:
+    try:
+        return os.getxattr(path, name, follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def _header(name: str, st: os.stat_result, kind: bytes, epoch: int | None, link: str = "",
+            size: int = 0, pax: dict[str, str] | None = None, mode: int | None = None) -> bytes:
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+    ti.uid = st.st_uid
+    ti.gid = st.st_gid
+    ti.uname = ti.gname = ""
+    mtime = int(st.st_mtime)
+    if epoch is not None and mtime > epoch:
+        mtime = epoch
+    ti.mtime = max(mtime, 0)
+    ti.size = size
+    ti.linkname = link
+    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        ti.devmajor = os.major(st.st_rdev)
+        ti.devminor = os.minor(st.st_rdev)
+    if pax:
+        ti.pax_headers = pax
+    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+class TarEmitter:
+    """Writes a tar stream of a directory tree to ``out`` (a callable taking bytes)."""
+
+    def __init__(self, out: Callable[[bytes], Any], epoch: int | None = None) -> None:
+        self.out = out
+        self.epoch = epoch
+        self.count = 0
+        self._links: dict[tuple[int, int], str] = {}
+
+    def add_tree(self, top: Path) -> None:
+        """Every entry under ``top`` (not ``top`` itself), names relative to it, sorted."""
+        self._walk(str(top), "")
+
+    def _walk(self, host_dir: str, rel: str) -> None:
+        try:
+            names = sorted(os.listdir(host_dir), key=os.fsencode)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(host_dir, name)
+            child = f"{rel}{name}"
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                self.add_entry(path, child, st)
+                self._walk(path, child + "/")
+            else:
+                self.add_entry(path, child, st)
+
+    def add_entry(self, path: str, name: str, st: os.stat_result) -> None:
+        """One entry. ``name`` has no leading slash; directories get a trailing one."""
+        mode = st.st_mode
+        self.count += 1
+        pax: dict[str, str] = {}
+        cap = _getxattr(path, CAPABILITY_XATTR) if not stat.S_ISLNK(mode) else None
+        if cap is not None:
+            pax["SCHILY.xattr." + CAPABILITY_XATTR] = cap.decode("latin-1")
+        if stat.S_ISCHR(mode) and st.st_rdev == 0:  # overlay whiteout
+            head, _, base = name.rpartition("/")
+            wh = f"{head}/.wh.{base}" if head else f".wh.{base}"
+            self.out(_header(wh, st, tarfile.REGTYPE, self.epoch, mode=0o600))
+            return
+        if stat.S_ISDIR(mode):
+            self.out(_header(name + "/", st, tarfile.DIRTYPE, self.epoch, pax=pax))
+            if _getxattr(path, OPAQUE_XATTR) == b"y":
+                self.out(_header(f"{name}/.wh..wh..opq", st, tarfile.REGTYPE, self.epoch,
+                                 mode=stat.S_IMODE(mode) & 0o777))
+            return
+        if stat.S_ISLNK(mode):
+            self.out(_header(name, st, tarfile.SYMTYPE, self.epoch, link=os.readlink(path)))
+            return
+        if stat.S_ISREG(mode):
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                first = self._links.get(key)
+                if first is not None:
+                    self.out(_header(name, st, tarfile.LNKTYPE, self.epoch, link=first, pax=pax))
+                    return
+                self._links[key] = name
+            self._file(path, name, st, pax)
+            return
+        kind = tarfile.FIFOTYPE if stat.S_ISFIFO(mode) else tarfile.CHRTYPE if stat.S_ISCHR(mode) \
+            else tarfile.BLKTYPE if stat.S_ISBLK(mode) else None
+        if kind is None:
+            self.count -= 1
+            return  # sockets are not layer material (docker skips them too)
+        self.out(_header(name, st, kind, self.epoch, pax=pax))
+
+    def _file(self, path: str, name: str, st: os.stat_result, pax: dict[str, str]) -> None:
+        size = st.st_size
+        self.out(_header(name, st, tarfile.REGTYPE, self.epoch, size=size, pax=pax))
+        left = size
+        with open(path, "rb") as f:
+            while left > 0:
+                chunk = f.read(min(_READ, left))
+                if not chunk:
+                    break
+                self.out(chunk)
+                left -= len(chunk)
+        if left > 0:  # the file shrank while we read it: pad to the announced size
+            self.out(b"\0" * left)
+        pad = (-size) % _BLOCK
+        if pad:
+            self.out(b"\0" * pad)
+
+    def finish(self) -> None:
+        self.out(b"\0" * (_BLOCK * 2))
+
+
+def has_changes(top: Path) -> bool:
+    try:
+        with os.scandir(top) as it:
+            return any(True for _ in it)
+    except FileNotFoundError:
+        return False
+
+
+def write_layer(top: Path, content: "ContentStore", lease: "Lease | None" = None,
+                epoch: int | None = None, keep_uncompressed: bool = True,
+                spool_dir: str | None = None) -> LayerBlob:
+    """Diff ``top`` into a gzip layer blob in the content store.
+
+    With ``keep_uncompressed`` the plain tar is kept (in memory, or in a temp file when large)
+    so the caller can unpack it into a snapshot without decompressing again.
+    """
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX, dir=spool_dir) if keep_uncompressed else None
+    writer = content.writer(lease=lease)
+    try:
+        gz = GzipWriter(writer.write, tee=spool.write if spool is not None else None)
+        emitter = TarEmitter(gz.write, epoch)
+        emitter.add_tree(top)
+        emitter.finish()
+        diff_id, _ = gz.close()
+        digest = writer.commit()
+        size = writer.offset
+    except BaseException:
+        writer.abort()
+        if spool is not None:
+            spool.close()
+        raise
+    if spool is not None:
+        spool.seek(0)
+    return LayerBlob(digest=digest, size=size, diff_id=diff_id, uncompressed=spool)

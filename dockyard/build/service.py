@@ -1,0 +1,415 @@
+"""``client.builder``: build images from Dockerfiles; inspect and prune the build cache.
+
+    from dockyard import Client
+    from dockyard.build.service import BuildOptions
+    from dockyard.build.context import BuildContext
+
+    client = Client()
+    with BuildContext.from_dir("app") as ctx:
+        result = client.builder.build(BuildOptions(context=ctx, dockerfile=b"FROM busybox\\n", tags=["app"]))
+    print(result.image_id)
+
+A build parses the Dockerfile, picks the stages the target needs, runs independent stages on
+threads, and finally writes the image (config + manifest) and its tags. Every blob and snapshot
+it makes is held by a content-store lease until the image exists, so a concurrent prune never
+removes half a build; a failing build writes no image.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockyard.build.cache import BuildCache
+from dockyard.build.context import BuildContext
+from dockyard.build.errors import BuildError
+from dockyard.build.progress import Progress
+from dockyard.build.stages import PROXY_ARGS, Platform, Plan
+from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.timeutil import format_rfc3339
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.build.executor import LayerRef, StageResult
+    from dockyard.build.progress import Step
+    from dockyard.client import Client
+
+NETWORK_MODES = ("default", "host", "none")
+DEFAULT_NETWORK = "host"  # RUN steps share the host's network unless --network=none
+
+
+@dataclass
+class BuildOptions:
+    """What ``docker build`` takes. ``dockerfile`` is the Dockerfile's bytes."""
+
+    context: BuildContext
+    dockerfile: bytes
+    dockerfile_name: str = "Dockerfile"
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    pull: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str = "default"
+    platform: str | None = None
+    progress: Progress | None = None
+    source_date_epoch: int | None = None
+    runtime: str | None = None
+
+
+@dataclass
+class BuildResult:
+    image_id: str
+    tags: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+class BuildRun:
+    """State shared by the stages of one build (thread-safe where stages meet)."""
+
+    def __init__(self, service: "BuildService", opts: BuildOptions, plan: Plan, needed: list[int],
+                 lease: Any) -> None:
+        self.service = service
+        self.client = service.client
+        self.opts = opts
+        self.plan = plan
+        self.needed = needed
+        self.lease = lease
+        self.cache = service.cache
+        self.progress = opts.progress or Progress("quiet")
+        self.content = self.client.content
+        self.snapshots = self.client.snapshots
+        self.context = opts.context if opts.context.root is not None else None
+        self.no_cache = opts.no_cache
+        self.build_args = dict(opts.build_args)
+        self.declared: set[str] = set(plan.declared)
+        self.epoch = opts.source_date_epoch
+        self.platform = Platform.parse(opts.platform)
+        self.tmp = service.build_dir / "tmp" / uuid.uuid4().hex[:12]
+        self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._futures: dict[int, Future[StageResult]] = {}
+        self._images: dict[str, Any] = {}
+        self._image_lock = threading.Lock()
+        self._chain_lock = threading.Lock()
+        self.fork_lock = threading.Lock()
+        if opts.network not in NETWORK_MODES:
+            raise InvalidArgument(f"network mode \"{opts.network}\" not supported by dockyard build "
+                                  "(use default, host or none)")
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- stages ------------------------------------------------------------------------------------
+    def stage_result(self, index: int) -> "StageResult":
+        fut = self._futures.get(index)
+        if fut is None:
+            raise BuildError(f"stage {self.plan.stages[index].label} is not part of this build")
+        return fut.result()
+
+    def run_stages(self) -> "StageResult":
+        from dockyard.build.executor import StageRunner
+
+        if len(self.needed) == 1:
+            fut: Future[StageResult] = Future()
+            self._futures[self.needed[0]] = fut
+            result = StageRunner(self, self.plan.stages[self.needed[0]]).execute()
+            fut.set_result(result)
+            return result
+        with ThreadPoolExecutor(max_workers=len(self.needed), thread_name_prefix="stage") as pool:
+            for i in self.needed:
+                self._futures[i] = pool.submit(StageRunner(self, self.plan.stages[i]).execute)
+            try:
+                # wait in dependency order; the first failure ends the build
+                for i in self.needed:
+                    self._futures[i].result()
+            except BaseException:
+                for f in self._futures.values():
+                    f.cancel()
+                raise
+        return self._futures[self.needed[-1]].result()
+
+    # -- images ------------------------------------------------------------------------------------
+    def resolve_image(self, ref: str, step: "Step | None" = None) -> Any:
+        """A base image (FROM, COPY --from) from the local store, pulled when missing if a
+        registry client is available."""
+        with self._image_lock:
+            if ref in self._images:
+                return self._images[ref]
+            images = self.client.images
+            image = None
+            if self.opts.pull:
+                image = self._pull(ref, required=False)
+            if image is None:
+                try:
+                    image = images.get(ref)
+                except (NotFound, InvalidArgument) as exc:
+                    image = self._pull(ref, required=True, cause=exc)
+            self._images[ref] = image
+            return image
+
+    def _pull(self, ref: str, required: bool, cause: Exception | None = None) -> Any:
+        pull = getattr(self.client.images, "pull", None)
+        if pull is None:
+            try:
+                pull = getattr(self.client.distribution, "pull", None)
+            except (AttributeError, ImportError):
+                pull = None
+        if pull is None:
+            if required:
+                raise BuildError(f"failed to resolve source image {ref}: {cause}; "
+                                 f"pull or load it first (dockyard image pull {ref})") from None
+            return None
+        try:
+            pull(ref)
+            return self.client.images.get(ref)
+        except DockyardError as exc:
+            if required:
+                raise BuildError(f"failed to resolve source image {ref}: {exc.message}") from None
+            return None
+
+    def ensure_chain(self, layers: "list[LayerRef]") -> str | None:
+        """Make sure every layer of a chain is unpacked (it may have been pruned)."""
+        from dockyard.snapshot.store import child_chain_id
+
+        parent: str | None = None
+        snaps = self.snapshots
+        with self._chain_lock:
+            for layer in layers:
+                cid = child_chain_id(parent, layer.diff_id)
+                if not snaps.has(cid):
+                    with self.content.open(layer.digest) as blob:
+                        snaps.unpack(parent, layer.diff_id, blob, layer.media_type, lease=self.lease)
+                elif self.lease is not None:
+                    self.lease.add("snapshot", cid)
+                parent = cid
+        return parent
+
+    # -- RUN helpers -------------------------------------------------------------------------------
+    def network_for(self, flag: str | None) -> str:
+        mode = flag or self.opts.network or "default"
+        if mode not in NETWORK_MODES:
+            raise BuildError(f"network mode \"{mode}\" not supported (use default, host or none)")
+        return DEFAULT_NETWORK if mode == "default" else mode
+
+    def download(self, url: str, checksum: str = "") -> tuple[Path, str]:
+        """ADD <url>: fetch it (with a clear message when the network is unreachable)."""
+        name = os.path.basename(urllib.parse.urlparse(url).path.rstrip("/")) or "index.html"
+        d = self.tmp / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16]
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / name
+        h = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(url, timeout=15) as resp, open(path, "wb") as f:
+                while chunk := resp.read(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+                modified = resp.headers.get("Last-Modified")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise BuildError(f"ADD failed: cannot download {url}: {reason} "
+                             "(the network is not reachable from this host, or the URL is wrong)") from None
+        if checksum and f"sha256:{h.hexdigest()}" != checksum:
+            raise BuildError(f"ADD failed: digest mismatch for {url}: expected {checksum}, got sha256:{h.hexdigest()}")
+        if modified:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                ts = parsedate_to_datetime(modified).timestamp()
+                os.utime(path, (ts, ts))
+            except (TypeError, ValueError):
+                pass
+        return path, name
+
+
+class BuildService:
+    """``client.builder``."""
+
+    def __init__(self, client: "Client") -> None:
+        self.client = client
+        self.build_dir = client.state.dir("build")
+        self.cache = BuildCache(self.build_dir)
+
+    # -- build -------------------------------------------------------------------------------------
+    def build(self, opts: BuildOptions) -> BuildResult:
+        from dockyard.build import dockerfile as df
+        from dockyard.build import stages as st
+
+        progress = opts.progress or Progress("quiet")
+        opts.progress = progress
+        parsed = df.parse(opts.dockerfile, opts.dockerfile_name)
+        plan = st.make_plan(parsed, opts.build_args, Platform.parse(opts.platform))
+        target = st.select_target(plan, opts.target)
+        needed = st.needed_stages(plan, target)
+        for tag in opts.tags:
+            _check_tag(tag)
+        with self.client.content.lease() as lease:
+            run = BuildRun(self, opts, plan, needed, lease)
+            try:
+                result = run.run_stages()
+                image = self._export(run, result, opts, progress)
+            except BaseException:
+                progress.finish(False)
+                raise
+            finally:
+                run.close()
+                self.cache.flush()
+        progress.finish(True)
+        warnings = unused_args(opts.build_args, run.declared)
+        for w in warnings:
+            progress.warn(w)
+        return BuildResult(image_id=image.id, tags=list(opts.tags), warnings=warnings)
+
+    def _export(self, run: BuildRun, result: "StageResult", opts: BuildOptions, progress: Progress) -> Any:
+        from dockyard.image.service import Layer
+
+        step = progress.start("exporting to image")
+        config = dict(result.config)
+        if opts.labels:
+            labels = dict(config.get("Labels") or {})
+            labels.update(opts.labels)
+            config["Labels"] = labels
+        config = {k: v for k, v in config.items() if v is not None}
+        created = float(opts.source_date_epoch) if opts.source_date_epoch is not None else result.created
+        doc: dict[str, Any] = {
+            "architecture": result.platform.get("architecture", run.platform.architecture),
+            "os": result.platform.get("os", "linux"),
+            **({"variant": result.platform["variant"]} if result.platform.get("variant") else {}),
+            "created": format_rfc3339(created),
+            **({"author": result.author} if result.author else {}),
+            "config": config,
+            "history": result.history,
+        }
+        layers = [Layer(digest=l.digest, media_type=l.media_type, size=l.size, diff_id=l.diff_id)
+                  for l in result.layers]
+        run.ensure_chain(result.layers)
+        try:
+            image = self.client.images.create_image(doc, layers, tags=opts.tags, lease=run.lease)
+        except BaseException as exc:
+            progress.error(step, str(exc))
+            raise
+        progress.note(step, f"writing image {image.id} done")
+        for tag in opts.tags:
+            progress.note(step, f"naming to {_full_name(tag)} done")
+        progress.done(step)
+        return image
+
+    # -- cache inventory ---------------------------------------------------------------------------
+    def du(self) -> list[dict[str, Any]]:
+        """Build cache records: id, description, size, last used, whether an image uses it."""
+        used = self._image_layers()
+        out = []
+        for rec in self.cache.records():
+            out.append({"id": rec.key.split(":", 1)[1][:25], "key": rec.key, "description": rec.description,
+                        "size": rec.size if rec.digest and self.client.content.exists(rec.digest) else 0,
+                        "digest": rec.digest, "created": rec.created, "last_used": rec.last_used,
+                        "usage_count": rec.usage_count, "in_use": bool(rec.digest and rec.digest in used),
+                        "type": "regular", "shared": bool(rec.digest and rec.digest in used)})
+        for mount_id, path, last_used in self.cache.cache_mounts():
+            from dockyard.snapshot.store import dir_usage
+
+            out.append({"id": hashlib.sha256(mount_id.encode()).hexdigest()[:25], "key": mount_id,
+                        "description": f"cache mount {mount_id}", "size": dir_usage(path), "digest": None,
+                        "created": last_used, "last_used": last_used, "usage_count": 1, "in_use": False,
+                        "type": "exec.cachemount", "shared": False})
+        return out
+
+    def prune(self, all: bool = False, until: float | None = None) -> dict[str, Any]:
+        """Remove cache records (``all``: also those whose layers images use) and cache mounts.
+
+        Returns ``{"deleted": [ids], "reclaimed": bytes}``. Blobs no image references are
+        deleted with their records; snapshots no image needs are collected.
+        """
+        used = self._image_layers()
+        content = self.client.content
+        deleted: list[str] = []
+        reclaimed = 0
+        now = time.time()
+        protected = content.leased("content")
+        for rec in self.cache.records():
+            if until is not None and rec.last_used > now - until:
+                continue
+            shared = bool(rec.digest and rec.digest in used)
+            if shared and not all:
+                continue
+            self.cache.delete(rec.key)
+            deleted.append(rec.key.split(":", 1)[1][:25])
+            if rec.digest and not shared and rec.digest not in protected and content.exists(rec.digest):
+                reclaimed += rec.size
+                try:
+                    content.delete(rec.digest)
+                except DockyardError:
+                    pass
+        for mount_id, path, last_used in self.cache.cache_mounts():
+            if until is not None and last_used > now - until:
+                continue
+            from dockyard.snapshot.store import dir_usage
+
+            reclaimed += dir_usage(path)
+            shutil.rmtree(path, ignore_errors=True)
+            self.cache.forget_cache_mount(mount_id)
+            deleted.append(hashlib.sha256(mount_id.encode()).hexdigest()[:25])
+        if all:
+            self.cache.clear_file_sums()
+        self._collect_snapshots()
+        tmp = self.build_dir / "tmp"
+        if tmp.is_dir():
+            for d in tmp.iterdir():
+                if now - d.stat().st_mtime > 3600:
+                    shutil.rmtree(d, ignore_errors=True)
+        return {"deleted": deleted, "reclaimed": reclaimed}
+
+    def _image_layers(self) -> set[str]:
+        used: set[str] = set()
+        for image in self.client.images.list(all=True):
+            used.update(layer.digest for layer in image.layers)
+        return used
+
+    def _collect_snapshots(self) -> None:
+        """Drop committed snapshots that no image, container or lease needs any more."""
+        keep: set[str] = set()
+        for image in self.client.images.list(all=True):
+            if image.top_chain_id:
+                keep.add(image.top_chain_id)
+        try:
+            self.client.snapshots.gc(keep)
+        except DockyardError:
+            pass
+
+
+def unused_args(build_args: dict[str, str | None], declared: set[str]) -> list[str]:
+    """docker's warning for --build-arg values no ARG line consumed."""
+    unused = sorted(k for k in build_args if k not in declared and k not in PROXY_ARGS
+                    and not k.startswith("BUILDKIT_") and k != "SOURCE_DATE_EPOCH")
+    if not unused:
+        return []
+    return [f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed"]
+
+
+def _check_tag(tag: str) -> None:
+    from dockyard.image import reference as refs
+
+    try:
+        ref = refs.parse(tag)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"invalid argument \"{tag}\" for \"-t, --tag\" flag: {exc.message}") from None
+    if ref.digest:
+        raise InvalidArgument(f"invalid argument \"{tag}\" for \"-t, --tag\" flag: a tag cannot contain a digest")
+
+
+def _full_name(tag: str) -> str:
+    from dockyard.image import reference as refs
+
+    try:
+        return refs.parse(tag).tagged
+    except InvalidArgument:
+        return tag

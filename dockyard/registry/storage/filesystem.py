@@ -75,13 +75,15 @@ class FilesystemDriver(Driver):
         self._rename_into(str(tmp), path)
 
     def _rename_into(self, src: str, path: Path) -> None:
-        try:
-            os.rename(src, path)
-        except FileNotFoundError:
-            if not os.path.exists(src):
-                raise
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(src, path)
+        for attempt in range(5):
+            try:
+                os.rename(src, path)
+                break
+            except FileNotFoundError:
+                # the parent is missing (new, or pruned by a concurrent delete): make it, retry
+                if not os.path.exists(src) or attempt == 4:
+                    raise
+                path.parent.mkdir(parents=True, exist_ok=True)
         if self.fsync:
             fsync_dir(path.parent)
 

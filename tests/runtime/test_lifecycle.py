@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -387,3 +388,37 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.01)
+
+
+@pytest.fixture
+def named_netns() -> Iterator[str]:
+    """A network namespace made beforehand, as the network code hands one in (ip netns)."""
+    import shutil
+    import uuid
+
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 is needed to make a named network namespace")
+    name = f"dyrt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "dyrt0", "type", "veth", "peer", "name", "dyrt1"], check=True)
+        yield f"/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_joins_a_given_network_namespace(bundle: Bundle, monitor: Monitor, named_netns: str) -> None:
+    bundle.write("netns", ["sh", "-c", "ls /sys/class/net; readlink /proc/self/ns/net"], netns_path=named_netns)
+    code, out, err = monitor.run("netns", bundle)
+    assert code == 0, err
+    lines = out.split()
+    assert sorted(lines[:-1]) == ["dyrt0", "dyrt1", "lo"]
+    assert lines[-1] == f"net:[{os.stat(named_netns).st_ino}]"
+
+
+def test_host_network(bundle: Bundle, monitor: Monitor) -> None:
+    spec = bundle.write("hostnet", ["readlink", "/proc/self/ns/net"], network="host")
+    assert "net.ipv4.ping_group_range" not in spec["linux"]["sysctl"]
+    code, out, err = monitor.run("hostnet", bundle)
+    assert code == 0, err
+    assert out.strip() == os.readlink("/proc/self/ns/net")

@@ -184,3 +184,52 @@ def test_gc_removes_temp_files_left_by_a_crash(start_registry: Callable[..., Reg
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     gc.collect(reg.server.store)
     assert not stale.exists() and fresh.exists()
+
+
+def test_concurrent_pushes_while_gc_runs(start_registry: Callable[..., Reg]) -> None:
+    """Several clients push while collections run back to back: every push lands whole."""
+    import threading
+
+    reg = start_registry()
+    store = reg.server.store
+    orphans = [reg.push_blob("conc/orphans", os.urandom(1000)) for _ in range(5)]
+    for d in orphans:  # old enough to collect
+        path = store.driver.root / f"blobs/sha256/{d[7:9]}/{d[7:]}"
+        link = store.driver.root / f"repositories/conc/orphans/_layers/sha256/{d[7:]}"
+        for p in (path, link):
+            os.utime(p, (time.time() - 7200, time.time() - 7200))
+    pushed: list[tuple[str, str, bytes]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def pusher(n: int) -> None:
+        try:
+            for i in range(4):
+                repo = f"conc/app{n % 3}"
+                digest, _ = reg.push_image(repo, f"t{n}-{i}", layers=[os.urandom(20_000), os.urandom(5000)])
+                pushed.append((repo, f"t{n}-{i}", digest))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def collector() -> None:
+        while not stop.is_set():
+            gc.collect(store)
+
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(6)]
+    gc_thread = threading.Thread(target=collector)
+    gc_thread.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    stop.set()
+    gc_thread.join(timeout=60)
+    assert not errors, errors
+    assert len(pushed) == 24
+    for repo, tag, digest in pushed:
+        r = reg("GET", f"/v2/{repo}/manifests/{tag}")
+        assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
+        for layer in json.loads(r.content)["layers"]:
+            assert reg("HEAD", f"/v2/{repo}/blobs/{layer['digest']}").status_code == 200
+    for d in orphans:
+        assert store.blob_stat(d) is None

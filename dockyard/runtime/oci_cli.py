@@ -30,8 +30,7 @@ class OciCliRuntime(Runtime):
         super().__init__(Path(state_dir))
         path = shutil.which(binary)
         if path is None:
-            raise NotFound(f"OCI runtime {binary!r} not found: install it (apt-get install {os.path.basename(binary)}) "
-                           "or give the path to its binary")
+            raise NotFound(f"unknown or invalid runtime name: {binary}")  # docker's words
         self.binary = path
         self.name = name or os.path.basename(binary)
 

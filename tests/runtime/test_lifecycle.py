@@ -429,3 +429,19 @@ def test_host_network(bundle: Bundle, monitor: Monitor) -> None:
     code, out, err = monitor.run("hostnet", bundle)
     assert code == 0, err
     assert out.strip() == os.readlink("/proc/self/ns/net")
+
+
+def test_overlay_mount_in_the_spec(bundle: Bundle, monitor: Monitor, tmp_path: Path) -> None:
+    from dockyard.runtime.spec import overlay_mount
+
+    lower, upper, work = tmp_path / "ov-lower", tmp_path / "ov-upper", tmp_path / "ov-work"
+    for d in (lower, upper, work):
+        d.mkdir()
+    (lower / "from-lower").write_text("lower\n")
+    bundle.write("ovl", ["sh", "-c", "cat /merged/from-lower; echo new > /merged/written"],
+                 mounts=[overlay_mount("/merged", [str(lower)], str(upper), str(work))])
+    code, out, err = monitor.run("ovl", bundle)
+    assert code == 0, err
+    assert out == "lower\n"
+    assert (upper / "written").read_text() == "new\n"
+    assert not (lower / "written").exists()

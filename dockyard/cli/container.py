@@ -1,0 +1,750 @@
+"""Manage containers
+
+``dockyard container <verb>`` (and docker's short forms: ``run``, ``ps``, ``exec``, ``logs``...).
+Handlers parse docker's flags, call ``client.containers`` and print what docker prints.
+Nothing heavy is imported at module load: ``dockyard ps`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from dockyard.cli.common import add_verb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.cli.common import Context
+
+
+# ====================================================================== flags shared by run/create
+def _add_create_flags(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--name", help="Assign a name to the container")
+    a("-e", "--env", action="append", default=[], help="Set environment variables")
+    a("--env-file", action="append", default=[], help="Read in a file of environment variables")
+    a("-w", "--workdir", help="Working directory inside the container")
+    a("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    a("--entrypoint", help="Overwrite the default ENTRYPOINT of the image")
+    a("-h", "--hostname", help="Container host name")
+    a("--domainname", help="Container NIS domain name")
+    a("-l", "--label", action="append", default=[], help="Set meta data on a container")
+    a("--label-file", action="append", default=[], help="Read in a line delimited file of labels")
+    a("-v", "--volume", action="append", default=[], help="Bind mount a volume")
+    a("--mount", action="append", default=[], help="Attach a filesystem mount to the container")
+    a("--volumes-from", action="append", default=[], help="Mount volumes from the specified container(s)")
+    a("--tmpfs", action="append", default=[], help="Mount a tmpfs directory")
+    a("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
+    a("--cap-add", action="append", default=[], help="Add Linux capabilities")
+    a("--cap-drop", action="append", default=[], help="Drop Linux capabilities")
+    a("--privileged", action="store_true", help="Give extended privileges to this container")
+    a("--restart", help="Restart policy to apply when a container exits (default \"no\")")
+    a("--init", action="store_true", help="Run an init inside the container that forwards signals and reaps processes")
+    a("-m", "--memory", help="Memory limit")
+    a("--memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    a("--memory-reservation", help="Memory soft limit")
+    a("--cpus", help="Number of CPUs")
+    a("-c", "--cpu-shares", help="CPU shares (relative weight)")
+    a("--cpu-period", help="Limit CPU CFS (Completely Fair Scheduler) period")
+    a("--cpu-quota", help="Limit CPU CFS (Completely Fair Scheduler) quota")
+    a("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)")
+    a("--cpuset-mems", help="MEMs in which to allow execution (0-3, 0,1)")
+    a("--pids-limit", help="Tune container pids limit (set -1 for unlimited)")
+    a("--shm-size", help="Size of /dev/shm")
+    a("--oom-kill-disable", action="store_true", help="Disable OOM Killer")
+    a("--ulimit", action="append", default=[], help="Ulimit options")
+    a("--health-cmd", help="Command to run to check health")
+    a("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)")
+    a("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+    a("--health-start-period", help="Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)")
+    a("--health-retries", help="Consecutive failures needed to report unhealthy")
+    a("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
+    a("--network", "--net", help="Connect a container to a network")
+    a("--network-alias", "--net-alias", action="append", default=[], help="Add network-scoped alias for the container")
+    a("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
+    a("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
+    a("--expose", action="append", default=[], help="Expose a port or a range of ports")
+    a("--dns", action="append", default=[], help="Set custom DNS servers")
+    a("--dns-search", action="append", default=[], help="Set custom DNS search domains")
+    a("--dns-option", "--dns-opt", action="append", default=[], help="Set DNS options")
+    a("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping (host:ip)")
+    a("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+    a("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    a("--stop-signal", help="Signal to stop the container")
+    a("--stop-timeout", help="Timeout (in seconds) to stop a container")
+    a("--log-driver", help="Logging driver for the container")
+    a("--log-opt", action="append", default=[], help="Log driver options")
+    a("--runtime", help="Runtime to use for this container")
+    a("--security-opt", action="append", default=[], help="Security Options")
+    a("--sysctl", action="append", default=[], help="Sysctl options")
+    a("--device", action="append", default=[], help="Add a host device to the container")
+    a("--group-add", action="append", default=[], help="Add additional groups to join")
+    a("--ipc", help="IPC mode to use")
+    a("--pid", help="PID namespace to use")
+    a("--uts", help="UTS namespace to use")
+    a("--cgroupns", help="Cgroup namespace to use (host|private)")
+    a("--cgroup-parent", help="Optional parent cgroup for the container")
+    a("--platform", help="Set platform if server is multi-platform capable")
+    a("--pull", choices=("always", "missing", "never"), default="missing",
+      help='Pull image before running ("always"|"missing"|"never")')
+    a("--cidfile", help="Write the container ID to the file")
+    a("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    a("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    a("-q", "--quiet", action="store_true", help="Suppress the pull output")
+    a("image", metavar="IMAGE")
+    a("command", nargs=argparse.REMAINDER, metavar="[COMMAND] [ARG...]")
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from dockyard.engine.options import RunOptions
+
+    return RunOptions(
+        image=args.image, command=list(args.command), name=args.name,
+        detach=bool(getattr(args, "detach", False)), interactive=args.interactive, tty=args.tty,
+        auto_remove=bool(getattr(args, "rm", False)), env=args.env, env_file=args.env_file,
+        workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, hostname=args.hostname,
+        domainname=args.domainname, labels=args.label, label_file=args.label_file, volumes=args.volume,
+        mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only, cap_add=args.cap_add,
+        cap_drop=args.cap_drop, privileged=args.privileged, restart=args.restart, init=args.init,
+        memory=args.memory, memory_swap=args.memory_swap, memory_reservation=args.memory_reservation,
+        cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_period=args.cpu_period, cpu_quota=args.cpu_quota,
+        cpuset_cpus=args.cpuset_cpus, cpuset_mems=args.cpuset_mems, pids_limit=args.pids_limit,
+        shm_size=args.shm_size, oom_kill_disable=args.oom_kill_disable, ulimits=args.ulimit,
+        health_cmd=args.health_cmd, health_interval=args.health_interval, health_timeout=args.health_timeout,
+        health_start_period=args.health_start_period, health_retries=args.health_retries,
+        no_healthcheck=args.no_healthcheck, network=args.network, network_aliases=args.network_alias,
+        publish=args.publish, publish_all=args.publish_all, expose=args.expose, dns=args.dns,
+        dns_search=args.dns_search, dns_option=args.dns_option, add_host=args.add_host, ip=args.ip,
+        mac_address=args.mac_address, stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,
+        log_driver=args.log_driver, log_opts=args.log_opt, runtime=args.runtime,
+        security_opt=args.security_opt, sysctl=args.sysctl, devices=args.device, group_add=args.group_add,
+        attach=list(getattr(args, "attach", None) or []), ipc=args.ipc, pid=args.pid, uts=args.uts,
+        cgroupns=args.cgroupns, cgroup_parent=args.cgroup_parent, platform=args.platform)
+
+
+def _image_ref(image: str) -> str:
+    """``busybox`` → ``busybox:latest`` as docker's "Unable to find image" message shows it."""
+    if "@" in image:
+        return image
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last else image + ":latest"
+
+
+def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool) -> None:
+    """docker's run/create: use the local image, or pull it when it is missing (``--pull``)."""
+    from dockyard.errors import NotFound
+
+    images = ctx.client.images
+    if pull != "always":
+        try:
+            images.get(image)
+            return
+        except NotFound:
+            if pull == "never":
+                raise NotFound(f"No such image: {_image_ref(image)}") from None
+    if pull != "always":
+        ctx.warn(f"Unable to find image '{_image_ref(image)}' locally")
+    puller = getattr(images, "pull", None)
+    if puller is None:
+        try:
+            puller = ctx.client.distribution.pull
+        except (ImportError, AttributeError):
+            raise NotFound(f"No such image: {_image_ref(image)}") from None
+    puller(image, **({"quiet": True} if quiet else {}))
+
+
+def _create(args: argparse.Namespace, ctx: "Context") -> Any:
+    from dockyard.engine.options import build_body
+
+    body = build_body(_options(args))
+    if body.get("NetworkingConfig") is None:
+        body.pop("NetworkingConfig")
+    _ensure_image(ctx, args.image, args.pull, args.quiet)
+    c = ctx.client.containers.create(body, args.name)
+    if args.cidfile:
+        with open(args.cidfile, "x") as f:
+            f.write(c.id)
+    return c
+
+
+def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
+    c = _create(args, ctx)
+    ctx.print(c.id)
+    return 0
+
+
+def _check_tty(args: argparse.Namespace) -> None:
+    from dockyard.engine.terminal import stdin_is_tty
+    from dockyard.errors import DockyardError
+
+    if args.tty and args.interactive and not stdin_is_tty():
+        raise DockyardError("the input device is not a TTY", 1)
+
+
+def cmd_run(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.terminal import parse_detach_keys
+    from dockyard.errors import DockyardError
+
+    if not args.detach:
+        _check_tty(args)
+    keys = parse_detach_keys(args.detach_keys)
+    c = _create(args, ctx)
+    if args.detach:
+        ctx.client.containers.start(c.id)
+        ctx.print(c.id)
+        return 0
+    cfg = c.record.cfg
+    attach = {"stdin": bool(cfg.get("AttachStdin")), "stdout": bool(cfg.get("AttachStdout")),
+              "stderr": bool(cfg.get("AttachStderr"))}
+    return _attach_and_wait(ctx, c.id, attach, tty=args.tty, keys=keys, sig_proxy=_bool(args.sig_proxy),
+                            start=True, start_error_code=None)
+
+
+def _bool(value: Any) -> bool:
+    return str(value).lower() not in ("false", "0", "no")
+
+
+def _attach_and_wait(ctx: "Context", cid: str, attach: dict[str, Any], *, tty: bool, keys: bytes,
+                     sig_proxy: bool, start: bool, start_error_code: int | None) -> int:
+    """Stream a container's stdio until it exits; its exit code (docker's for start errors)."""
+    from dockyard.engine.terminal import relay_attach, terminal_size
+    from dockyard.errors import DockyardError
+
+    sys.stdout.flush()
+    if tty:
+        size = terminal_size(1) or terminal_size(0)
+        if size:
+            attach.update(h=size[0], w=size[1])
+    svc = ctx.client.containers
+    if start:
+        conn = svc.start(cid, attach=attach)
+        if conn is None:  # already running: attach instead
+            conn = _connect_attach(ctx, cid, attach)
+    else:
+        conn = _connect_attach(ctx, cid, attach)
+    try:
+        result = relay_attach(conn, stdin=bool(attach.get("stdin")), tty=tty, detach_keys=keys,
+                              sig_proxy=sig_proxy)
+    finally:
+        conn.close()
+    event = result.get("event")
+    if event == "exit":
+        return int(result.get("code", 0))
+    if event == "detached":
+        return 0
+    if event == "error":
+        code = int(result.get("code", 125))
+        raise DockyardError(result.get("message", "failed to start"), start_error_code or code)
+    # the monitor went away without a word: report what the record says
+    rec = svc.load(cid) if svc.store.exists(cid) else None
+    if rec is not None and rec.status == "exited":
+        return int(rec.state.get("ExitCode", 0))
+    raise DockyardError("lost the connection to the container's monitor", 125)
+
+
+def _connect_attach(ctx: "Context", cid: str, attach: dict[str, Any]) -> Any:
+    from dockyard.engine.protocol import Connection, connect_unix
+    from dockyard.errors import Conflict
+
+    rec = ctx.client.containers.load(cid)
+    if rec.status not in ("running", "paused", "restarting"):
+        raise Conflict("You cannot attach to a stopped container, start it first")
+    if rec.state.get("Paused"):
+        raise Conflict("You cannot attach to a paused container, unpause it first")
+    try:
+        conn = Connection(connect_unix(str(rec.socket_path)))
+    except OSError:
+        raise Conflict("You cannot attach to a stopped container, start it first") from None
+    conn.send_control({"op": "attach", **attach})
+    reply = conn.recv_control()
+    if reply is None or "error" in reply:
+        conn.close()
+        raise Conflict((reply or {}).get("error") or "You cannot attach to a stopped container, start it first")
+    return conn
+
+
+def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.terminal import parse_detach_keys
+    from dockyard.errors import DockyardError
+
+    svc = ctx.client.containers
+    if args.attach or args.interactive:
+        if len(args.containers) > 1:
+            raise DockyardError("you cannot start and attach multiple containers at once", 1)
+        rec = svc.load(args.containers[0])
+        cfg = rec.cfg
+        if args.interactive and cfg.get("Tty"):
+            from dockyard.engine.terminal import stdin_is_tty
+
+            if not stdin_is_tty():
+                raise DockyardError("the input device is not a TTY", 1)
+        attach = {"stdin": bool(args.interactive and cfg.get("OpenStdin")), "stdout": True, "stderr": True}
+        try:
+            return _attach_and_wait(ctx, rec.id, attach, tty=bool(cfg.get("Tty")),
+                                    keys=parse_detach_keys(args.detach_keys), sig_proxy=True, start=True,
+                                    start_error_code=1)
+        except DockyardError as exc:
+            if exc.exit_code == 1 and rec.status in ("created", "exited"):
+                ctx.warn(f"Error: {exc.message}")
+                raise DockyardError(f"failed to start containers: {args.containers[0]}", 1) from None
+            raise
+    failed = []
+    for ref in args.containers:
+        try:
+            svc.start(ref)
+            ctx.print(ref)
+        except DockyardError as exc:
+            ctx.warn(f"Error response from daemon: {exc.message}")
+            failed.append(ref)
+    if failed:
+        raise DockyardError(f"failed to start containers: {', '.join(failed)}", 1)
+    return 0
+
+
+# ====================================================================== ls
+def _ellipsis(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+def _go_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+PS_COLUMNS = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
+              ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+              "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+              "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
+
+
+def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: bool) -> dict[str, Any]:
+    """The fields docker's ``ps --format`` knows (``{{.ID}}``, ``{{.Status}}``, ...), as strings."""
+    import time
+
+    from dockyard.cli.formatting import human_size
+    from dockyard.engine.timeutil import human_duration, parse_rfc3339_or_zero
+    from dockyard.engine.view import command_of, format_ports, image_shown, ports_of, status_string
+
+    svc, rec = ctx.client.containers, c.record
+    created = parse_rfc3339_or_zero(rec.config.get("Created")) / 1e9
+    mounts = rec.config.get("Mounts") or []
+    mode = rec.host_config.get("NetworkMode") or "default"
+    cmd = command_of(rec)
+    row = {
+        "Command": _go_quote(_ellipsis(cmd, 20) if trunc else cmd),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+        "ID": rec.id[:12] if trunc else rec.id,
+        "Image": image_shown(svc, rec, image_cache),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted((rec.cfg.get("Labels") or {}).items())),
+        "LocalVolumes": str(sum(1 for m in mounts if m.get("Type") == "volume")),
+        "Mounts": ",".join(_ellipsis(n, 15) if trunc else n for n in (m.get("Name") or m.get("Source", "")
+                                                                         for m in mounts)),
+        "Names": rec.name,
+        "Networks": "bridge" if mode == "default" else mode,
+        "Platform": None,
+        "Ports": format_ports(ports_of(svc, rec)),
+        "RunningFor": human_duration(time.time() - created) + " ago",
+        "Size": "0B",
+        "State": rec.status,
+        "Status": status_string(rec.state),
+    }
+    if size:
+        rw = svc.size_rw(rec)
+        row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + svc._image_size(rec))})"
+    return row
+
+
+def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.formatting import format_output
+    from dockyard.engine.listing import parse_filters
+
+    limit = 1 if args.latest else (args.last if args.last is not None else -1)
+    containers = ctx.client.containers.list(all=args.all, filters=parse_filters(args.filter), limit=limit)
+    trunc = not args.no_trunc
+    if args.quiet and not args.format:
+        for c in containers:
+            ctx.print(c.id[:12] if trunc else c.id)
+        return 0
+    cache: dict[str, Any] = {}
+    rows = [container_row(ctx, c, trunc, cache, args.size) for c in containers]
+    columns = PS_COLUMNS + ([("SIZE", "Size")] if args.size else [])
+    out = format_output(rows, args.format, columns, PS_HEADERS)
+    if out:
+        ctx.out.write(out if out.endswith("\n") else out + "\n")
+    return 0
+
+
+# ====================================================================== logs
+def cmd_logs(args: argparse.Namespace, ctx: "Context") -> int:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    entries = ctx.client.containers.logs(args.container, follow=args.follow, since=args.since, until=args.until,
+                                         tail=args.tail, timestamps=args.timestamps)
+    try:
+        for stream, data in entries:
+            target = out if stream == "stdout" else err
+            target.write(data)
+            if args.follow:
+                target.flush()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        out.flush()
+        err.flush()
+    return 0
+
+
+# ====================================================================== exec
+def cmd_exec(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.execution import exec_attached
+    from dockyard.engine.options import parse_env
+
+    if args.tty and args.interactive and not args.detach:
+        _check_tty(args)
+    return exec_attached(ctx.client, args.container, list(args.command), interactive=args.interactive,
+                         tty=args.tty, env=parse_env(args.env, args.env_file), workdir=args.workdir,
+                         user=args.user, privileged=args.privileged, detach=args.detach,
+                         detach_keys=args.detach_keys)
+
+
+# ====================================================================== stop / kill / restart / rm
+def _each(ctx: "Context", refs: list[str], fn: Any, echo: bool = True) -> int:
+    """Run ``fn`` on each container; docker prints each name given, errors one per line, exit 1."""
+    from dockyard.errors import DockyardError
+
+    rc = 0
+    for ref in refs:
+        try:
+            fn(ref)
+            if echo:
+                ctx.print(ref)
+        except DockyardError as exc:
+            ctx.warn(f"Error response from daemon: {exc.message}")
+            rc = 1
+    return rc
+
+
+def cmd_stop(args: argparse.Namespace, ctx: "Context") -> int:
+    return _each(ctx, args.containers, lambda r: ctx.client.containers.stop(r, args.time))
+
+
+def cmd_restart(args: argparse.Namespace, ctx: "Context") -> int:
+    return _each(ctx, args.containers, lambda r: ctx.client.containers.restart(r, args.time))
+
+
+def cmd_kill(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.containers import parse_signal
+
+    sig = parse_signal(args.signal)
+    return _each(ctx, args.containers, lambda r: ctx.client.containers.kill(r, sig))
+
+
+def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
+    return _each(ctx, args.containers, lambda r: ctx.client.containers.remove(r, force=args.force,
+                                                                              volumes=args.volumes))
+
+
+def cmd_pause(args: argparse.Namespace, ctx: "Context") -> int:
+    return _each(ctx, args.containers, ctx.client.containers.pause)
+
+
+def cmd_unpause(args: argparse.Namespace, ctx: "Context") -> int:
+    return _each(ctx, args.containers, ctx.client.containers.unpause)
+
+
+def cmd_wait(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.errors import DockyardError
+
+    rc = 0
+    for ref in args.containers:
+        try:
+            ctx.print(str(ctx.client.containers.wait(ref)))
+        except DockyardError as exc:
+            ctx.warn(f"Error response from daemon: {exc.message}")
+            rc = 1
+    return rc
+
+
+def cmd_rename(args: argparse.Namespace, ctx: "Context") -> int:
+    ctx.client.containers.rename(args.container, args.new_name)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.formatting import human_size
+    from dockyard.engine.listing import parse_filters
+
+    if not args.force:
+        ctx.out.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+        ctx.out.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    report = ctx.client.containers.prune(parse_filters(args.filter))
+    deleted = report.get("ContainersDeleted") or []
+    if deleted:
+        ctx.print("Deleted Containers:")
+        for cid in deleted:
+            ctx.print(cid)
+        ctx.print()
+    ctx.print(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+# ====================================================================== inspect / top / stats / port
+def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.image import print_inspect
+    from dockyard.errors import DockyardError
+
+    found, missing = [], []
+    for ref in args.containers:
+        try:
+            found.append(ctx.client.containers.inspect(ref, size=args.size))
+        except DockyardError:
+            missing.append(ref)
+    if found or not args.format:
+        print_inspect(ctx, found, args.format)
+    for ref in missing:
+        ctx.warn(f"Error: No such container: {ref}")
+    return 1 if missing else 0
+
+
+def cmd_top(args: argparse.Namespace, ctx: "Context") -> int:
+    res = ctx.client.containers.top(args.container, " ".join(args.ps_args) if args.ps_args else None)
+    rows = [res["Titles"]] + res["Processes"]
+    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(res["Titles"]))]
+    for r in rows:
+        ctx.print("".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)))
+    return 0
+
+
+STATS_COLUMNS = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"), ("MEM USAGE / LIMIT", "MemUsage"),
+                 ("MEM %", "MemPerc"), ("NET I/O", "NetIO"), ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
+STATS_HEADERS = {k: h for h, k in STATS_COLUMNS} | {"Container": "CONTAINER"}
+
+
+def _binary_size(n: float) -> str:
+    """go-units ``BytesSize``: ``1.234MiB``."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024.0
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
+    """docker stats: one table (``--no-stream``) or one per second until interrupted."""
+    import time
+
+    from dockyard.cli.formatting import format_output, human_size
+    from dockyard.engine.inspection import row, sample
+
+    svc = ctx.client.containers
+    if args.containers:
+        recs = [svc.load(r) for r in args.containers]
+    else:
+        recs = [c.record for c in svc.list(all=args.all)]
+    previous = {r.id: sample(r) for r in recs}
+    try:
+        while True:
+            time.sleep(0.5 if args.no_stream else 1.0)
+            rows = []
+            for r in recs:
+                r.state = svc.store.read_state(r.id)
+                cur = sample(r)
+                doc = dict(cur, precpu_stats=previous[r.id]["cpu_stats"])
+                previous[r.id] = cur
+                f = row(doc)
+                running = r.status in ("running", "paused")
+                rows.append({
+                    "ID": r.id if args.no_trunc else r.id[:12], "Container": r.name if r.name else r.id[:12],
+                    "Name": r.name, "CPUPerc": f"{f['cpu']:.2f}%" if running else "0.00%",
+                    "MemUsage": f"{_binary_size(f['mem'])} / {_binary_size(f['limit'])}" if running else "0B / 0B",
+                    "MemPerc": f"{f['mem_pct']:.2f}%" if running else "0.00%",
+                    "NetIO": f"{human_size(f['net'][0])} / {human_size(f['net'][1])}",
+                    "BlockIO": f"{human_size(f['block'][0])} / {human_size(f['block'][1])}",
+                    "PIDs": str(f["pids"])})
+            out = format_output(rows, args.format, STATS_COLUMNS, STATS_HEADERS)
+            if not args.no_stream:
+                ctx.out.write("\033[2J\033[H")
+            ctx.out.write(out if out.endswith("\n") else out + "\n")
+            ctx.out.flush()
+            if args.no_stream:
+                return 0
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_port(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.attachments import Attachments
+    from dockyard.errors import DockyardError
+
+    rec = ctx.client.containers.load(args.container)
+    bindings = Attachments(ctx.client).published_ports(rec) if rec.status == "running" else []
+    if args.port:
+        port, _, proto = args.port.partition("/")
+        proto = proto or "tcp"
+        hits = [b for b in bindings if str(b.container_port) == port and b.proto == proto]
+        if not hits:
+            raise DockyardError(f"No public port '{port}/{proto}' published for {args.container}")
+        for b in hits:
+            ctx.print(f"{b.shown_ip}:{b.host_port}")
+        return 0
+    for b in sorted(bindings, key=lambda b: (b.container_port, b.proto)):
+        ctx.print(f"{b.container_port}/{b.proto} -> {b.shown_ip}:{b.host_port}")
+    return 0
+
+
+# ====================================================================== attach / cp / diff
+def cmd_attach(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.terminal import parse_detach_keys
+
+    rec = ctx.client.containers.load(args.container)
+    cfg = rec.cfg
+    stdin = not args.no_stdin and bool(cfg.get("OpenStdin"))
+    if stdin and cfg.get("Tty"):
+        _check_tty(argparse.Namespace(tty=True, interactive=True))
+    attach = {"stdin": stdin, "stdout": True, "stderr": True}
+    return _attach_and_wait(ctx, rec.id, attach, tty=bool(cfg.get("Tty")), keys=parse_detach_keys(args.detach_keys),
+                            sig_proxy=_bool(args.sig_proxy), start=False, start_error_code=1)
+
+
+def cmd_cp(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.archive import copy_command
+
+    return copy_command(ctx.client, args.src, args.dest, follow_link=args.follow_link, archive=args.archive,
+                        quiet=args.quiet)
+
+
+def cmd_diff(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.archive import changes
+
+    for kind, path in changes(ctx.client, args.container):
+        ctx.print(f"{kind} {path}")
+    return 0
+
+
+# ====================================================================== parser
+def build_parser(sub: Any) -> None:
+    p = add_verb(sub, "run", cmd_run, "Create and run a new container from an image", add_help=False,
+                 usage="dockyard run [OPTIONS] IMAGE [COMMAND] [ARG...]")
+    p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
+    p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
+    p.add_argument("-a", "--attach", action="append", default=[], help="Attach to STDIN, STDOUT or STDERR")
+    p.add_argument("--sig-proxy", nargs="?", const="true", default="true", help="Proxy received signals to the process")
+    p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
+    _add_create_flags(p)
+
+    p = add_verb(sub, "create", cmd_create, "Create a new container", add_help=False,
+                 usage="dockyard create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+    p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
+    p.add_argument("-a", "--attach", action="append", default=[], help="Attach to STDIN, STDOUT or STDERR")
+    _add_create_flags(p)
+
+    p = add_verb(sub, "start", cmd_start, "Start one or more stopped containers")
+    p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
+    p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    p = add_verb(sub, "ls", cmd_ls, "List containers", aliases=["ps", "list"])
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+    p.add_argument("-n", "--last", type=int, help="Show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container (includes all states)")
+    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided")
+    p.add_argument("--format", help="Format output using a custom template")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+
+    p = add_verb(sub, "logs", cmd_logs, "Fetch the logs of a container")
+    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
+    p.add_argument("--since", help="Show logs since timestamp or relative (e.g. 42m for 42 minutes)")
+    p.add_argument("--until", help="Show logs before a timestamp or relative (e.g. 42m for 42 minutes)")
+    p.add_argument("-n", "--tail", default="all", help='Number of lines to show from the end of the logs (default "all")')
+    p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
+    p.add_argument("--details", action="store_true", help="Show extra details provided to logs")
+    p.add_argument("container", metavar="CONTAINER")
+
+    p = add_verb(sub, "exec", cmd_exec, "Execute a command in a running container")
+    p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
+    p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
+    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
+    p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
+    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("--privileged", action="store_true", help="Give extended privileges to the command")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("-w", "--workdir", help="Working directory inside the container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+    for name, fn, helptext in (("stop", cmd_stop, "Stop one or more running containers"),
+                               ("restart", cmd_restart, "Restart one or more containers")):
+        p = add_verb(sub, name, fn, helptext)
+        p.add_argument("-t", "--time", type=int, help="Seconds to wait before killing the container")
+        p.add_argument("-s", "--signal", help="Signal to send to the container")
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    p = add_verb(sub, "kill", cmd_kill, "Kill one or more running containers")
+    p.add_argument("-s", "--signal", default="KILL", help="Signal to send to the container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    p = add_verb(sub, "rm", cmd_rm, "Remove one or more containers", aliases=["remove"])
+    p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container (uses SIGKILL)")
+    p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes associated with the container")
+    p.add_argument("-l", "--link", action="store_true", help="Remove the specified link")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    for name, fn, helptext in (("pause", cmd_pause, "Pause all processes within one or more containers"),
+                               ("unpause", cmd_unpause, "Unpause all processes within one or more containers"),
+                               ("wait", cmd_wait, "Block until one or more containers stop, then print their exit codes")):
+        p = add_verb(sub, name, fn, helptext)
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    p = add_verb(sub, "inspect", cmd_inspect, "Display detailed information on one or more containers")
+    p.add_argument("-f", "--format", help="Format output using a custom template")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+    p = add_verb(sub, "top", cmd_top, "Display the running processes of a container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+
+    p = add_verb(sub, "stats", cmd_stats, "Display a live stream of container(s) resource usage statistics")
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("--no-stream", action="store_true", help="Disable streaming stats and only pull the first result")
+    p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
+    p.add_argument("--format", help="Format output using a custom template")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+
+    p = add_verb(sub, "port", cmd_port, "List port mappings or a specific mapping for the container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+
+    p = add_verb(sub, "rename", cmd_rename, "Rename a container")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("new_name", metavar="NEW_NAME")
+
+    p = add_verb(sub, "attach", cmd_attach, "Attach local standard input, output, and error streams to a running container")
+    p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
+    p.add_argument("--no-stdin", action="store_true", help="Do not attach STDIN")
+    p.add_argument("--sig-proxy", nargs="?", const="true", default="true", help="Proxy all received signals to the process")
+    p.add_argument("container", metavar="CONTAINER")
+
+    p = add_verb(sub, "cp", cmd_cp, "Copy files/folders between a container and the local filesystem")
+    p.add_argument("-a", "--archive", action="store_true", help="Archive mode (copy all uid/gid information)")
+    p.add_argument("-L", "--follow-link", action="store_true", help="Always follow symbol link in SRC_PATH")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress progress output during copy")
+    p.add_argument("src", metavar="SRC_PATH")
+    p.add_argument("dest", metavar="DEST_PATH")
+
+    p = add_verb(sub, "diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem")
+    p.add_argument("container", metavar="CONTAINER")
+
+    p = add_verb(sub, "prune", cmd_prune, "Remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")

@@ -1,0 +1,201 @@
+"""The one place where containers meet networks and volumes.
+
+The engine calls these hooks at create, start, stop and remove; the network service
+(``client.networks``) and the volume service (``client.volumes``) do the work. ``none`` and
+``host`` networking need no service: ``none`` is a fresh network namespace with only ``lo``
+(the runtime makes it and brings ``lo`` up), ``host`` is no network namespace at all; handling
+them here keeps ``run --network none`` free of database and netlink work.
+
+Containers that ask for no mounts never touch the volume service either (``HasMounts`` in the
+record says whether it has anything to resolve).
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.engine.store import ContainerRecord
+
+LOCAL_MODES = ("none", "host")
+HOSTS_HEADER = ("127.0.0.1\tlocalhost\n"
+                "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                "fe00::0\tip6-localnet\n"
+                "ff00::0\tip6-mcastprefix\n"
+                "ff02::1\tip6-allnodes\n"
+                "ff02::2\tip6-allrouters\n")
+
+
+@dataclass
+class NetworkPlan:
+    """How one start of a container is networked."""
+
+    mode: str                 # "host" | "none" | "bridge" | a network name | "container:<id>"
+    netns_path: str | None    # join this namespace; None with mode "none": the runtime makes one
+    hosts: str
+    resolv_conf: str
+
+
+def network_mode(rec: ContainerRecord) -> str:
+    mode = rec.host_config.get("NetworkMode") or "default"
+    return "bridge" if mode == "default" else mode
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _extra_hosts(rec: ContainerRecord) -> str:
+    out = ""
+    for entry in rec.host_config.get("ExtraHosts") or []:
+        name, _, ip = entry.partition(":")
+        if ip == "host-gateway":
+            ip = "172.17.0.1"
+        out += f"{ip}\t{name}\n"
+    return out
+
+
+class Attachments:
+    """Hooks into ``client.networks`` and ``client.volumes`` for one container's life."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    # ------------------------------------------------------------------ networks
+    def network_up(self, rec: ContainerRecord) -> NetworkPlan:
+        """Before the runtime creates the container: its namespace, /etc/hosts, resolv.conf."""
+        mode = network_mode(rec)
+        if mode in LOCAL_MODES:
+            from dockyard.network.hostsfile import resolv_conf
+
+            resolv = resolv_conf(False) if not rec.host_config.get("Dns") else self._custom_resolv(rec)
+            if mode == "host":
+                return NetworkPlan("host", None, _read("/etc/hosts") + _extra_hosts(rec), _read("/etc/resolv.conf"))
+            return NetworkPlan("none", None, HOSTS_HEADER + _extra_hosts(rec), resolv)
+        from dockyard.engine.options import port_specs
+
+        att = self.client.networks.attach(
+            rec.id, name=rec.name, mode=mode,
+            aliases=self._aliases(rec, mode),
+            ports=port_specs(rec.host_config, rec.cfg.get("ExposedPorts")),
+            hostname=rec.cfg.get("Hostname") or rec.id[:12],
+            ip=self._ip(rec, mode),
+            extra_hosts=rec.host_config.get("ExtraHosts") or [],
+            exposed=list((rec.cfg.get("ExposedPorts") or {}).keys()))
+        resolv = att.resolv_conf if not rec.host_config.get("Dns") else self._custom_resolv(rec)
+        return NetworkPlan(att.mode, att.netns_path, att.hosts, resolv)
+
+    @staticmethod
+    def _aliases(rec: ContainerRecord, mode: str) -> list[str]:
+        eps = (rec.config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+        ep = eps.get(mode) or eps.get("default") or {}
+        return list(ep.get("Aliases") or [])
+
+    @staticmethod
+    def _ip(rec: ContainerRecord, mode: str) -> str | None:
+        eps = (rec.config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+        ep = eps.get(mode) or eps.get("default") or {}
+        return (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
+
+    @staticmethod
+    def _custom_resolv(rec: ContainerRecord) -> str:
+        host = rec.host_config
+        out = ""
+        if host.get("DnsSearch"):
+            out += "search " + " ".join(host["DnsSearch"]) + "\n"
+        for s in host.get("Dns") or []:
+            out += f"nameserver {s}\n"
+        if host.get("DnsOptions"):
+            out += "options " + " ".join(host["DnsOptions"]) + "\n"
+        return out
+
+    def network_down(self, rec: ContainerRecord) -> None:
+        """The container stopped: release its namespace, addresses and published ports."""
+        if network_mode(rec) in LOCAL_MODES:
+            return
+        self.client.networks.release(rec.id)
+
+    def network_forget(self, rec: ContainerRecord) -> None:
+        """The container is removed: drop its network memberships too."""
+        if network_mode(rec) in LOCAL_MODES:
+            return
+        try:
+            self.client.networks.forget(rec.id)
+        except ImportError:
+            pass
+
+    def network_settings(self, rec: ContainerRecord) -> dict[str, Any]:
+        """docker's ``NetworkSettings`` for ``inspect``."""
+        mode = network_mode(rec)
+        if mode not in LOCAL_MODES:
+            try:
+                return self.client.networks.settings(rec.id)
+            except ImportError:
+                pass
+        running = rec.status in ("running", "paused", "restarting")
+        networks: dict[str, Any] = {}
+        if mode in LOCAL_MODES or not networks:
+            net_id = ""
+            try:
+                net_id = self.client.networks.get(mode if mode in LOCAL_MODES else "bridge").id
+            except Exception:  # noqa: BLE001 - no network service: leave the ID empty
+                pass
+            networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": net_id,
+                              "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                              "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                              "MacAddress": "", "DriverOpts": None}
+        return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+                "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+                "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks if running or True else {}}
+
+    def published_ports(self, rec: ContainerRecord) -> list[Any]:
+        """Published ports of a running container (``PortBinding`` objects), for ``ls``/``port``."""
+        if network_mode(rec) in LOCAL_MODES or not rec.host_config.get("PortBindings") and \
+                not rec.host_config.get("PublishAllPorts"):
+            return []
+        try:
+            return list(self.client.networks.ports(rec.id))
+        except ImportError:
+            return []
+
+    # ------------------------------------------------------------------ volumes
+    @staticmethod
+    def has_mounts(cfg: dict[str, Any], host: dict[str, Any]) -> bool:
+        return bool(cfg.get("Volumes") or host.get("Binds") or host.get("Mounts") or host.get("Tmpfs")
+                    or host.get("VolumesFrom"))
+
+    def create_mounts(self, cid: str, cfg: dict[str, Any], host: dict[str, Any]) -> list[dict[str, Any]]:
+        """At create: named and anonymous volumes are made now (as docker does); returns the
+        ``Mounts`` list inspect shows."""
+        if not self.has_mounts(cfg, host):
+            return []
+        vols = self.client.volumes
+        specs, volumes_from = vols.specs_from_api(host, cfg)
+        vols.resolve_mounts(cid, specs, None, None, volumes_from)
+        return vols.mounts_inspect(cid)
+
+    def start_mounts(self, rec: ContainerRecord) -> list[dict[str, Any]]:
+        """At start (rootfs mounted, so empty volumes get the image's content): OCI mounts."""
+        if not rec.config.get("HasMounts"):
+            return []
+        vols = self.client.volumes
+        specs, volumes_from = vols.specs_from_api(rec.host_config, rec.cfg)
+        return vols.resolve_mounts(rec.id, specs, None, str(rec.rootfs), volumes_from)
+
+    def stop_mounts(self, rec: ContainerRecord) -> None:
+        if rec.config.get("HasMounts"):
+            self.client.volumes.release(rec.id)
+
+    def remove_mounts(self, rec: ContainerRecord, remove_anonymous: bool) -> None:
+        if rec.config.get("HasMounts"):
+            self.client.volumes.forget(rec.id, remove_anonymous=remove_anonymous)
+
+    @staticmethod
+    def host_name() -> str:
+        return socket.gethostname()

@@ -1,0 +1,158 @@
+"""Time as docker shows it: RFC 3339 with nanoseconds, ``--since``/``--until`` values, "2 minutes".
+
+Times are kept as integer nanoseconds since the epoch (UTC) so that log entries sort and compare
+exactly; they are written as Go's ``time.RFC3339Nano`` (trailing zeros of the fraction trimmed).
+"""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as docker writes an unset time
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def rfc3339nano(ns: int) -> str:
+    """Go's ``RFC3339Nano``: ``2024-05-01T12:00:00.1234Z`` (fraction trimmed, no fraction if 0)."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    if frac:
+        return f"{base}.{frac:09d}".rstrip("0") + "Z"
+    return base + "Z"
+
+
+def rfc3339nano_fixed(ns: int) -> str:
+    """Docker CLI's ``RFC3339NanoFixed`` (always nine digits), used by ``logs -t``."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
+
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNITS_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+             "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def parse_rfc3339(text: str) -> int | None:
+    """Nanoseconds for an RFC 3339 time (``Z``, an offset, or none = local time, as docker)."""
+    m = _RFC3339.match(text.strip())
+    if not m:
+        return None
+    year, mon, day, hh, mm, ss, frac, tz = m.groups()
+    dt = datetime(int(year), int(mon), int(day), int(hh or 0), int(mm or 0), int(ss or 0))
+    if tz is None:
+        secs = int(time.mktime(dt.timetuple()))
+    else:
+        secs = int(dt.replace(tzinfo=timezone.utc).timestamp())
+        if tz != "Z":
+            sign = 1 if tz[0] == "+" else -1
+            digits = tz[1:].replace(":", "")
+            secs -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
+
+
+def parse_duration(text: str) -> int | None:
+    """Nanoseconds for a Go duration (``1h30m``, ``250ms``, ``-5s``); None if it is not one."""
+    s = text.strip()
+    sign = 1
+    if s[:1] in "+-" and s:
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return 0
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(s):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _UNITS_NS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or pos == 0:
+        return None
+    return sign * int(total)
+
+
+def parse_timestamp(value: str, now: int | None = None) -> int:
+    """A ``--since``/``--until`` value in ns: RFC 3339 / date, a Unix time (``1700000000.5``),
+    or a Go duration meaning "that long ago" (``10m``). Raises ValueError like docker."""
+    now = now_ns() if now is None else now
+    v = value.strip()
+    d = parse_duration(v)
+    if d is not None:
+        return now - d
+    if re.fullmatch(r"\d+(\.\d{1,9})?", v):
+        sec, _, frac = v.partition(".")
+        return int(sec) * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+    t = parse_rfc3339(v)
+    if t is None:
+        raise ValueError(f'failed to parse value as time or duration: "{value}"')
+    return t
+
+
+def parse_go_duration_seconds(text: str, flag: str) -> float:
+    """A duration flag (``--health-interval 30s``) in seconds; ``0`` means unset."""
+    d = parse_duration(text)
+    if d is None:
+        raise ValueError(f'invalid argument "{text}" for "{flag}" flag: time: invalid duration "{text}"')
+    return d / 1e9
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()`` for whole seconds and sub-second values (``30s``, ``1m30s``,
+    ``500ms``), used when showing durations in inspect-like output."""
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, div in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= div:
+                return f"{ns / div:g}{unit}"
+    secs = ns / 1e9
+    h, rem = divmod(int(secs), 3600)
+    m, _ = divmod(rem, 60)
+    s = secs - h * 3600 - m * 60
+    out = ""
+    if h:
+        out += f"{h}h"
+    if h or m:
+        out += f"{m}m"
+    return out + f"{s:g}s"
+
+
+def human_duration(seconds: float) -> str:
+    """go-units ``HumanDuration``: what ``Up ...``/``... ago`` strings say."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(round(seconds / 3600))
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def parse_rfc3339_or_zero(text: str | None) -> int:
+    """ns for a stored time, 0 for Go's zero time or nothing."""
+    if not text or text.startswith("0001-01-01"):
+        return 0
+    return parse_rfc3339(text) or 0

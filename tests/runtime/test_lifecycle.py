@@ -445,3 +445,22 @@ def test_overlay_mount_in_the_spec(bundle: Bundle, monitor: Monitor, tmp_path: P
     assert out == "lower\n"
     assert (upper / "written").read_text() == "new\n"
     assert not (lower / "written").exists()
+
+
+@pytest.mark.parametrize("cgroupns", ["private", "host"])
+def test_cgroup_view_inside(bundle: Bundle, monitor: Monitor, cgroupns: str) -> None:
+    """/sys/fs/cgroup shows the container's own cgroup (its limits), with or without a cgroup ns."""
+    if cgroups.is_v2():
+        probe = "cat /sys/fs/cgroup/memory.max; grep '^0::' /proc/self/cgroup; mkdir /sys/fs/cgroup/x 2>&1"
+    else:
+        probe = ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes; grep ':memory:' /proc/self/cgroup; "
+                 "mkdir /sys/fs/cgroup/memory/x 2>&1")
+    spec = bundle.write("cgview", ["sh", "-c", probe + "; true"], cgroupns=cgroupns,
+                        resources=Resources(memory=48 * 1024 * 1024))
+    code, out, err = monitor.run("cgview", bundle)
+    assert code == 0, err
+    limit, membership, mkdir = out.splitlines()
+    assert limit == str(48 * 1024 * 1024)
+    expected = "/" if cgroupns == "private" else spec["linux"]["cgroupsPath"]
+    assert membership.rsplit(":", 1)[1] == expected
+    assert "Read-only file system" in mkdir

@@ -113,7 +113,8 @@ def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Cgroup | None, cgroupns:
 
 
 def mount_cgroups(dest: str, flags: int, cgroup: Cgroup | None, cgroupns: bool) -> None:
-    """/sys/fs/cgroup: v2 ⇒ one cgroup2 mount; v1 ⇒ a tmpfs with one mount per hierarchy. With a
+    """/sys/fs/cgroup: v2 ⇒ one cgroup2 mount; v1 ⇒ a tmpfs with one mount per hierarchy (the
+    hierarchies read-only, the tmpfs itself left writable, exactly as runc and docker do). With a
     cgroup namespace the fresh mounts show the container's cgroup as root; without one the
     container's own cgroup directories are bind-mounted, as runc does."""
     ro = bool(flags & linux.MS_RDONLY)
@@ -147,8 +148,6 @@ def mount_cgroups(dest: str, flags: int, cgroup: Cgroup | None, cgroupns: bool) 
                 link = os.path.join(dest, ctrl)
                 if not os.path.lexists(link):
                     os.symlink(name, link)
-    if ro:
-        linux.mount(None, dest, None, linux.MS_REMOUNT | linux.MS_RDONLY | base, "mode=755")
 
 
 def create_devices(rootfs: str, devices: list[dict[str, Any]]) -> None:

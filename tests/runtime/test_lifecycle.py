@@ -464,3 +464,12 @@ def test_cgroup_view_inside(bundle: Bundle, monitor: Monitor, cgroupns: str) -> 
     expected = "/" if cgroupns == "private" else spec["linux"]["cgroupsPath"]
     assert membership.rsplit(":", 1)[1] == expected
     assert "Read-only file system" in mkdir
+
+
+def test_host_pid_and_ipc_namespaces(bundle: Bundle, monitor: Monitor) -> None:
+    bundle.write("hostpid", ["sh", "-c", "echo $$; readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc"], pid="host", ipc="host")
+    code, out, err = monitor.run("hostpid", bundle)
+    assert code == 0, err
+    pid, pidns, ipcns = out.split()
+    assert pid != "1"
+    assert pidns == os.readlink("/proc/self/ns/pid") and ipcns == os.readlink("/proc/self/ns/ipc")

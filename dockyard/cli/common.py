@@ -78,7 +78,8 @@ def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False
     module = importlib.import_module(module_name)
     parser = build_object_parser(module, prog if alias is None else f"dockyard {module_name.rsplit('.', 1)[1]}")
     # docker's start-type commands report their own failures with 125
-    container_start = argv[:1] in (["run"], ["create"], ["start"], ["exec"])
+    # docker: `run` reports dockyard's own failures with 125; create/start/exec exit 1 like other verbs
+    container_start = argv[:1] == ["run"]
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:

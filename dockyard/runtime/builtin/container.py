@@ -36,6 +36,7 @@ def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cg
     namespaces = linux_cfg.get("namespaces") or []
     types = {ns["type"] for ns in namespaces}
     try:
+        _harden()
         os.setsid()
         proc_setup.install_stdio([None, None, None] if console_sock else [stdio.stdin, stdio.stdout, stdio.stderr])
         cgroup.join(0)
@@ -106,6 +107,7 @@ def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgro
                console_sock: Any) -> None:
     """An exec'd process, from fork to execve: join cgroup and namespaces, become ``process``."""
     try:
+        _harden()
         os.setsid()
         proc_setup.install_stdio([None, None, None] if console_sock else [stdio.stdin, stdio.stdout, stdio.stderr])
         cgroup.join(0)
@@ -126,6 +128,12 @@ def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgro
         os._exit(1)
     proc_setup.reset_signals()
     proc_setup.execute(path, process["args"], env)  # the CLOEXEC sync pipe closes: success
+
+
+def _harden() -> None:
+    """Non-dumpable until execve (as runc's init): the container's processes can neither ptrace
+    nor read /proc/<pid>/{mem,exe,environ} of this copy of the monitor while it sets up."""
+    linux.prctl(linux.PR_SET_DUMPABLE, 0, what="prctl(PR_SET_DUMPABLE)")
 
 
 def _prepare_process(process: dict[str, Any]) -> tuple[str, dict[str, str]]:

@@ -63,10 +63,13 @@ def add_verb(sub: "argparse._SubParsersAction[Parser]", name: str, func: Handler
     return p
 
 
-def build_object_parser(module: Any, prog: str) -> Parser:
+def build_object_parser(module: Any, prog: str, verb: str | None = None) -> Parser:
     parser = Parser(prog=prog, add_help=True, description=(module.__doc__ or "").split("\n")[0])
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
-    module.build_parser(sub)
+    if getattr(module.build_parser, "takes_verb", False):  # only the verb in use gets its flags
+        module.build_parser(sub, verb)
+    else:
+        module.build_parser(sub)
     return parser
 
 
@@ -76,7 +79,8 @@ def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False
     from dockyard.errors import DockyardError
 
     module = importlib.import_module(module_name)
-    parser = build_object_parser(module, prog if alias is None else f"dockyard {module_name.rsplit('.', 1)[1]}")
+    parser = build_object_parser(module, prog if alias is None else f"dockyard {module_name.rsplit('.', 1)[1]}",
+                                 verb=argv[0] if argv and not argv[0].startswith("-") else None)
     # docker's start-type commands report their own failures with 125
     # docker: `run` reports dockyard's own failures with 125; create/start/exec exit 1 like other verbs
     container_start = argv[:1] == ["run"]

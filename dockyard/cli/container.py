@@ -399,12 +399,16 @@ def cmd_logs(args: argparse.Namespace, ctx: "Context") -> int:
 # ====================================================================== exec
 def cmd_exec(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.execution import exec_attached
-    from dockyard.engine.options import parse_env
 
     if args.tty and args.interactive and not args.detach:
         _check_tty(args)
+    env: list[str] = []
+    if args.env or args.env_file:
+        from dockyard.engine.options import parse_env
+
+        env = parse_env(args.env, args.env_file)
     return exec_attached(ctx.client, args.container, list(args.command), interactive=args.interactive,
-                         tty=args.tty, env=parse_env(args.env, args.env_file), workdir=args.workdir,
+                         tty=args.tty, env=env, workdir=args.workdir,
                          user=args.user, privileged=args.privileged, detach=args.detach,
                          detach_keys=args.detach_keys)
 
@@ -628,9 +632,7 @@ def cmd_diff(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 # ====================================================================== parser
-def build_parser(sub: Any) -> None:
-    p = add_verb(sub, "run", cmd_run, "Create and run a new container from an image", add_help=False,
-                 usage="dockyard run [OPTIONS] IMAGE [COMMAND] [ARG...]")
+def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
     p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
     p.add_argument("-a", "--attach", action="append", default=[], help="Attach to STDIN, STDOUT or STDERR")
@@ -638,19 +640,21 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
     _add_create_flags(p)
 
-    p = add_verb(sub, "create", cmd_create, "Create a new container", add_help=False,
-                 usage="dockyard create [OPTIONS] IMAGE [COMMAND] [ARG...]")
+
+def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
     p.add_argument("-a", "--attach", action="append", default=[], help="Attach to STDIN, STDOUT or STDERR")
     _add_create_flags(p)
 
-    p = add_verb(sub, "start", cmd_start, "Start one or more stopped containers")
+
+def _start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
     p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
     p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = add_verb(sub, "ls", cmd_ls, "List containers", aliases=["ps", "list"])
+
+def _ls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
@@ -660,7 +664,8 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--format", help="Format output using a custom template")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
 
-    p = add_verb(sub, "logs", cmd_logs, "Fetch the logs of a container")
+
+def _logs_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
     p.add_argument("--since", help="Show logs since timestamp or relative (e.g. 42m for 42 minutes)")
     p.add_argument("--until", help="Show logs before a timestamp or relative (e.g. 42m for 42 minutes)")
@@ -669,7 +674,8 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--details", action="store_true", help="Show extra details provided to logs")
     p.add_argument("container", metavar="CONTAINER")
 
-    p = add_verb(sub, "exec", cmd_exec, "Execute a command in a running container")
+
+def _exec_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
     p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
     p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
@@ -682,69 +688,118 @@ def build_parser(sub: Any) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 
-    for name, fn, helptext in (("stop", cmd_stop, "Stop one or more running containers"),
-                               ("restart", cmd_restart, "Restart one or more containers")):
-        p = add_verb(sub, name, fn, helptext)
-        p.add_argument("-t", "--time", type=int, help="Seconds to wait before killing the container")
-        p.add_argument("-s", "--signal", help="Signal to send to the container")
-        p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = add_verb(sub, "kill", cmd_kill, "Kill one or more running containers")
+def _stop_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", type=int, help="Seconds to wait before killing the container")
+    p.add_argument("-s", "--signal", help="Signal to send to the container")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _kill_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--signal", default="KILL", help="Signal to send to the container")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = add_verb(sub, "rm", cmd_rm, "Remove one or more containers", aliases=["remove"])
+
+def _rm_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container (uses SIGKILL)")
     p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes associated with the container")
     p.add_argument("-l", "--link", action="store_true", help="Remove the specified link")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    for name, fn, helptext in (("pause", cmd_pause, "Pause all processes within one or more containers"),
-                               ("unpause", cmd_unpause, "Unpause all processes within one or more containers"),
-                               ("wait", cmd_wait, "Block until one or more containers stop, then print their exit codes")):
-        p = add_verb(sub, name, fn, helptext)
-        p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = add_verb(sub, "inspect", cmd_inspect, "Display detailed information on one or more containers")
+def _containers_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _inspect_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--format", help="Format output using a custom template")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = add_verb(sub, "top", cmd_top, "Display the running processes of a container")
+
+def _top_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
 
-    p = add_verb(sub, "stats", cmd_stats, "Display a live stream of container(s) resource usage statistics")
+
+def _stats_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
     p.add_argument("--no-stream", action="store_true", help="Disable streaming stats and only pull the first result")
     p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
     p.add_argument("--format", help="Format output using a custom template")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
 
-    p = add_verb(sub, "port", cmd_port, "List port mappings or a specific mapping for the container")
+
+def _port_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
 
-    p = add_verb(sub, "rename", cmd_rename, "Rename a container")
+
+def _rename_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("new_name", metavar="NEW_NAME")
 
-    p = add_verb(sub, "attach", cmd_attach, "Attach local standard input, output, and error streams to a running container")
+
+def _attach_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
     p.add_argument("--no-stdin", action="store_true", help="Do not attach STDIN")
     p.add_argument("--sig-proxy", nargs="?", const="true", default="true", help="Proxy all received signals to the process")
     p.add_argument("container", metavar="CONTAINER")
 
-    p = add_verb(sub, "cp", cmd_cp, "Copy files/folders between a container and the local filesystem")
+
+def _cp_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--archive", action="store_true", help="Archive mode (copy all uid/gid information)")
     p.add_argument("-L", "--follow-link", action="store_true", help="Always follow symbol link in SRC_PATH")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress progress output during copy")
     p.add_argument("src", metavar="SRC_PATH")
     p.add_argument("dest", metavar="DEST_PATH")
 
-    p = add_verb(sub, "diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem")
+
+def _container_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
-    p = add_verb(sub, "prune", cmd_prune, "Remove all stopped containers")
+
+def _prune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")
+
+
+# name, handler, help, aliases, flags, usage (run/create free -h for --hostname)
+VERBS: tuple[tuple[str, Any, str, tuple[str, ...], Any, str | None], ...] = (
+    ("run", cmd_run, "Create and run a new container from an image", (), _run_flags,
+     "dockyard run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
+    ("create", cmd_create, "Create a new container", (), _create_flags,
+     "dockyard create [OPTIONS] IMAGE [COMMAND] [ARG...]"),
+    ("start", cmd_start, "Start one or more stopped containers", (), _start_flags, None),
+    ("ls", cmd_ls, "List containers", ("ps", "list"), _ls_flags, None),
+    ("logs", cmd_logs, "Fetch the logs of a container", (), _logs_flags, None),
+    ("exec", cmd_exec, "Execute a command in a running container", (), _exec_flags, None),
+    ("stop", cmd_stop, "Stop one or more running containers", (), _stop_flags, None),
+    ("restart", cmd_restart, "Restart one or more containers", (), _stop_flags, None),
+    ("kill", cmd_kill, "Kill one or more running containers", (), _kill_flags, None),
+    ("rm", cmd_rm, "Remove one or more containers", ("remove",), _rm_flags, None),
+    ("pause", cmd_pause, "Pause all processes within one or more containers", (), _containers_arg, None),
+    ("unpause", cmd_unpause, "Unpause all processes within one or more containers", (), _containers_arg, None),
+    ("wait", cmd_wait, "Block until one or more containers stop, then print their exit codes", (), _containers_arg, None),
+    ("inspect", cmd_inspect, "Display detailed information on one or more containers", (), _inspect_flags, None),
+    ("top", cmd_top, "Display the running processes of a container", (), _top_flags, None),
+    ("stats", cmd_stats, "Display a live stream of container(s) resource usage statistics", (), _stats_flags, None),
+    ("port", cmd_port, "List port mappings or a specific mapping for the container", (), _port_flags, None),
+    ("rename", cmd_rename, "Rename a container", (), _rename_flags, None),
+    ("attach", cmd_attach, "Attach local standard input, output, and error streams to a running container", (),
+     _attach_flags, None),
+    ("cp", cmd_cp, "Copy files/folders between a container and the local filesystem", (), _cp_flags, None),
+    ("diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem", (), _container_arg, None),
+    ("prune", cmd_prune, "Remove all stopped containers", (), _prune_flags, None),
+)
+
+
+def build_parser(sub: Any, verb: str | None = None) -> None:
+    """Every verb; only ``verb``'s flags are defined when it is known (argparse is slow to build)."""
+    for name, fn, helptext, aliases, flags, usage in VERBS:
+        p = add_verb(sub, name, fn, helptext, aliases=list(aliases), add_help=usage is None, usage=usage)
+        if verb is None or verb == name or verb in aliases:
+            flags(p)
+
+
+build_parser.takes_verb = True  # type: ignore[attr-defined]

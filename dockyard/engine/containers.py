@@ -599,12 +599,11 @@ def release_leftovers(client: Any, rec: ContainerRecord) -> None:
     """Kill and release whatever a container whose monitor died left behind (idempotent)."""
     from dockyard.engine.attachments import Attachments
     from dockyard.engine.bundle import cgroups_path
-    from dockyard.engine.monitor import runtime_state_dir
-    from dockyard.runtime import cgroups, get_runtime
+    from dockyard.engine.runtimes import runtime_for
+    from dockyard.runtime import cgroups
 
-    name = rec.config.get("Runtime") or None
     try:
-        runtime = get_runtime(name, runtime_state_dir(client, name))
+        runtime = runtime_for(client, rec.config.get("Runtime"))
         try:
             runtime.kill(rec.id, signals.SIGKILL, all_processes=True)
         except DockyardError:

@@ -169,12 +169,12 @@ def _check_network(client: Any, host: dict[str, Any]) -> None:
 
 
 def _check_runtime(client: Any, host: dict[str, Any]) -> str:
-    from dockyard.engine.monitor import runtime_state_dir
-    from dockyard.runtime import default_runtime_name, get_runtime
+    from dockyard.engine.runtimes import runtime_for
+    from dockyard.runtime import default_runtime_name
 
     name = host.get("Runtime") or default_runtime_name()
     try:
-        get_runtime(name, runtime_state_dir(client, name))
+        runtime_for(client, name)
     except NotFound:
         raise InvalidArgument(f"unknown or invalid runtime name: {name}") from None
     return name

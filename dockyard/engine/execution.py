@@ -69,11 +69,9 @@ def build_process(rec: ContainerRecord, cmd: list[str], *, env: list[str] | None
 
 
 def _runtime(client: Any, rec: ContainerRecord) -> Any:
-    from dockyard.engine.monitor import runtime_state_dir
-    from dockyard.runtime import get_runtime
+    from dockyard.engine.runtimes import runtime_for
 
-    name = rec.config.get("Runtime") or None
-    return get_runtime(name, runtime_state_dir(client, name))
+    return runtime_for(client, rec.config.get("Runtime"))
 
 
 def _start(client: Any, rec: ContainerRecord, process: dict[str, Any], stdio: Any) -> int:
@@ -103,17 +101,19 @@ def exec_attached(client: Any, ref: str, cmd: list[str], *, interactive: bool = 
                   env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
                   privileged: bool = False, detach: bool = False, detach_keys: str | None = None) -> int:
     """``dockyard exec``: the process's exit code (0 at once with ``detach``)."""
-    from dockyard.engine import terminal
     from dockyard.runtime.base import Stdio
 
     rec = _running_record(client, ref)
-    keys = terminal.parse_detach_keys(detach_keys)
-    size = terminal.terminal_size(1) or terminal.terminal_size(0) if tty else None
+    size = None
+    if tty and not detach:
+        from dockyard.engine import terminal
+
+        keys = terminal.parse_detach_keys(detach_keys)
+        size = terminal.terminal_size(1) or terminal.terminal_size(0)
     process = build_process(rec, cmd, env=env, workdir=workdir, user=user, tty=tty and not detach,
                             privileged=privileged, console_size=size)
     if detach:
-        pid = _start(client, rec, process, Stdio())
-        _detach_child(pid)
+        _start(client, rec, process, Stdio())  # init reaps it once this CLI has exited
         return 0
     if not tty:
         pid = _start(client, rec, process, Stdio(stdin=0 if interactive else None, stdout=1, stderr=2))
@@ -134,12 +134,6 @@ def exec_attached(client: Any, ref: str, cmd: list[str], *, interactive: bool = 
     finally:
         os.close(master)
     return 0 if code is None else code
-
-
-def _detach_child(pid: int) -> None:
-    """``exec -d``: nobody waits for the process; a grandchild reaper keeps it from lingering
-    as a zombie of a CLI that has already exited (the kernel reparents it when we exit)."""
-    del pid
 
 
 def exec_run(client: Any, ref: str, cmd: str | list[str], stdout: bool = True, stderr: bool = True,

@@ -6,7 +6,6 @@ container. Unnamed containers get ``adjective_surname`` names as docker gives th
 from __future__ import annotations
 
 import os
-import random
 import re
 
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -56,6 +55,8 @@ def new_id() -> str:
 
 def random_name(retry: int = 0) -> str:
     """``adjective_surname``; after a collision docker appends a digit, and so do we."""
+    import random
+
     rng = random.SystemRandom()
     name = f"{rng.choice(_ADJECTIVES)}_{rng.choice(_SURNAMES)}"
     if name == "boring_wozniak":  # Steve Wozniak is not boring (docker's own exception)

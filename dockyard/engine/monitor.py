@@ -89,7 +89,7 @@ class Monitor:
 
     # ================================================================== setup
     def setup(self) -> None:
-        from dockyard.runtime import get_runtime
+        from dockyard.engine.runtimes import runtime_for
         from dockyard.runtime.linux import set_child_subreaper
 
         set_child_subreaper()
@@ -109,8 +109,7 @@ class Monitor:
         proto.bind_unix(self.listener, path)
         self.listener.listen(64)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
-        runtime_name = self.rec.config.get("Runtime") or None
-        self.runtime = get_runtime(runtime_name, runtime_state_dir(self.client, runtime_name))
+        self.runtime = runtime_for(self.client, self.rec.config.get("Runtime"))
         from dockyard.engine.restart import RestartManager
 
         self.restart = RestartManager.from_policy(self.rec.host_config.get("RestartPolicy"),
@@ -959,13 +958,6 @@ def set_winsize(fd: int, rows: int, cols: int) -> None:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     except OSError:
         pass
-
-
-def runtime_state_dir(client: Any, name: str | None) -> Path:
-    """Where a runtime keeps its state for this root (``runc --root``): one dir per runtime."""
-    from dockyard.runtime import default_runtime_name
-
-    return client.state.dir("runtime", (name or default_runtime_name()).replace("/", "_"))
 
 
 class ConsoleSocket:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +189,8 @@ class ContainerStore:
             write_json_atomic(tmp / "state.json", rec.state)
             self.claim_name(rec.name, rec.id)
         except BaseException:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         os.rename(tmp, self.base / rec.id)

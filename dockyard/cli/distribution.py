@@ -1,0 +1,69 @@
+"""Pull and push: the ``image pull`` / ``image push`` verbs (aliases ``pull`` / ``push``).
+
+``dockyard/cli/image.py`` wires these verbs in when this module exists. The work is done by
+``client.distribution`` (``dockyard/distribution/``), imported inside the handlers.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from dockyard.cli.common import add_verb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.cli.common import Context
+
+
+def add_registry_flags(p: Any) -> None:
+    """Flags every registry-talking verb shares (dockyard has no daemon to hold them)."""
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   help="Allow plain HTTP / unverified TLS for this registry (repeatable; also "
+                        "DOCKYARD_INSECURE_REGISTRIES and \"insecure-registries\" in <root>/config.json)")
+
+
+def _content_trust(p: Any) -> None:
+    p.add_argument("--disable-content-trust", nargs="?", const="true", default="true", metavar="BOOL",
+                   help="Skip image verification (default true; content trust is not supported)")
+
+
+def add_pull_verb(sub: Any) -> None:
+    p = add_verb(sub, "pull", cmd_pull, "Download an image from a registry")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+    p.add_argument("-a", "--all-tags", action="store_true", help="Download all tagged images in the repository")
+    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
+    _content_trust(p)
+    add_registry_flags(p)
+
+
+def add_push_verb(sub: Any) -> None:
+    p = add_verb(sub, "push", cmd_push, "Upload an image to a registry")
+    p.add_argument("name", metavar="NAME[:TAG]")
+    p.add_argument("-a", "--all-tags", action="store_true", help="Push all tags of an image to the repository")
+    p.add_argument("--platform", help="Push only this platform's manifest of a multi-platform image")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
+    _content_trust(p)
+    add_registry_flags(p)
+
+
+def cmd_pull(args: argparse.Namespace, ctx: "Context") -> int:
+    svc = ctx.client.distribution
+    svc.configure(args.insecure_registry)
+    report = svc.pull_report(args.name, platform=args.platform, all_tags=args.all_tags,
+                             progress=None if args.quiet else ctx.out)
+    ctx.print(report.name)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace, ctx: "Context") -> int:
+    svc = ctx.client.distribution
+    svc.configure(args.insecure_registry)
+    outcomes = svc.push(args.name, all_tags=args.all_tags, platform=args.platform,
+                        progress=None if args.quiet else ctx.out)
+    if args.quiet:
+        from dockyard.image.reference import parse
+
+        ref = parse(args.name, default_tag=not args.all_tags)
+        for o in outcomes:
+            ctx.print(str(ref.with_tag(o.tag)))
+    return 0

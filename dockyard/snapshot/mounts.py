@@ -81,16 +81,21 @@ def unmount(target: str | os.PathLike[str]) -> None:
     """Unmount ``target`` if it is a mount point; a busy mount is detached lazily (MNT_DETACH)
     rather than left behind. Mounts stacked on the same point are all removed."""
     path = os.path.realpath(target)
-    while path in mount_points():
+    for _ in range(64):  # bounded: stacked mounts, never a loop that cannot end
+        if path not in mount_points():
+            return
         try:
             umount(path)
         except OSError as exc:
-            if exc.errno == errno.EBUSY:
-                umount(path, MNT_DETACH)
-            elif exc.errno in (errno.EINVAL, errno.ENOENT):
+            if exc.errno in (errno.EINVAL, errno.ENOENT):
                 return
-            else:
-                raise DockyardError(f"cannot unmount {path}: {exc.strerror}") from None
+            try:
+                if exc.errno != errno.EBUSY:
+                    raise
+                umount(path, MNT_DETACH)
+            except OSError as exc2:
+                raise DockyardError(f"cannot unmount {path}: {exc2.strerror}") from None
+    raise DockyardError(f"cannot unmount {path}: still mounted after 64 attempts")
 
 
 def bind_mount(source: Path, target: Path, readonly: bool = False) -> None:

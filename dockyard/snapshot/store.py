@@ -339,6 +339,10 @@ class SnapshotStore:
                 db.execute("DELETE FROM snapshot_layers WHERE chain_id = ?", (chain_id,))
                 mounts.remove_short_link(self.links_dir, self.fs_dir(chain_id))
                 self._discard(self.layer_dir(chain_id))
+            try:  # tidy: a process that still opens the old lock file only loses the dedup
+                os.unlink(self.locks_dir / _hex(chain_id))
+            except FileNotFoundError:
+                pass
 
     # -- active snapshots -------------------------------------------------------------------
     def _active_paths(self, key: str) -> Path:

@@ -68,6 +68,14 @@ class StepRecord:
         return self.diff_id is None
 
 
+def child_chain_id(parent: str | None, diff_id: str) -> str:
+    """The OCI chain ID of ``diff_id`` on top of ``parent`` (as dockyard.snapshot.store computes
+    it; repeated here so that a fully cached build never imports the snapshot machinery)."""
+    if parent is None:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
 def step_key(parent_chain: str | None, definition: dict[str, Any]) -> str:
     """The cache key of a step on top of ``parent_chain``."""
     doc = json.dumps({"v": 1, "parent": parent_chain, "op": definition}, sort_keys=True, separators=(",", ":"))

@@ -8,13 +8,9 @@ context (``../x``, or a symlink pointing out) is refused by name.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import posixpath
-import shutil
 import stat
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -67,6 +63,9 @@ class BuildContext:
     @classmethod
     def from_tar(cls, stream: BinaryIO, tmp_parent: Path, dockerfile_rel: str | None = None) -> "BuildContext":
         """Extract a context tar (any compression) into a private directory."""
+        import shutil
+        import tempfile
+
         tmp_parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="context-", dir=tmp_parent))
         try:
@@ -83,6 +82,8 @@ class BuildContext:
 
     def close(self) -> None:
         if self._owned_tmp is not None:
+            import shutil
+
             shutil.rmtree(self._owned_tmp, ignore_errors=True)
             self._owned_tmp = None
 
@@ -222,6 +223,8 @@ class BuildContext:
 
 def _fnmatch(name: str, pattern: str) -> bool:
     """Go's filepath.Match for one path component (no '/' in either)."""
+    import fnmatch
+
     return fnmatch.fnmatchcase(name, pattern.replace("[^", "[!"))
 
 
@@ -282,6 +285,9 @@ def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
 
 def extract_context_tar(stream: BinaryIO, dest: Path) -> None:
     """Extract a context archive safely: no absolute or climbing names, no devices, links kept in."""
+    import shutil
+    import tarfile
+
     try:
         tf = tarfile.open(fileobj=stream, mode="r|*")
     except tarfile.TarError as exc:

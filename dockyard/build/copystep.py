@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from dockyard.build import fsops
 from dockyard.build.cache import BuildCache, tree_checksum
 from dockyard.build.context import BuildContext, SourceMatch, has_wildcards
 from dockyard.build.dockerfile import chomp_heredoc
@@ -103,6 +102,8 @@ class CopyPlan:
     def apply(self, root: str, context: BuildContext | None, from_root: str | None, download: Callable[[str, str], tuple[Path, str]],
               mtime: float | None) -> None:
         """Copy into ``root`` (the step's mounted filesystem)."""
+        from dockyard.build import fsops
+
         owner = resolve_chown(root, self.chown, self.cmd) if self.chown else None
         opts = fsops.CopyOptions(owner=owner, chmod=self.chmod, dest_is_dir=self.dest_is_dir, mtime=mtime)
         items: list[fsops.CopyItem] = []

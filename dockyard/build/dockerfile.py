@@ -8,7 +8,6 @@ location of its errors (it reports a message only), and checking instruction nam
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.build.errors import DockerfileSyntaxError
@@ -21,44 +20,57 @@ _DIRECTIVE_RE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _KNOWN_DIRECTIVES = ("syntax", "escape", "check")
 
 
-@dataclass(frozen=True)
 class Directives:
     """Parser directives from the top of the file."""
 
-    syntax: str = ""
-    escape: str = "\\"
-    check: str = ""
+    __slots__ = ("syntax", "escape", "check")
+
+    def __init__(self, syntax: str = "", escape: str = "\\", check: str = "") -> None:
+        self.syntax = syntax
+        self.escape = escape
+        self.check = check
 
 
-@dataclass(frozen=True)
 class Heredoc:
-    name: str
-    content: str
-    chomp: bool = False   # <<-EOF: leading tabs are removed
-    expand: bool = True   # <<"EOF" / <<'EOF': no variable expansion
+    """A here-document: ``chomp`` for ``<<-EOF`` (leading tabs removed), ``expand`` false for a
+    quoted name (``<<"EOF"``: no variable expansion)."""
+
+    __slots__ = ("name", "content", "chomp", "expand")
+
+    def __init__(self, name: str, content: str, chomp: bool = False, expand: bool = True) -> None:
+        self.name = name
+        self.content = content
+        self.chomp = chomp
+        self.expand = expand
 
 
-@dataclass
 class Node:
     """One instruction as written: upper-case command, raw flags and arguments, location."""
 
-    cmd: str
-    args: tuple[str, ...]
-    flags: tuple[str, ...]
-    json: bool
-    original: str
-    line: int
-    end_line: int
-    heredocs: tuple[Heredoc, ...] = ()
-    sub_cmd: str | None = None
+    __slots__ = ("cmd", "args", "flags", "json", "original", "line", "end_line", "heredocs", "sub_cmd")
+
+    def __init__(self, cmd: str, args: tuple[str, ...], flags: tuple[str, ...], json: bool, original: str,
+                 line: int, end_line: int, heredocs: tuple[Heredoc, ...] = (), sub_cmd: str | None = None) -> None:
+        self.cmd = cmd
+        self.args = args
+        self.flags = flags
+        self.json = json
+        self.original = original
+        self.line = line
+        self.end_line = end_line
+        self.heredocs = heredocs
+        self.sub_cmd = sub_cmd
 
 
-@dataclass
 class ParsedDockerfile:
-    directives: Directives
-    nodes: list[Node] = field(default_factory=list)
-    filename: str = "Dockerfile"
-    lines: list[str] = field(default_factory=list)
+    __slots__ = ("directives", "nodes", "filename", "lines")
+
+    def __init__(self, directives: Directives, nodes: list[Node], filename: str = "Dockerfile",
+                 lines: list[str] | None = None) -> None:
+        self.directives = directives
+        self.nodes = nodes
+        self.filename = filename
+        self.lines = lines or []
 
 
 def parse_directives(text: str) -> Directives:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from dockyard.build import imageconfig as ic
 from dockyard.build import instructions as ins
-from dockyard.build.cache import StepRecord, step_key
+from dockyard.build.cache import StepRecord, child_chain_id, step_key
 from dockyard.build.errors import BuildError, DockerfileSyntaxError
 from dockyard.build.shell_lex import ShellLex, ShellLexError
 from dockyard.build.stages import PROXY_ARGS, Stage, resolve_from
@@ -96,6 +94,8 @@ class StageRunner:
     # -- entry ---------------------------------------------------------------------------------
     def execute(self) -> StageResult:
         self.lex = ShellLex(self.run.plan.escape)
+        if self.stage.base_stage is not None:
+            self.run.stage_result(self.stage.base_stage)  # wait for it before showing this stage
         total = len(self.stage.instructions) + 1
         step = self._start_step(1, total, self.stage.source.text)
         try:
@@ -104,10 +104,10 @@ class StageRunner:
             self.run.progress.error(step, str(exc))
             raise
         self.run.progress.done(step, cached=False)
-        instructions = list(self.stage.instructions)
         triggers = self._onbuild_triggers()
-        for i, instr in enumerate([*triggers, *instructions], start=2):
-            self._instruction(instr, i if instr not in triggers else 1, total)
+        total += len(triggers)
+        for i, instr in enumerate([*triggers, *self.stage.instructions], start=2):
+            self._instruction(instr, i, total)
         return StageResult(config=self.config, layers=list(self.layers), chain=self.chain,
                            history=list(self.history), created=self.created, platform=dict(self.platform),
                            author=self.author)
@@ -273,7 +273,8 @@ class StageRunner:
 
     def _do_healthcheck(self, instr: ins.Healthcheck, step: None) -> None:
         self.config["Healthcheck"] = ic.healthcheck(instr.test, instr.interval, instr.timeout, instr.start_period,
-                                                    instr.start_interval, instr.retries)
+                                                    instr.start_interval, instr.retries,
+                                                    inherit=self.config.get("Healthcheck"))
         self._history(f"HEALTHCHECK {' '.join(instr.test)}", True)
 
     def _do_onbuild(self, instr: ins.OnBuild, step: None) -> None:
@@ -347,8 +348,6 @@ class StageRunner:
     _do_add = _do_copy
 
     def _do_run(self, instr: ins.Run, step: "Step") -> bool:
-        from dockyard.build import runstep
-
         argv = ic.command(self._heredoc_cmd(instr), instr.shell_form, self.config)
         env = ic.env_map(self.config)
         run_env = list(self.config.get("Env") or [])
@@ -363,7 +362,11 @@ class StageRunner:
                    if k in PROXY_ARGS and v is not None and k not in self.args and k not in env]
         expand = lambda w: self.expand(w)  # noqa: E731
         network = self.run.network_for(instr.network and expand(instr.network))
-        mounts = runstep.parse_mounts(instr.mounts, expand, self.config.get("WorkingDir") or "/", self)
+        mounts: list[Any] = []
+        if instr.mounts:
+            from dockyard.build.runstep import parse_mounts
+
+            mounts = parse_mounts(instr.mounts, expand, self.config.get("WorkingDir") or "/", self)
         definition = {"op": "run", "argv": argv, "env": run_env, "cwd": self.config.get("WorkingDir") or "/",
                       "user": self.config.get("User") or "", "network": network,
                       "security": instr.security, "mounts": [m.key() for m in mounts],
@@ -372,6 +375,8 @@ class StageRunner:
         prefix = f"|{len(used_args)} {' '.join(used_args)} " if used_args else ""
 
         def do_run(m: Mounted) -> None:
+            from dockyard.build import runstep
+
             runstep.run_step(self.run, self, m, argv, [*run_env, *proxies], mounts, network, step)
 
         return self.fs_step(step, definition, f"RUN {shown}"[:300], do_run,
@@ -420,8 +425,6 @@ class StageRunner:
         return run.cache.put(key, link_chain, blob.diff_id, blob.digest, blob.size, blob.media_type, description)
 
     def _apply(self, rec: StepRecord, created_by: str) -> None:
-        from dockyard.snapshot.store import child_chain_id
-
         self.created = rec.created
         if rec.diff_id is not None:
             self.layers.append(LayerRef(rec.digest or "", rec.size, rec.diff_id, rec.media_type or ""))
@@ -432,7 +435,7 @@ class StageRunner:
     def mounted(self, chain: str | None, readonly: bool = False) -> Iterator[Mounted]:
         """A fresh writable snapshot on ``chain``, mounted; removed (with its mount) on exit."""
         snaps = self.run.snapshots
-        key = f"build-{uuid.uuid4().hex}"
+        key = f"build-{os.urandom(16).hex()}"
         snap = snaps.prepare(key, chain)
         root = self.run.tmp / key[6:22]
         m: Mounted | None = None
@@ -445,6 +448,8 @@ class StageRunner:
                 if m is not None:
                     m.unmount()
             finally:
+                import shutil
+
                 snaps.remove(key)
                 shutil.rmtree(root, ignore_errors=True)
 

@@ -15,9 +15,6 @@ creates get the time of the copied source, so a COPY layer only changes when its
 """
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import os
 import posixpath
 import shutil
@@ -337,6 +334,10 @@ def open_archive(path: Path, kind: str | None = "auto") -> _Closing:
     if kind == "auto":
         k = archive_kind(path)
         kind = None if k in (None, "tar") else k
+    import bz2
+    import gzip
+    import lzma
+
     raw = open(path, "rb")
     if kind == "gzip":
         return _Closing(gzip.GzipFile(fileobj=raw), raw)  # type: ignore[arg-type]

@@ -131,11 +131,14 @@ def command(argv: list[str], shell_form: bool, config: dict[str, Any]) -> list[s
 
 
 def healthcheck(test: list[str], interval: int, timeout: int, start_period: int, start_interval: int,
-                retries: int) -> dict[str, Any]:
-    """docker's HealthConfig as it appears in an image (zero values omitted)."""
+                retries: int, inherit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """docker's HealthConfig as it appears in an image (zero values omitted). Options left out
+    keep the values of the healthcheck the image had (docker merges them when it commits)."""
     hc: dict[str, Any] = {"Test": list(test)}
+    old = inherit or {}
     for key, value in (("Interval", interval), ("Timeout", timeout), ("StartPeriod", start_period),
                        ("StartInterval", start_interval), ("Retries", retries)):
+        value = value or old.get(key) or 0
         if value:
             hc[key] = value
     return hc

@@ -6,7 +6,7 @@ evaluated, because the values depend on ARG and ENV in scope at that point.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import Any
 
 from dockyard.build.dockerfile import Heredoc, Node, parse_heredoc_word
 from dockyard.build.errors import DockerfileSyntaxError
@@ -15,12 +15,24 @@ _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 MIN_HEALTH_DURATION_NS = 1_000_000  # docker's container.MinimumDuration (1ms)
 
 
-@dataclass
 class Instruction:
-    cmd: str
-    line: int
-    end_line: int
-    original: str
+    """One instruction. Subclasses declare their fields as class attributes (the defaults);
+    the constructor takes them as keywords. Plain classes, not dataclasses: a cached build
+    imports this module, and class creation time counts there."""
+
+    cmd: str = ""
+    line: int = 0
+    end_line: int = 0
+    original: str = ""
+
+    def __init__(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            if not hasattr(type(self), k):
+                raise TypeError(f"{type(self).__name__} has no field {k!r}")
+            setattr(self, k, v)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.original!r}, line={self.line})"
 
     @property
     def text(self) -> str:
@@ -28,63 +40,41 @@ class Instruction:
         return self.original.split("\n", 1)[0].strip() if "\n" in self.original else self.original.strip()
 
 
-@dataclass
 class From(Instruction):
     base: str = ""
     name: str | None = None
     platform: str = ""
 
 
-@dataclass
 class Arg(Instruction):
-    pairs: list[tuple[str, str | None]] = field(default_factory=list)
+    pairs: list[tuple[str, str | None]] = []
 
 
-@dataclass
 class KeyValues(Instruction):
     """ENV and LABEL: (raw key, raw value) pairs."""
 
-    pairs: list[tuple[str, str]] = field(default_factory=list)
+    pairs: list[tuple[str, str]] = []
 
 
-@dataclass
 class ShellCommand(Instruction):
     """RUN, CMD and ENTRYPOINT: an argv (exec form) or one string for the shell (shell form)."""
 
-    argv: list[str] = field(default_factory=list)
+    argv: list[str] = []
     shell_form: bool = True
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@dataclass
-class Mount:
-    type: str = "bind"
-    target: str = ""
-    source: str = ""
-    from_: str = ""
-    readonly: bool = True
-    id: str = ""
-    sharing: str = "shared"
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-    size: int | None = None
-    required: bool = False
-
-
-@dataclass
 class Run(ShellCommand):
-    mounts: list[str] = field(default_factory=list)   # raw --mount values, expanded later
+    mounts: list[str] = []   # raw --mount values, expanded later
     network: str = ""
     security: str = ""
 
 
-@dataclass
 class Copy(Instruction):
     """COPY and ADD."""
 
-    sources: list[str] = field(default_factory=list)
-    heredoc_sources: list[Heredoc] = field(default_factory=list)
+    sources: list[str] = []
+    heredoc_sources: list[Heredoc] = []
     dest: str = ""
     from_: str = ""
     chown: str = ""
@@ -92,30 +82,23 @@ class Copy(Instruction):
     link: bool = False
     checksum: str = ""
     keep_git_dir: bool = False
-    excludes: list[str] = field(default_factory=list)
+    excludes: list[str] = []
     parents: bool = False
 
-    @property
-    def is_add(self) -> bool:
-        return self.cmd == "ADD"
 
-
-@dataclass
 class Words(Instruction):
     """EXPOSE, VOLUME, USER, WORKDIR, STOPSIGNAL, MAINTAINER: raw words."""
 
-    words: list[str] = field(default_factory=list)
+    words: list[str] = []
     json: bool = False
 
 
-@dataclass
 class Shell(Instruction):
-    argv: list[str] = field(default_factory=list)
+    argv: list[str] = []
 
 
-@dataclass
 class Healthcheck(Instruction):
-    test: list[str] = field(default_factory=list)
+    test: list[str] = []
     interval: int = 0
     timeout: int = 0
     start_period: int = 0
@@ -123,7 +106,6 @@ class Healthcheck(Instruction):
     retries: int = 0
 
 
-@dataclass
 class OnBuild(Instruction):
     expression: str = ""
 
@@ -153,7 +135,7 @@ def parse_flags(node: Node) -> dict[str, object]:
         name, has_value, value = raw[2:].partition("=")
         kind = kinds.get(name)
         if kind is None:
-            raise _err(node, f"unknown flag: {name}")
+            raise _err(node, f"Unknown flag: {name}")
         if kind == "list":
             if not has_value:
                 raise _err(node, f"Missing a value on flag: {name}")

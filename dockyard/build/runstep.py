@@ -154,10 +154,14 @@ def _stubs_before(root: str, targets: list[str]) -> dict[str, bool]:
     return seen
 
 
-def _remove_stubs(root: str, existed: dict[str, bool]) -> None:
-    """Remove the empty files/dirs the runtime created as mount points, deepest first."""
+def _remove_stubs(root: str, existed: dict[str, bool], keep_dirs: set[str]) -> None:
+    """Remove the empty files/dirs the runtime created as mount points, deepest first.
+
+    Directories made for ``--mount`` targets stay, as docker's BuildKit leaves them."""
     for path in sorted((p for p, e in existed.items() if not e), key=lambda p: p.count("/"), reverse=True):
         host = root + path
+        if path in keep_dirs and os.path.isdir(host):
+            continue
         try:
             st = os.lstat(host)
         except FileNotFoundError:
@@ -211,11 +215,15 @@ def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[st
         rspec.write_bundle(bundle, spec)
         targets = [mm["destination"] for mm in spec["mounts"]]
         existed = _stubs_before(root, targets)
+        keep_dirs: set[str] = set()
+        for mt in mounts:
+            parts = [p for p in mt.target.split("/") if p]
+            keep_dirs.update("/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1))
         runtime = get_runtime(run.opts.runtime, run.service.build_dir / "runtime")
         if getattr(runtime, "name", "") != "builtin":
             _set_subreaper()
         code = _run_and_wait(run, runtime, cid, bundle, step)
-        _remove_stubs(root, existed)
+        _remove_stubs(root, existed, keep_dirs)
     if code != 0:
         shown = " ".join(argv)
         raise StepFailed(f"process \"{shown}\" did not complete successfully: exit code: {code}", code,

@@ -18,14 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +33,8 @@ from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.timeutil import format_rfc3339
 
 if TYPE_CHECKING:  # pragma: no cover
+    from concurrent.futures import Future
+
     from dockyard.build.executor import LayerRef, StageResult
     from dockyard.build.progress import Step
     from dockyard.client import Client
@@ -77,27 +73,28 @@ class BuildResult:
 class BuildRun:
     """State shared by the stages of one build (thread-safe where stages meet)."""
 
-    def __init__(self, service: "BuildService", opts: BuildOptions, plan: Plan, needed: list[int],
-                 lease: Any) -> None:
+    def __init__(self, service: "BuildService", opts: BuildOptions, plan: Plan, needed: list[int]) -> None:
         self.service = service
         self.client = service.client
         self.opts = opts
         self.plan = plan
         self.needed = needed
-        self.lease = lease
+        self._lease: Any = None
+        self._lease_cm: Any = None
+        self._lease_lock = threading.Lock()
         self.cache = service.cache
         self.progress = opts.progress or Progress("quiet")
         self.content = self.client.content
-        self.snapshots = self.client.snapshots
         self.context = opts.context if opts.context.root is not None else None
         self.no_cache = opts.no_cache
         self.build_args = dict(opts.build_args)
         self.declared: set[str] = set(plan.declared)
         self.epoch = opts.source_date_epoch
         self.platform = Platform.parse(opts.platform)
-        self.tmp = service.build_dir / "tmp" / uuid.uuid4().hex[:12]
+        self.tmp = service.build_dir / "tmp" / os.urandom(6).hex()
         self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._futures: dict[int, Future[StageResult]] = {}
+        self._futures: dict[int, "Future[StageResult]"] = {}
+        self._results: dict[int, "StageResult"] = {}
         self._images: dict[str, Any] = {}
         self._image_lock = threading.Lock()
         self._chain_lock = threading.Lock()
@@ -106,11 +103,32 @@ class BuildRun:
             raise InvalidArgument(f"network mode \"{opts.network}\" not supported by dockyard build "
                                   "(use default, host or none)")
 
+    @property
+    def snapshots(self) -> Any:
+        return self.client.snapshots  # created on first use: a cached build never needs it
+
+    @property
+    def lease(self) -> Any:
+        """The content-store lease holding what this build writes; taken on first write, so
+        that a fully cached build writes nothing to the metadata DB."""
+        with self._lease_lock:
+            if self._lease is None:
+                self._lease_cm = self.content.lease()
+                self._lease = self._lease_cm.__enter__()
+            return self._lease
+
     def close(self) -> None:
+        import shutil
+
+        if self._lease_cm is not None:
+            self._lease_cm.__exit__(None, None, None)
+            self._lease_cm = self._lease = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- stages ------------------------------------------------------------------------------------
     def stage_result(self, index: int) -> "StageResult":
+        if index in self._results:
+            return self._results[index]
         fut = self._futures.get(index)
         if fut is None:
             raise BuildError(f"stage {self.plan.stages[index].label} is not part of this build")
@@ -120,11 +138,11 @@ class BuildRun:
         from dockyard.build.executor import StageRunner
 
         if len(self.needed) == 1:
-            fut: Future[StageResult] = Future()
-            self._futures[self.needed[0]] = fut
             result = StageRunner(self, self.plan.stages[self.needed[0]]).execute()
-            fut.set_result(result)
+            self._results[self.needed[0]] = result
             return result
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=len(self.needed), thread_name_prefix="stage") as pool:
             for i in self.needed:
                 self._futures[i] = pool.submit(StageRunner(self, self.plan.stages[i]).execute)
@@ -179,7 +197,7 @@ class BuildRun:
 
     def ensure_chain(self, layers: "list[LayerRef]") -> str | None:
         """Make sure every layer of a chain is unpacked (it may have been pruned)."""
-        from dockyard.snapshot.store import child_chain_id
+        from dockyard.build.cache import child_chain_id
 
         parent: str | None = None
         snaps = self.snapshots
@@ -189,7 +207,7 @@ class BuildRun:
                 if not snaps.has(cid):
                     with self.content.open(layer.digest) as blob:
                         snaps.unpack(parent, layer.diff_id, blob, layer.media_type, lease=self.lease)
-                elif self.lease is not None:
+                else:
                     self.lease.add("snapshot", cid)
                 parent = cid
         return parent
@@ -203,6 +221,10 @@ class BuildRun:
 
     def download(self, url: str, checksum: str = "") -> tuple[Path, str]:
         """ADD <url>: fetch it (with a clear message when the network is unreachable)."""
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
         name = os.path.basename(urllib.parse.urlparse(url).path.rstrip("/")) or "index.html"
         d = self.tmp / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16]
         d.mkdir(parents=True, exist_ok=True)
@@ -252,25 +274,26 @@ class BuildService:
         needed = st.needed_stages(plan, target)
         for tag in opts.tags:
             _check_tag(tag)
-        with self.client.content.lease() as lease:
-            run = BuildRun(self, opts, plan, needed, lease)
-            try:
-                result = run.run_stages()
-                image = self._export(run, result, opts, progress)
-            except BaseException:
-                progress.finish(False)
-                raise
-            finally:
-                run.close()
-                self.cache.flush()
+        run = BuildRun(self, opts, plan, needed)
+        try:
+            result = run.run_stages()
+            image_id = self._export(run, result, opts, progress)
+        except BaseException:
+            progress.finish(False)
+            raise
+        finally:
+            run.close()
+            self.cache.flush()
         progress.finish(True)
         warnings = unused_args(opts.build_args, run.declared)
         for w in warnings:
             progress.warn(w)
-        return BuildResult(image_id=image.id, tags=list(opts.tags), warnings=warnings)
+        return BuildResult(image_id=image_id, tags=list(opts.tags), warnings=warnings)
 
-    def _export(self, run: BuildRun, result: "StageResult", opts: BuildOptions, progress: Progress) -> Any:
-        from dockyard.image.service import Layer
+    def _export(self, run: BuildRun, result: "StageResult", opts: BuildOptions, progress: Progress) -> str:
+        """Write the image and its tags; returns the image ID. An identical image that already
+        carries every tag (a fully cached rebuild) is left as it is."""
+        from dockyard.image.service import Layer, canonical_json
 
         step = progress.start("exporting to image")
         config = dict(result.config)
@@ -291,17 +314,21 @@ class BuildService:
         }
         layers = [Layer(digest=l.digest, media_type=l.media_type, size=l.size, diff_id=l.diff_id)
                   for l in result.layers]
-        run.ensure_chain(result.layers)
+        images = self.client.images
+        full = dict(doc, rootfs={"type": "layers", "diff_ids": [l.diff_id for l in layers]})
+        image_id = "sha256:" + hashlib.sha256(canonical_json(full)).hexdigest()
         try:
-            image = self.client.images.create_image(doc, layers, tags=opts.tags, lease=run.lease)
+            if not (images.exists(image_id) and all(_tag_points_to(images, t, image_id) for t in opts.tags)):
+                run.ensure_chain(result.layers)
+                image_id = images.create_image(doc, layers, tags=opts.tags, lease=run.lease).id
         except BaseException as exc:
             progress.error(step, str(exc))
             raise
-        progress.note(step, f"writing image {image.id} done")
+        progress.note(step, f"writing image {image_id} done")
         for tag in opts.tags:
             progress.note(step, f"naming to {_full_name(tag)} done")
         progress.done(step)
-        return image
+        return image_id
 
     # -- cache inventory ---------------------------------------------------------------------------
     def du(self) -> list[dict[str, Any]]:
@@ -329,6 +356,8 @@ class BuildService:
         Returns ``{"deleted": [ids], "reclaimed": bytes}``. Blobs no image references are
         deleted with their records; snapshots no image needs are collected.
         """
+        import shutil
+
         used = self._image_layers()
         content = self.client.content
         deleted: list[str] = []
@@ -393,6 +422,13 @@ def unused_args(build_args: dict[str, str | None], declared: set[str]) -> list[s
     if not unused:
         return []
     return [f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed"]
+
+
+def _tag_points_to(images: Any, tag: str, image_id: str) -> bool:
+    try:
+        return images.resolve_id(tag) == image_id
+    except DockyardError:
+        return False
 
 
 def _check_tag(tag: str) -> None:

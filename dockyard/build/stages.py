@@ -7,7 +7,7 @@ declares them again (``ARG NAME`` inside the stage takes the global value).
 """
 from __future__ import annotations
 
-import platform as _platform
+import os
 from dataclasses import dataclass, field
 
 from dockyard.build import instructions as ins
@@ -69,7 +69,7 @@ def _norm_arch(arch: str) -> str:
 
 
 def host_platform() -> Platform:
-    return Platform("linux", _norm_arch(_platform.machine().lower()), "")
+    return Platform("linux", _norm_arch(os.uname().machine.lower()), "")
 
 
 @dataclass

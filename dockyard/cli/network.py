@@ -132,7 +132,7 @@ def _row(n: Any, no_trunc: bool) -> dict[str, Any]:
 
 
 def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
-    nets = ctx.client.networks.list(parse_filters(args.filter))
+    nets = sorted(ctx.client.networks.list(parse_filters(args.filter)), key=lambda n: n.name)
     if args.quiet:
         for n in nets:
             ctx.print(n.id if args.no_trunc else n.id[:12])

@@ -237,13 +237,15 @@ class NetworkService:
             containers[e.container_id] = {"Name": e.name or "", "EndpointID": e.endpoint_id,
                                           "MacAddress": e.mac, "IPv4Address": f"{e.ip}/{prefix}",
                                           "IPv6Address": ""}
-        options: dict[str, str] = {}
-        if net.driver == "bridge":
-            options = {"com.docker.network.bridge.name": net.bridge or "", **net.options}
-            if net.is_default_bridge:
-                options.update({"com.docker.network.bridge.default_bridge": "true",
-                                "com.docker.network.bridge.enable_icc": "true",
-                                "com.docker.network.bridge.enable_ip_masquerade": "true"})
+        options = dict(net.options)  # docker shows a user network's own options only
+        if net.is_default_bridge:
+            options = {"com.docker.network.bridge.default_bridge": "true",
+                       "com.docker.network.bridge.enable_icc": "true",
+                       "com.docker.network.bridge.enable_ip_masquerade": "true",
+                       "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                       "com.docker.network.bridge.name": net.bridge or
+                       self.names.bridge(net.id, default_network=True),
+                       "com.docker.network.driver.mtu": "1500"}
         config = [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else []
         return {"Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
                 "Driver": net.driver, "EnableIPv6": False,

@@ -362,7 +362,7 @@ class VolumeService:
         if target_in_rootfs is not None and target_in_rootfs.exists() and \
                 not target_in_rootfs.is_dir():
             raise InvalidArgument(f"cannot mount volume over existing file, file exists "
-                                  f"{target_in_rootfs}")
+                                  f"{spec.target}")
         vol = self.store.get(spec.source)
         if vol is None:
             vol = self.create(spec.source, labels=dict(spec.volume_labels),

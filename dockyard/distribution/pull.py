@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.content import digest as dg
 from dockyard.distribution.errors import RegistryError, TransferError, Unauthorized
 from dockyard.distribution.progress import Progress
+from dockyard.distribution.transport import quote_url
 from dockyard.errors import DigestMismatch, DockyardError, InvalidContent, NotFound
 from dockyard.image import mediatypes as mt
 from dockyard.image import platform as plat
@@ -121,7 +122,7 @@ class Puller:
               committed: list[str]) -> tuple["Manifest", "Image"]:
         top = self._manifest(ref, repo, ref.digest or ref.tag or "latest")
         self.progress.message(f"{ref.familiar if ref.digest else ref.tag}: Pulling from {ref.path}")
-        self.content.write_bytes(top.data, expected=top.digest, lease=lease)
+        self._store(top, lease, committed)
         doc = _json(top.data, f"manifest {top.digest}")
         kind = mt.detect_manifest_type(doc)
         manifest_digest, manifest = top.digest, doc
@@ -135,7 +136,7 @@ class Puller:
             manifest = _json(child.data, f"manifest {child.digest}")
             if not mt.is_manifest(mt.detect_manifest_type(manifest)):
                 raise InvalidContent(f"index {top.digest} points at another index ({child.digest}); nested indexes are not supported")
-            self.content.write_bytes(child.data, expected=child.digest, lease=lease)
+            self._store(child, lease, committed)
         config = descriptor(manifest.get("config"), f"manifest {manifest_digest} config")
         layers = [descriptor(d, f"manifest {manifest_digest} layer {i}")
                   for i, d in enumerate(manifest.get("layers") or [])]
@@ -158,6 +159,11 @@ class Puller:
         for d in [config, *layers]:
             self.svc.records.seen(d.digest, ref.domain, ref.path)
         return top, image
+
+    def _store(self, manifest: "Manifest", lease: "Lease", committed: list[str]) -> None:
+        if not self.content.exists(manifest.digest):
+            committed.append(manifest.digest)
+        self.content.write_bytes(manifest.data, expected=manifest.digest, lease=lease)
 
     def _manifest(self, ref: "Reference", repo: "Repository", reference: str) -> "Manifest":
         try:
@@ -313,8 +319,8 @@ class Puller:
                     raise _Cancelled("cancelled")
                 n = resp.readinto(view[: min(len(buf), want)])
                 if n == 0:
-                    raise TransferError(f"Get {resp.url}: connection closed after {writer.offset} of "
-                                        f"{desc.size} bytes of {desc.digest}")
+                    raise TransferError(f"Get {quote_url(resp.url)}: connection closed after "
+                                        f"{writer.offset} of {desc.size} bytes")
                 writer.write(view[:n])
                 want -= n
                 if layer_id:

@@ -286,3 +286,98 @@ def dockyard_env(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["DOCKYARD_ROOT"] = str(root)
     return env
+
+
+class FakeRegistry:
+    """A registry app serving one repository's manifests and blobs, with faults on demand.
+
+    ``manifests``: reference (tag or digest) -> (bytes, media type). ``blobs``: digest -> bytes.
+    ``tamper``: digest -> bytes served instead. ``truncate``: digest -> bytes to send before
+    closing the connection (the announced length stays the full one). ``bearer``: require
+    ``Authorization: Bearer <bearer>`` and offer a token realm on ``/token`` that hands out
+    ``token_given``. ``redirect_blobs``: blob GETs answer 307 to that base URL.
+    """
+
+    def __init__(self, repo: str, image: "FakeImage | None" = None) -> None:
+        self.repo = repo
+        self.manifests: dict[str, tuple[bytes, str]] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.tamper: dict[str, bytes] = {}
+        self.truncate: dict[str, int] = {}
+        self.bearer: str | None = None
+        self.token_given = ""
+        self.redirect_blobs: str | None = None
+        self.host = ""
+        if image is not None:
+            self.add(image, "latest")
+
+    def add(self, image: "FakeImage", tag: str) -> None:
+        self.manifests[tag] = self.manifests[sha(image.manifest)] = (image.manifest, OCI_MANIFEST)
+        self.blobs.update(image.blobs)
+
+    def __call__(self, h: Handler) -> None:
+        path = h.path.split("?", 1)[0]
+        if path == "/token":
+            h.reply(200, json.dumps({"token": self.token_given, "expires_in": 300}).encode(),
+                    {"Content-Type": "application/json"})
+            return
+        if self.bearer is not None and h.headers.get("Authorization") != f"Bearer {self.bearer}":
+            h.reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token not valid for this repository"}]}',
+                    {"WWW-Authenticate": f'Bearer realm="http://{self.host}/token",service="fake"',
+                     "Content-Type": "application/json"})
+            return
+        if path == "/v2/":
+            h.reply(200, b"{}")
+            return
+        prefix = f"/v2/{self.repo}/"
+        if path.startswith(prefix + "manifests/"):
+            ref = path[len(prefix + "manifests/"):]
+            if ref not in self.manifests:
+                h.reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+                return
+            data, media_type = self.manifests[ref]
+            h.reply(200, data, {"Content-Type": media_type, "Docker-Content-Digest": sha(data)})
+            return
+        if path.startswith(prefix + "blobs/"):
+            digest = path[len(prefix + "blobs/"):]
+            if digest not in self.blobs:
+                h.reply(404, b'{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}')
+                return
+            if self.redirect_blobs and h.command == "GET":
+                h.reply(307, headers={"Location": f"{self.redirect_blobs}{path}"})
+                return
+            data = self.tamper.get(digest, self.blobs[digest])
+            start = 0
+            rng = h.headers.get("Range")
+            if rng and h.command == "GET":
+                start = int(rng.split("=", 1)[1].split("-", 1)[0])
+            part = data[start:]
+            status = 206 if start else 200
+            headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest}
+            if start:
+                headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            cut = self.truncate.get(digest)
+            if cut is not None and h.command == "GET":
+                h.reply(status, part[:cut], headers, length=len(part))
+                h.close_connection = True
+                h.connection.shutdown(socket.SHUT_RDWR)
+                return
+            h.reply(status, part, headers)
+            return
+        h.reply(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}')
+
+
+class StorageServer:
+    """An app serving blobs by path (a registry's redirect target) and recording the headers."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.seen: list[dict[str, str]] = []
+
+    def __call__(self, h: Handler) -> None:
+        self.seen.append(dict(h.headers.items()))
+        digest = h.path.split("?", 1)[0].rsplit("/", 1)[-1]
+        if digest in self.blobs:
+            h.reply(200, self.blobs[digest], {"Content-Type": "application/octet-stream"})
+        else:
+            h.reply(404)

@@ -1490,12 +1490,7 @@ def human_size(size: float, precision: int = 3, binary: bool = False) -> str:
     while value >= base and i < len(units) - 1:
         value /= base
         i += 1
-    return f"{_go_g(value, precision)}{units[i]}"
-
-
-def _go_g(value: float, precision: int) -> str:
-    """Go's ``%.Ng``: like C's, but the exponent has at least two digits (as Python's)."""
-    return f"{value:.{precision}g}"
+    return f"{value:.{precision}g}{units[i]}"  # Go's %.3g and Python's agree, exponent included
 
 
 def human_duration(seconds: float) -> str:

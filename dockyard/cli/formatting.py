@@ -871,7 +871,7 @@ def _as_str(name: str, v: Any) -> str:
     if isinstance(v, str):
         return v
     if v is NO_VALUE or v is None:
-        raise _ExecError(f"invalid value; expected string")
+        raise _ExecError("invalid value; expected string")
     raise _ExecError(f"wrong type for value; expected string; got {_go_type(v)}")
 
 

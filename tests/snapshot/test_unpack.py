@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 
 DEFAULT_ROOT = "/var/lib/dockyard"
@@ -22,12 +23,27 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(root).absolute()
 
 
+_OPEN_ROOTS: "weakref.WeakSet[StateRoot]" = weakref.WeakSet()
+
+
+def _close_before_fork() -> None:
+    """SQLite forbids carrying an open connection across fork(): the child's *new* connections
+    to the same file inherit its lock bookkeeping and can lose committed writes. Close the
+    forking thread's connections; they reopen on next use."""
+    for state in list(_OPEN_ROOTS):
+        state.close()
+
+
+os.register_at_fork(before=_close_before_fork)
+
+
 class StateRoot:
     """Paths under the state root and a per-thread connection to the metadata database."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_root(root)
         self._local = threading.local()
+        _OPEN_ROOTS.add(self)
 
     def dir(self, *parts: str, create: bool = True) -> Path:
         """A sub-directory of the root (created on first use, mode 0700 like docker's)."""

@@ -104,7 +104,7 @@ def _options(args: argparse.Namespace) -> Any:
         auto_remove=bool(getattr(args, "rm", False)), env=args.env, env_file=args.env_file,
         workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, hostname=args.hostname,
         domainname=args.domainname, labels=args.label, label_file=args.label_file, volumes=args.volume,
-        mounts=args.mount, tmpfs=args.tmpfs, read_only=args.read_only, cap_add=args.cap_add,
+        mounts=args.mount, volumes_from=args.volumes_from, tmpfs=args.tmpfs, read_only=args.read_only, cap_add=args.cap_add,
         cap_drop=args.cap_drop, privileged=args.privileged, restart=args.restart, init=args.init,
         memory=args.memory, memory_swap=args.memory_swap, memory_reservation=args.memory_reservation,
         cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_period=args.cpu_period, cpu_quota=args.cpu_quota,
@@ -130,36 +130,33 @@ def _image_ref(image: str) -> str:
     return image if ":" in last else image + ":latest"
 
 
-def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool) -> None:
-    """docker's run/create: use the local image, or pull it when it is missing (``--pull``)."""
+def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool, platform: str | None = None) -> None:
+    """docker's run/create: use the local image, or pull it when it is missing (``--pull``);
+    the pull's progress goes to stderr as docker's does."""
     from dockyard.errors import NotFound
 
-    images = ctx.client.images
     if pull != "always":
         try:
-            images.get(image)
+            ctx.client.images.get(image)
             return
         except NotFound:
             if pull == "never":
                 raise NotFound(f"No such image: {_image_ref(image)}") from None
-    if pull != "always":
         ctx.warn(f"Unable to find image '{_image_ref(image)}' locally")
-    puller = getattr(images, "pull", None)
-    if puller is None:
-        try:
-            puller = ctx.client.distribution.pull
-        except (ImportError, AttributeError):
-            raise NotFound(f"No such image: {_image_ref(image)}") from None
-    puller(image, **({"quiet": True} if quiet else {}))
+    ctx.client.distribution.pull(image, platform=platform, progress=None if quiet else sys.stderr)
 
 
 def _create(args: argparse.Namespace, ctx: "Context") -> Any:
     from dockyard.engine.options import build_body
 
     body = build_body(_options(args))
-    if body.get("NetworkingConfig") is None:
-        body.pop("NetworkingConfig")
-    _ensure_image(ctx, args.image, args.pull, args.quiet)
+    if args.tty:
+        from dockyard.engine.terminal import terminal_size
+
+        size = terminal_size(1)
+        if size:
+            body["HostConfig"]["ConsoleSize"] = [size[0], size[1]]
+    _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
     c = ctx.client.containers.create(body, args.name)
     if args.cidfile:
         with open(args.cidfile, "x") as f:
@@ -472,7 +469,13 @@ def cmd_wait(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_rename(args: argparse.Namespace, ctx: "Context") -> int:
-    ctx.client.containers.rename(args.container, args.new_name)
+    from dockyard.errors import DockyardError
+
+    try:
+        ctx.client.containers.rename(args.container, args.new_name)
+    except DockyardError as exc:
+        ctx.warn(f"Error response from daemon: {exc.message}")
+        raise DockyardError(f"failed to rename container named {args.container}", 1) from None
     return 0
 
 
@@ -518,7 +521,7 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
 def cmd_top(args: argparse.Namespace, ctx: "Context") -> int:
     res = ctx.client.containers.top(args.container, " ".join(args.ps_args) if args.ps_args else None)
     rows = [res["Titles"]] + res["Processes"]
-    widths = [max(10, max(len(r[i]) for r in rows) + 3) for i in range(len(res["Titles"]))]
+    widths = [max(20, max(len(r[i]) for r in rows) + 3) for i in range(len(res["Titles"]))]
     for r in rows:
         ctx.print("".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)))
     return 0

@@ -121,6 +121,10 @@ def spec_options(rec: ContainerRecord, rootfs: Path, *, netns_path: str | None, 
         init=bool(host.get("Init")),
         oom_score_adj=int(host.get("OomScoreAdj") or 0),
     )
+    if host.get("MaskedPaths") is not None:
+        opts.masked_paths = list(host["MaskedPaths"])
+    if host.get("ReadonlyPaths") is not None:
+        opts.readonly_paths = list(host["ReadonlyPaths"])
     if host.get("CgroupParent"):
         opts.cgroups_path = f"{host['CgroupParent'].rstrip('/')}/{rec.id}"
     return opts

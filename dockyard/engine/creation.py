@@ -24,20 +24,24 @@ LOG_DRIVERS = ("json-file", "local", "none")
 JSON_FILE_OPTS = ("max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag", "mode",
                   "max-buffer-size")
 
+# docker's HostConfig keys, in docker's order, with the values docker shows when unset
 DEFAULT_HOST_CONFIG: dict[str, Any] = {
     "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
     "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
-    "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0], "CapAdd": None,
+    "CapDrop": None, "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
     "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "",
     "Privileged": False, "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
     "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": "", "Isolation": "",
-    "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0,
-    "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "MemoryReservation": 0,
-    "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None,
-    "Ulimits": None, "Mounts": None, "Init": None, "Tmpfs": None, "Sysctls": None,
-    "MaskedPaths": None, "ReadonlyPaths": None,
+    "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
+    "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
+    "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
+    "OomKillDisable": False, "PidsLimit": None, "Ulimits": [], "CpuCount": 0, "CpuPercent": 0,
+    "IOMaximumIOps": 0, "IOMaximumBandwidth": 0, "MaskedPaths": None, "ReadonlyPaths": None,
 }
+OMIT_WHEN_EMPTY = ("Mounts", "Init", "Tmpfs", "Sysctls")
 CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
                "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes",
                "WorkingDir", "Entrypoint", "NetworkDisabled", "MacAddress", "OnBuild", "Labels", "StopSignal",
@@ -130,8 +134,7 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
     log = host.get("LogConfig") or {}
     driver = log.get("Type") or "json-file"
     if driver not in LOG_DRIVERS:
-        raise InvalidArgument(f'failed to create task for container: failed to initialize logging driver: '
-                              f'logger: no log driver named \'{driver}\' is registered')
+        raise InvalidArgument(f'error looking up logging plugin {driver}: plugin "{driver}" not found')
     opts = log.get("Config") or {}
     if driver == "none" and opts:
         raise InvalidArgument("logger: none does not accept any options")
@@ -153,8 +156,6 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
                 raise InvalidArgument(f'strconv.Atoi: parsing "{opts["max-file"]}": invalid syntax') from None
             if n < 1:
                 raise InvalidArgument("max-file cannot be less than 1")
-            if n > 1 and not opts.get("max-size"):
-                raise InvalidArgument("max-file can only be used with max-size")
 
 
 def _check_network(client: Any, host: dict[str, Any]) -> None:
@@ -176,7 +177,7 @@ def _check_runtime(client: Any, host: dict[str, Any]) -> str:
     try:
         runtime_for(client, name)
     except NotFound:
-        raise InvalidArgument(f"unknown or invalid runtime name: {name}") from None
+        raise InvalidArgument(f"Unknown runtime specified {name}") from None
     return name
 
 
@@ -207,6 +208,17 @@ def create_container(service: Any, body: dict[str, Any], name: str | None) -> Co
     path, args = entrypoint_and_args(cfg)
     _check_network(client, host)
     runtime = _check_runtime(client, host)
+    host["Runtime"] = runtime
+    for key in OMIT_WHEN_EMPTY:
+        if not host.get(key):
+            host.pop(key, None)
+    if host.get("Ulimits") is None:
+        host["Ulimits"] = []
+    if not host.get("Privileged") and host.get("MaskedPaths") is None:
+        from dockyard.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+
+        host["MaskedPaths"] = list(DEFAULT_MASKED_PATHS)
+        host["ReadonlyPaths"] = list(DEFAULT_READONLY_PATHS)
     cid = ids.new_id()
     if not cfg.get("Hostname"):
         cfg["Hostname"] = socket.gethostname() if host.get("NetworkMode") == "host" else cid[:12]

@@ -75,7 +75,7 @@ def _created_of(service: Any, ref: str) -> str:
     try:
         return service.store.load(service.store.resolve(ref)).config.get("Created", "")
     except NotFound:
-        raise NotFound(f"No such container: {ref}") from None
+        raise NotFound(f"no such container {ref}") from None
 
 
 def _ports(rec: ContainerRecord, key: str) -> set[str]:

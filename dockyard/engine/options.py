@@ -281,6 +281,7 @@ class RunOptions:
     label_file: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
     read_only: bool = False
     cap_add: list[str] = field(default_factory=list)
@@ -435,7 +436,8 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "RestartPolicy": parse_restart(o.restart or "no"),
         "AutoRemove": o.auto_remove,
         "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumesFrom": o.volumes_from or None,
+        "ConsoleSize": [0, 0],
         "CapAdd": o.cap_add or None,
         "CapDrop": o.cap_drop or None,
         "CgroupnsMode": o.cgroupns or "host",
@@ -473,7 +475,7 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "MemorySwappiness": None,
         "OomKillDisable": o.oom_kill_disable,
         "PidsLimit": parse_int(o.pids_limit, "--pids-limit") if o.pids_limit else None,
-        "Ulimits": [parse_ulimit(u) for u in o.ulimits] or None,
+        "Ulimits": [parse_ulimit(u) for u in o.ulimits],
         "Mounts": (_mounts(o.mounts) if o.mounts else None),
         "Init": o.init or None,
         "Tmpfs": tmpfs or None,

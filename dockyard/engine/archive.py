@@ -331,4 +331,25 @@ def changes(client: Any, ref: str) -> list[tuple[str, str]]:
             else:
                 out.append(("A", "/" + rel))
     out.sort(key=lambda e: e[1])
-    return out
+    return _without_init_layer(out)
+
+
+# what docker keeps in a container's "init" layer (mount points the engine and runtime make),
+# which ``docker diff`` therefore never shows
+INIT_LAYER = ("/dev", "/dev/pts", "/dev/shm", "/dev/console", "/dev/mqueue", "/proc", "/sys", "/.dockerenv",
+              "/etc/resolv.conf", "/etc/hosts", "/etc/hostname", "/etc/mtab", "/sbin/docker-init")
+
+
+def _without_init_layer(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    kept = [(k, p) for k, p in entries if not (k in ("A", "C") and p in INIT_LAYER)]
+    changed_paths = {p for _, p in kept}
+
+    def has_child(p: str) -> bool:
+        return any(q.startswith(p + "/") for q in changed_paths)
+
+    return [(k, p) for k, p in kept if k != "C" or has_child(p) or not _is_dir_entry(p, entries)]
+
+
+def _is_dir_entry(path: str, entries: list[tuple[str, str]]) -> bool:
+    """A changed directory only shows up because of what is inside it."""
+    return any(q.startswith(path + "/") for _, q in entries)

@@ -96,7 +96,8 @@ class StageRunner:
         self.lex = ShellLex(self.run.plan.escape)
         if self.stage.base_stage is not None:
             self.run.stage_result(self.stage.base_stage)  # wait for it before showing this stage
-        total = len(self.stage.instructions) + 1
+        fs_cmds = ("RUN", "COPY", "ADD", "WORKDIR")
+        total = 1 + sum(1 for i in self.stage.instructions if i.cmd in fs_cmds)
         step = self._start_step(1, total, self.stage.source.text)
         try:
             self._from(step)
@@ -105,9 +106,12 @@ class StageRunner:
             raise
         self.run.progress.done(step, cached=False)
         triggers = self._onbuild_triggers()
-        total += len(triggers)
-        for i, instr in enumerate([*triggers, *self.stage.instructions], start=2):
-            self._instruction(instr, i, total)
+        total += sum(1 for i in triggers if i.cmd in fs_cmds)
+        index = 1  # as BuildKit numbers them: FROM and the steps that change the filesystem
+        for instr in [*triggers, *self.stage.instructions]:
+            if instr.cmd in fs_cmds:
+                index += 1
+            self._instruction(instr, index, total)
         return StageResult(config=self.config, layers=list(self.layers), chain=self.chain,
                            history=list(self.history), created=self.created, platform=dict(self.platform),
                            author=self.author)

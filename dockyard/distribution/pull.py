@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dockyard.content import digest as dg
+from dockyard.distribution.follow import BlobFeed, FeedBroken, FollowingReader
 from dockyard.distribution.errors import RegistryError, TransferError, Unauthorized
 from dockyard.distribution.progress import Progress
 from dockyard.distribution.transport import quote_url
@@ -77,6 +78,15 @@ class PullOutcome:
     image: "Image"
     digest: str          # what the registry served for the reference (index or manifest)
     updated: bool        # False: the name already pointed at this image
+
+
+@dataclass
+class _Blob:
+    """One blob being downloaded: what it is, its progress line, and who follows its bytes."""
+
+    desc: Descriptor
+    layer_id: str | None
+    feed: BlobFeed
 
 
 class _Cancelled(TransferError):
@@ -142,7 +152,7 @@ class Puller:
                   for i, d in enumerate(manifest.get("layers") or [])]
         for layer in layers:
             mt.layer_compression(layer.media_type)  # an unknown layer type fails before any download
-        self._download(repo, config, lease, None, committed)
+        self._download(repo, _Blob(config, None, BlobFeed()), lease, committed)
         config_doc = _json(self.content.read_bytes(config.digest), f"image config {config.digest}")
         self._check_platform(ref, config_doc, is_index=mt.is_index(kind))
         diff_ids = (config_doc.get("rootfs") or {}).get("diff_ids") or []
@@ -184,36 +194,41 @@ class Puller:
     # -- layers -------------------------------------------------------------------------------
     def _layers(self, repo: "Repository", layers: list[Descriptor], diff_ids: list[str],
                 lease: "Lease", committed: list[str]) -> set[str]:
-        """Download missing layers concurrently while unpacking finished ones in order."""
+        """Download missing layers concurrently while unpacking them in order as they arrive."""
         from dockyard.snapshot.store import chain_id
 
-        need = []
+        need: dict[str, _Blob] = {}
         for layer in layers:
             short = dg.short_id(layer.digest)
             if self.content.exists(layer.digest):
                 lease.add("content", layer.digest)
                 self.progress.layer(short, "Already exists")
-            elif layer.digest not in [n.digest for n in need]:
-                need.append(layer)
+            elif layer.digest not in need:
+                need[layer.digest] = _Blob(layer, short, BlobFeed())
                 self.progress.layer(short, "Pulling fs layer")
-        for layer in need[CONCURRENCY:]:
-            self.progress.layer(dg.short_id(layer.digest), "Waiting")
+        for blob in list(need.values())[CONCURRENCY:]:
+            self.progress.layer(blob.layer_id or "", "Waiting")
         futures: dict[str, Future[bool]] = {}
         pool = ThreadPoolExecutor(max_workers=max(1, min(CONCURRENCY, len(need))), thread_name_prefix="pull")
         try:
-            for layer in need:
-                futures[layer.digest] = pool.submit(self._download, repo, layer, lease,
-                                                    dg.short_id(layer.digest), committed)
+            for digest, blob in need.items():
+                futures[digest] = pool.submit(self._download, repo, blob, lease, committed)
             snaps = self.client.snapshots
             parent: str | None = None
+            followed: set[str] = set()
             for i, layer in enumerate(layers):
+                cid = chain_id(diff_ids[: i + 1])
                 fut = futures.get(layer.digest)
+                if not snaps.has(cid):
+                    if fut is not None and layer.digest not in followed:
+                        followed.add(layer.digest)
+                        self._unpack_following(need[layer.digest], fut, parent, diff_ids[i], lease)
+                    else:
+                        if fut is not None:
+                            fut.result()
+                        self._unpack_stored(layer, parent, diff_ids[i], lease)
                 if fut is not None:
                     fut.result()
-                cid = chain_id(diff_ids[: i + 1])
-                if not snaps.has(cid):
-                    with self.content.open(layer.digest) as blob:
-                        snaps.unpack(parent, diff_ids[i], blob, layer.media_type, lease=lease)
                 parent = cid
         except BaseException:
             self._stop.set()
@@ -222,17 +237,45 @@ class Puller:
             pool.shutdown(wait=True, cancel_futures=True)
         return {d for d, f in futures.items() if f.done() and not f.cancelled() and f.exception() is None and f.result()}
 
-    def _download(self, repo: "Repository", desc: Descriptor, lease: "Lease", layer_id: str | None,
-                  committed: list[str]) -> bool:
+    def _unpack_stored(self, layer: Descriptor, parent: str | None, diff_id: str, lease: "Lease") -> None:
+        with self.content.open(layer.digest) as blob:
+            self.client.snapshots.unpack(parent, diff_id, blob, layer.media_type, lease=lease)
+
+    def _unpack_following(self, blob: "_Blob", fut: "Future[bool]", parent: str | None, diff_id: str,
+                          lease: "Lease") -> None:
+        """Unpack a layer from its download as the bytes arrive; the download's error wins."""
+        try:
+            with FollowingReader(blob.feed) as stream:
+                self.client.snapshots.unpack(parent, diff_id, stream, blob.desc.media_type, lease=lease)
+        except FeedBroken:
+            fut.result()  # raises the download's own error when it failed
+            self._unpack_stored(blob.desc, parent, diff_id, lease)
+        except BaseException:
+            fut.result()  # a download failure explains a failed unpack better than the unpacker
+            raise
+
+    def _download(self, repo: "Repository", blob: "_Blob", lease: "Lease", committed: list[str]) -> bool:
         """Fetch one blob into the content store; returns False when it was already there."""
+        try:
+            done = self._download_into_store(repo, blob, lease, committed)
+        except BaseException as exc:
+            blob.feed.finish(error=exc)
+            raise
+        blob.feed.finish(path=str(self.content.blob_path(blob.desc.digest)))
+        return done
+
+    def _download_into_store(self, repo: "Repository", blob: "_Blob", lease: "Lease", committed: list[str]) -> bool:
+        desc, layer_id = blob.desc, blob.layer_id
         for round_ in range(3):
             writer = self._writer(desc.digest, lease)
             if writer is None:
                 return False
+            blob.feed.start(str(writer.dir / "data"), writer.offset)
             resumed = writer.offset > 0
             try:
-                self._fill(repo, desc, writer, layer_id)
+                self._fill(repo, blob, writer)
             except _RestartFromZero:
+                blob.feed.restart()
                 continue  # the writer is already emptied
             except TransferError:
                 writer.close()  # keep the partial data for the next attempt
@@ -246,6 +289,7 @@ class Puller:
                 writer.commit(desc.digest, desc.size)
             except DigestMismatch as exc:
                 if resumed and round_ < 2:
+                    blob.feed.restart()
                     continue  # the earlier partial data may be what is wrong: once more from zero
                 raise DigestMismatch(f"failed to verify blob {desc.digest} from {repo.client.domain}/{repo.path}: "
                                      f"{exc.message}") from None
@@ -270,12 +314,12 @@ class Puller:
             if self._stop.wait(0.2):
                 raise _Cancelled("cancelled")
 
-    def _fill(self, repo: "Repository", desc: Descriptor, writer: "Writer", layer_id: str | None) -> None:
+    def _fill(self, repo: "Repository", blob: "_Blob", writer: "Writer") -> None:
         """Bring the writer to the blob's full size, resuming after broken connections."""
         retries = _retries()
         for attempt in range(retries + 1):
             try:
-                self._transfer(repo, desc, writer, layer_id)
+                self._transfer(repo, blob, writer)
                 return
             except (_Cancelled, _RestartFromZero):
                 raise
@@ -285,7 +329,8 @@ class Puller:
                 if self._stop.wait(min(2.0, 0.25 * 2 ** attempt)):
                     raise _Cancelled("cancelled") from None
 
-    def _transfer(self, repo: "Repository", desc: Descriptor, writer: "Writer", layer_id: str | None) -> None:
+    def _transfer(self, repo: "Repository", blob: "_Blob", writer: "Writer") -> None:
+        desc, layer_id = blob.desc, blob.layer_id
         offset = writer.offset
         if offset > desc.size:
             raise DigestMismatch(f"blob {desc.digest}: {offset} bytes already received, more than its size {desc.size}")
@@ -322,6 +367,7 @@ class Puller:
                     raise TransferError(f"Get {quote_url(resp.url)}: connection closed after "
                                         f"{writer.offset} of {desc.size} bytes")
                 writer.write(view[:n])
+                blob.feed.wrote(writer.offset)
                 want -= n
                 if layer_id:
                     self.progress.advance(layer_id, "Downloading", writer.offset, desc.size)

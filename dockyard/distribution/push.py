@@ -18,12 +18,13 @@ platform's manifest and blobs are present locally, else as its own platform's ma
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dockyard.content import digest as dg
-from dockyard.distribution.errors import RegistryError, Unauthorized
+from dockyard.distribution.errors import RegistryError, TransferError, Unauthorized
 from dockyard.distribution.progress import Progress
 from dockyard.errors import DockyardError, InvalidArgument, InvalidContent, NotFound
 from dockyard.image import mediatypes as mt
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.image.service import Image
 
 CONCURRENCY = 5
+_UPLOAD_ATTEMPTS = 3
 _GZIP_TYPES = {mt.OCI_LAYER: mt.OCI_LAYER_GZIP, mt.OCI_LAYER_ND: mt.OCI_LAYER_ND_GZIP,
                mt.DOCKER_LAYER: mt.DOCKER_LAYER_GZIP}
 
@@ -250,16 +252,26 @@ class Pusher:
         return False, None
 
     def _upload(self, repo: "Repository", job: BlobJob, location: str | None) -> None:
-        if location is None:
-            location = repo.mount_or_start()
-        sent = [0]
+        """Upload one blob; a broken connection starts a new upload session (docker retries too)."""
+        path = str(self.content.blob_path(job.digest))
+        for attempt in range(_UPLOAD_ATTEMPTS):
+            if location is None:
+                location = repo.mount_or_start()
+            sent = [0]
 
-        def on_progress(n: int) -> None:
-            sent[0] += n
-            if job.progress_id:
-                self.progress.advance(job.progress_id, "Pushing", sent[0], job.size)
+            def on_progress(n: int) -> None:
+                sent[0] += n
+                if job.progress_id:
+                    self.progress.advance(job.progress_id, "Pushing", sent[0], job.size)
 
-        repo.upload(location, job.digest, str(self.content.blob_path(job.digest)), job.size, on_progress)
+            try:
+                repo.upload(location, job.digest, path, job.size, on_progress)
+                break
+            except TransferError:
+                if attempt == _UPLOAD_ATTEMPTS - 1:
+                    raise
+                location = None
+                time.sleep(0.25 * 2 ** attempt)
         self._status(job, "Pushed")
 
     def _status(self, job: BlobJob, status: str) -> None:

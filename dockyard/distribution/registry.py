@@ -254,7 +254,13 @@ class Repository:
             except TransferError:
                 if attempt == _UPLOAD_RETRIES:
                     raise
-                location, offset = self.upload_status(location)
+                try:
+                    location, offset = self.upload_status(location)
+                except RegistryError:
+                    offset = 0
+                if offset <= 1:
+                    # nothing kept (a registry reports "0-0" for both 0 and 1 byte): a new session
+                    location, offset = self.mount_or_start() or location, 0
                 progress(offset - reported[0])  # the bar goes back to what the registry kept
                 continue
             if resp.status != 202:

@@ -174,3 +174,37 @@ def test_connection_refused_is_one_line(cli, docker_config):
     r = cli("pull", f"localhost:{port}/x/y")
     assert r.returncode == 1
     assert r.stderr == f'Error: Get "https://localhost:{port}/v2/": connection refused\n'
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("size", [300_000, 17_000_000], ids=["monolithic-put", "streaming-patch"])
+def test_push_survives_a_cut_upload(cli, client, cncf, tmp_path, app_server, docker_config, size):
+    """The first upload request is cut mid-body; the push starts the blob over and succeeds."""
+    from dockyard import Client
+
+    payload = tmp_path / "payload.tar"
+    payload.write_bytes(tar_layer("big.bin", os.urandom(size)))
+    proxy = Forwarder(f"127.0.0.1:{cncf.port}")
+    cut = {"done": False}
+
+    def app(h):
+        if h.command in ("PUT", "PATCH") and "/blobs/uploads/" in h.path and not cut["done"] \
+                and int(h.headers.get("Content-Length") or 0) > 100_000:
+            cut["done"] = True
+            h.rfile.read(50_000)
+            h.close_connection = True
+            import socket
+
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
+        proxy(h)
+
+    srv = app_server(app)
+    name = f"{srv.host}/cutpush/app:1"
+    client.images.import_rootfs(str(payload), name)
+    r = cli("push", name)
+    assert r.returncode == 0, r.stderr
+    assert cut["done"]
+    digest = r.stdout.splitlines()[-1].split()[2]
+    with Client(tmp_path / "check") as other:
+        assert other.distribution.pull(f"{cncf.host}/cutpush/app@{digest}").id == client.images.get(name).id

@@ -109,9 +109,10 @@ def test_multi_platform_index(cli, client, cncf, tmp_path, root, docker_config):
     assert f"1: digest: {sha(arm)} size: {len(arm)}" in cli("push", f"{cncf.host}/sk/single:1", check=True).stdout
 
     r = cli("pull", "--platform", "linux/amd64", f"{cncf.host}/sk/multi@{index_digest}", check=True)
-    assert client.images.get(f"{cncf.host}/sk/multi@{index_digest}").config_doc["architecture"] == "amd64"
+    amd_id = json.loads(amd)["config"]["digest"]
+    assert client.images.get(amd_id).config_doc["architecture"] == "amd64"
+    assert client.images.get(amd_id).repo_digests == [f"{cncf.host}/sk/multi@{index_digest}"]
     # both platforms present now: the amd64 image pushes as the whole index, byte for byte
-    amd_id = sha(amd_blobs[json.loads(amd)["config"]["digest"]])
     cli("tag", amd_id, f"{cncf.host}/sk/copy:1", check=True)
     out = cli("push", f"{cncf.host}/sk/copy:1", check=True).stdout
     assert f"1: digest: {index_digest} size:" in out

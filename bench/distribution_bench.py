@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""dockyard's registry client beside skopeo: push and pull of a 200 MB, 4-layer image, same registry.
+
+A CNCF registry (``docker-registry``) runs on a free loopback port with temporary storage (the
+one on :5000 is never touched). Each round makes a new image — fresh random layers, so no tool
+can skip an upload through a cache or a cross-repository mount — as an OCI layout with gzip
+layers (incompressible data, so the bytes on the wire are the same for both tools), and:
+
+  skopeo push:   skopeo copy oci:<layout> docker://<registry>/bench/sk<i>
+  skopeo pull:   skopeo copy docker://<registry>/bench/sk<i> oci:<dir>        (blobs to a directory)
+  dockyard push: dockyard push <registry>/bench/dy<i>            (image loaded beforehand, untimed)
+  dockyard pull: dockyard pull <registry>/bench/dy<i>            (fresh state root; includes
+                 verifying and unpacking every layer into snapshots, which skopeo does not do)
+
+Both are timed as whole commands (process start included). Best of ``--rounds``; MiB/s of the
+image's blob bytes and dockyard/skopeo ratios (> 1 means dockyard is faster).
+``--uncompressed`` uses plain tar layers instead: skopeo sends them as they are, dockyard gzips
+them first as docker does (a different amount of work; reported for information).
+
+    .venv/bin/python bench/distribution_bench.py [--size-mb 200] [--layers 4] [--rounds 3]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def make_layout(dest: Path, size_mb: int, layers: int, gzip_layers: bool) -> int:
+    """An OCI layout with ``layers`` random layers totalling ``size_mb`` MB; returns blob bytes."""
+    from dockyard.build.gzipfast import GzipWriter
+
+    blobs = dest / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    descs, diff_ids, total = [], [], 0
+    per_layer = size_mb * 1_000_000 // layers
+    for i in range(layers):
+        payload = dest / f"payload{i}"
+        with open(payload, "wb") as f:
+            left = per_layer
+            while left:
+                n = min(left, 1 << 20)
+                f.write(os.urandom(n))
+                left -= n
+        tar_path = dest / f"layer{i}.tar"
+        with tarfile.open(tar_path, "w") as tf:
+            tf.add(payload, arcname=f"data{i}.bin")
+        payload.unlink()
+        diff_id = "sha256:" + sha256_file(tar_path)
+        blob_path = tar_path
+        media_type = "application/vnd.oci.image.layer.v1.tar"
+        if gzip_layers:
+            blob_path = dest / f"layer{i}.tar.gz"
+            with open(tar_path, "rb") as src, open(blob_path, "wb") as out:
+                gz = GzipWriter(out.write)
+                while chunk := src.read(1 << 20):
+                    gz.write(chunk)
+                gz.close()
+            tar_path.unlink()
+            media_type += "+gzip"
+        digest = sha256_file(blob_path)
+        size = blob_path.stat().st_size
+        blob_path.rename(blobs / digest)
+        descs.append({"mediaType": media_type, "digest": f"sha256:{digest}", "size": size})
+        diff_ids.append(diff_id)
+        total += size
+
+    def put(obj: dict) -> dict:
+        data = json.dumps(obj).encode()
+        d = hashlib.sha256(data).hexdigest()
+        (blobs / d).write_bytes(data)
+        return {"digest": f"sha256:{d}", "size": len(data)}
+
+    config = put({"architecture": "amd64", "os": "linux", "config": {},
+                  "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    manifest = put({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+                    "layers": descs})
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+         "annotations": {"org.opencontainers.image.ref.name": "bench",
+                         "io.containerd.image.name": "docker.io/library/bench:latest"}}]}))
+    return total
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t
+
+
+def dockyard(root: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "dockyard", "--root", str(root), *args]
+
+
+def start_cncf(work: Path, port: int) -> subprocess.Popen:
+    cfg = work / "cncf.yml"
+    cfg.write_text(f"version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem:\n"
+                   f"    rootdirectory: {work / 'cncf-data'}\n  delete: {{enabled: true}}\n"
+                   f"http:\n  addr: 127.0.0.1:{port}\n")
+    return subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def one_round(i: int, work: Path, host: str, size_mb: int, layers: int, gzip_layers: bool) -> tuple[int, dict[str, float]]:
+    layout = work / f"layout{i}"
+    total = make_layout(layout, size_mb, layers, gzip_layers)
+    t: dict[str, float] = {}
+    t["skopeo push"] = timed(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:bench",
+                              f"docker://{host}/bench/sk{i}:latest"])
+    out = work / f"skopeo-pull{i}"
+    t["skopeo pull"] = timed(["skopeo", "copy", "-q", "--src-tls-verify=false",
+                              f"docker://{host}/bench/sk{i}:latest", f"oci:{out}:bench"])
+    shutil.rmtree(out)
+
+    # the same kind of image for dockyard, with its own fresh layers (nothing to skip)
+    shutil.rmtree(layout)
+    make_layout(layout, size_mb, layers, gzip_layers)
+    archive = work / f"layout{i}.tar"
+    with tarfile.open(archive, "w") as tf:
+        tf.add(layout, arcname=".")
+    shutil.rmtree(layout)
+    pusher = work / f"dy-push-root{i}"
+    subprocess.run(dockyard(pusher, "load", "-q", "-i", str(archive)), check=True)
+    archive.unlink()
+    subprocess.run(dockyard(pusher, "tag", "bench:latest", f"{host}/bench/dy{i}:latest"), check=True)
+    t["dockyard push"] = timed(dockyard(pusher, "push", "-q", f"{host}/bench/dy{i}:latest"))
+    shutil.rmtree(pusher)
+    puller = work / f"dy-pull-root{i}"
+    t["dockyard pull"] = timed(dockyard(puller, "pull", "-q", f"{host}/bench/dy{i}:latest"))
+    shutil.rmtree(puller, ignore_errors=True)
+    return total, t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size-mb", type=int, default=200)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--uncompressed", action="store_true", help="plain tar layers (dockyard gzips them on push)")
+    args = ap.parse_args()
+    for tool in ("skopeo", "docker-registry"):
+        if not shutil.which(tool):
+            print(f"{tool} is not installed; cannot run the comparison", file=sys.stderr)
+            return 1
+    with tempfile.TemporaryDirectory(prefix="distribution-bench-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        proc = start_cncf(work, port)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/v2/")
+            host = f"127.0.0.1:{port}"
+            rounds = [one_round(i, work, host, args.size_mb, args.layers, not args.uncompressed)
+                      for i in range(args.rounds)]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    total = rounds[0][0]
+    mib = total / (1 << 20)
+    best = {k: min(r[1][k] for r in rounds) for k in rounds[0][1]}
+    kind = "plain tar" if args.uncompressed else "gzip"
+    print(f"image: {total / 1e6:.0f} MB in {args.layers} {kind} layers, CNCF registry "
+          f"(docker-registry), best of {args.rounds} rounds")
+    print(f"{'':<16}{'seconds':>10}{'MiB/s':>10}")
+    for k, v in best.items():
+        print(f"{k:<16}{v:>10.2f}{mib / v:>10.0f}")
+    print(f"ratio dockyard/skopeo: push {best['skopeo push'] / best['dockyard push']:.2f}x, "
+          f"pull {best['skopeo pull'] / best['dockyard pull']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -439,9 +439,9 @@ class StageRunner:
     def mounted(self, chain: str | None, readonly: bool = False) -> Iterator[Mounted]:
         """A fresh writable snapshot on ``chain``, mounted; removed (with its mount) on exit."""
         snaps = self.run.snapshots
-        key = f"build-{os.urandom(16).hex()}"
+        key = f"build-{os.getpid()}-{os.urandom(12).hex()}"
         snap = snaps.prepare(key, chain)
-        root = self.run.tmp / key[6:22]
+        root = self.run.tmp / key[-16:]
         m: Mounted | None = None
         try:
             snaps.mount(key, root, readonly=readonly)

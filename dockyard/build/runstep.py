@@ -184,7 +184,7 @@ def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[st
 
     root = str(m.root)
     config = runner.config
-    cid = f"dyb-{uuid.uuid4().hex[:20]}"
+    cid = f"dyb-{os.getpid()}-{uuid.uuid4().hex[:16]}"
     bundle = run.tmp / cid
     bundle.mkdir(parents=True)
     try:
@@ -203,7 +203,7 @@ def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[st
     (etc / "hostname").write_text(HOSTNAME + "\n")
     (etc / "resolv.conf").write_text(_resolv_conf(network))
     with ExitStack() as stack:
-        oci_mounts = [_oci_mount(run, runner, mt, stack) for mt in mounts]
+        oci_mounts = _volume_mounts(run, root, config) + [_oci_mount(run, runner, mt, stack) for mt in mounts]
         opts = rspec.ContainerSpecOptions(
             container_id=cid, args=argv, env=env, cwd=cwd, hostname=HOSTNAME, rootfs=root,
             mounts=oci_mounts, hosts_path=str(etc / "hosts"), hostname_path=str(etc / "hostname"),
@@ -216,8 +216,8 @@ def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[st
         targets = [mm["destination"] for mm in spec["mounts"]]
         existed = _stubs_before(root, targets)
         keep_dirs: set[str] = set()
-        for mt in mounts:
-            parts = [p for p in mt.target.split("/") if p]
+        for target in [*(config.get("Volumes") or {}), *(mt.target for mt in mounts)]:
+            parts = [p for p in target.split("/") if p]
             keep_dirs.update("/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1))
         runtime = get_runtime(run.opts.runtime, run.service.build_dir / "runtime")
         if getattr(runtime, "name", "") != "builtin":
@@ -287,6 +287,28 @@ def _wait(pid: int) -> int:
             return os.WEXITSTATUS(status)
         if os.WIFSIGNALED(status):
             return 128 + os.WTERMSIG(status)
+
+
+def _volume_mounts(run: "BuildRun", root: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """VOLUME paths, as docker's classic builder treats them: a RUN sees the image's content
+    there, but what it writes there is thrown away (the volume is a copy, bound over the path).
+    The mount point itself stays in the layer, as it does in docker's images."""
+    import shutil
+
+    from dockyard.runtime import spec as rspec
+
+    out = []
+    for i, vol in enumerate(sorted(config.get("Volumes") or {}, key=len)):
+        if not vol.startswith("/"):
+            continue
+        host = resolve_in_root(root, vol)
+        os.makedirs(host, 0o755, exist_ok=True)
+        copy = run.tmp / f"volume-{i}"
+        shutil.copytree(host, copy, symlinks=True, copy_function=shutil.copy2)
+        st = os.stat(host)
+        os.chown(copy, st.st_uid, st.st_gid)
+        out.append(rspec.bind_mount(str(copy), vol))
+    return out
 
 
 def _oci_mount(run: "BuildRun", runner: "StageRunner", mt: RunMount, stack: ExitStack) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class BuildRun:
         self.opts = opts
         self.plan = plan
         self.needed = needed
+        self._reaped = False
         self._lease: Any = None
         self._lease_cm: Any = None
         self._lease_lock = threading.Lock()
@@ -91,7 +92,7 @@ class BuildRun:
         self.declared: set[str] = set(plan.declared)
         self.epoch = opts.source_date_epoch
         self.platform = Platform.parse(opts.platform)
-        self.tmp = service.build_dir / "tmp" / os.urandom(6).hex()
+        self.tmp = service.build_dir / "tmp" / f"{os.getpid()}-{os.urandom(6).hex()}"
         self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._futures: dict[int, "Future[StageResult]"] = {}
         self._results: dict[int, "StageResult"] = {}
@@ -105,7 +106,15 @@ class BuildRun:
 
     @property
     def snapshots(self) -> Any:
-        return self.client.snapshots  # created on first use: a cached build never needs it
+        """The snapshot store, on first use (a cached build never needs it); what killed builds
+        left behind is cleaned up then."""
+        snaps = self.client.snapshots
+        if not self._reaped:
+            self._reaped = True
+            from dockyard.build.reaper import reap
+
+            reap(self.service.build_dir, snaps, self.opts.runtime)
+        return snaps
 
     @property
     def lease(self) -> Any:

@@ -334,3 +334,22 @@ RUN cat /linked/a.txt /linked-dir/x > /both
 ]
 
 BY_NAME = {c.name: c for c in CASES}
+
+CASES += [
+    Case("volume-run", """FROM {BASE}
+RUN mkdir -p /pre && echo pre > /pre/old
+VOLUME /data /pre
+RUN echo x > /data/f && echo new > /pre/new && echo changed > /pre/old && cat /pre/old > /seen-in-run
+COPY a.txt /pre/copied
+""", files={"a.txt": "a\n"}),
+    Case("run-as-user", """FROM {BASE}
+USER nobody
+RUN id > /tmp/id-as-nobody && touch /tmp/mine
+USER 1234:5678
+RUN touch /tmp/numeric
+USER daemon
+WORKDIR /tmp
+RUN touch by-daemon
+"""),
+]
+BY_NAME = {c.name: c for c in CASES}

@@ -296,3 +296,19 @@ def test_copy_link_is_independent_of_the_base(build, client, tmp_path):
     with client.content.open(image.layers[1].digest) as blob:
         names = tarfile.open(fileobj=io.BytesIO(blob.read())).getnames()
     assert names == ["linked", "linked/a.txt"]
+
+
+def test_run_writes_to_volumes_are_discarded(build, client, tmp_path):
+    built, t, _, _ = _build_case(build, client, tmp_path, "volume-run")
+    e = t.entries
+    assert e["/data"].kind == "dir" and "/data/f" not in e           # the mount point stays, the write goes
+    assert _content(client, built.image_id, "/pre/old") == b"pre\n" and "/pre/new" not in e
+    assert _content(client, built.image_id, "/seen-in-run") == b"changed\n"  # the RUN itself saw its write
+    assert e["/pre/copied"].kind == "file"                            # COPY is not affected
+
+
+def test_run_as_user(build, client, tmp_path):
+    _, t, _, _ = _build_case(build, client, tmp_path, "run-as-user")
+    own = lambda p: (t.entries[p].uid, t.entries[p].gid)  # noqa: E731
+    assert own("/tmp/mine") == (65534, 65534) and own("/tmp/numeric") == (1234, 5678)
+    assert own("/tmp/by-daemon") == (1, 1)

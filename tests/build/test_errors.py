@@ -117,3 +117,20 @@ def test_syntax_error_class_is_invalid_argument():
     from dockyard.errors import InvalidArgument
 
     assert issubclass(DockerfileSyntaxError, InvalidArgument)
+
+
+def test_leftovers_of_a_killed_build_are_reaped(build, client, root, tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    snaps = client.snapshots
+    base_chain = client.images.get("dytest-busybox").top_chain_id
+    key = f"build-{dead.pid}-deadbeef"
+    snaps.prepare(key, base_chain)
+    target = root / "build" / "tmp" / f"{dead.pid}-cafe" / "mnt"
+    snaps.mount(key, target)
+    build(None, "FROM dytest-busybox\nRUN echo fresh > /fresh\n", no_cache=True)
+    assert key not in [s.key for s in snaps.list()]
+    assert not (root / "build" / "tmp" / f"{dead.pid}-cafe").exists()
+    assert _leftovers(client, root) == []

@@ -353,3 +353,33 @@ RUN touch by-daemon
 """),
 ]
 BY_NAME = {c.name: c for c in CASES}
+
+LONG = "d" * 60 + "/" + "f" * 120
+
+CASES += [
+    Case("replace-kinds", """FROM {BASE}
+RUN mkdir -p /x/dir && touch /x/dir/f /x/file && ln -s /x/file /x/link && ln -s dir /x/dirlink
+RUN rm -rf /x/dir && touch /x/dir && rm /x/file && mkdir /x/file && rm /x/link && mkdir /x/link && rm /x/dirlink && echo f > /x/dirlink
+RUN rm -rf /usr/bin && ln -s /bin /usr/bin
+"""),
+    Case("names", """FROM {BASE}
+COPY . /names/
+RUN touch "/names/created with spaces" && mkdir -p /names/ünïcödé
+""", files={"with space.txt": "s", "ünïcödé.txt": "u", LONG: "long", ".hidden": "h", "empty": ""}),
+    Case("many-files", """FROM {BASE}
+COPY tree /tree
+RUN find /tree -type f | wc -l > /count && rm -rf /tree/d3 && chmod -R go-rwx /tree/d1
+""", files={f"tree/d{i}/f{j}": f"{i}-{j}\n" for i in range(6) for j in range(40)}),
+    Case("add-chown-plain", """FROM {BASE}
+ADD --chown=5:6 a.txt /added/
+ADD --chown=5:6 dir /added-dir/
+COPY a.txt dir/ /mixed/
+""", files={"a.txt": "a", "dir/b": "b", "dir/sub/c": "c"}),
+    Case("platform-args", """ARG TARGETOS
+FROM --platform=$BUILDPLATFORM {BASE}
+ARG TARGETPLATFORM
+ARG TARGETARCH
+RUN echo "$TARGETPLATFORM $TARGETARCH" > /platform
+""", builder="buildkit"),
+]
+BY_NAME = {c.name: c for c in CASES}

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Container start latency: `run --rm busybox true`, beside docker, podman and the raw runtimes.
 
-Runtime level (this file's ``runtime`` section): create + start + wait + delete of ``/bin/true``
+Command level (``--section commands``): the whole ``dockyard run --rm busybox true`` as a user
+types it (the installed ``dockyard`` script, default networking and ``--network none``) and
+``dockyard exec CONTAINER true``, beside ``docker``, ``podman --runtime crun`` (in a private
+storage root) and the raw ``crun run``; medians, and ratios to docker and podman.
+
+Runtime level (``--section runtime``): create + start + wait + delete of ``/bin/true``
 on one OCI bundle (the busybox rootfs, with the spec our generator writes for ``docker run``),
 median of N runs each:
 
@@ -14,7 +19,7 @@ median of N runs each:
 The issue's reference points (whole `run --rm`): docker 0.29 s, podman+crun 0.34 s, raw
 `crun run` 0.010 s; the built-in runtime's share must stay in the tens of milliseconds.
 
-    .venv/bin/python bench/run_bench.py [--runs 30]
+    .venv/bin/python bench/run_bench.py [--runs 30] [--section all|commands|runtime]
 """
 from __future__ import annotations
 
@@ -105,9 +110,118 @@ def report(rows: list[tuple[str, list[float]]]) -> None:
         print(f"{label:<16}{med * 1000:>8.1f}ms{p90 * 1000:>8.1f}ms{min(samples) * 1000:>8.1f}ms{ratio:>14}")
 
 
+# ---------------------------------------------------------------------- whole commands
+VENV_DOCKYARD = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "dockyard"
+BENCH_IMAGE = "dockyard-bench/busybox:latest"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user runs it: with cached bytecode
+    return env
+
+
+def command(argv: list[str]) -> Callable[[int], None]:
+    env = _env()
+
+    def once(i: int) -> None:
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True, env=env)
+
+    return once
+
+
+class Peers:
+    """The tools to compare with, each set up with the same busybox rootfs."""
+
+    def __init__(self, work: Path) -> None:
+        from dockyard.image.busybox import build_rootfs_tar
+
+        self.work = work
+        self.tar = build_rootfs_tar(work / "busybox-cmd.tar")
+        self.dockyard = [str(VENV_DOCKYARD if VENV_DOCKYARD.exists() else shutil.which("dockyard")),
+                         "--root", str(work / "dockyard-root")]
+        subprocess.run([*self.dockyard, "image", "busybox", "busybox:latest"], check=True, env=_env(),
+                       stdout=subprocess.DEVNULL)
+        self.docker = self._docker()
+        self.podman = self._podman()
+
+    def _docker(self) -> list[str] | None:
+        if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
+            return None
+        subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(self.tar), BENCH_IMAGE], check=True,
+                       stdout=subprocess.DEVNULL)
+        return ["docker"]
+
+    def _podman(self) -> list[str] | None:
+        if shutil.which("podman") is None or shutil.which("crun") is None:
+            return None
+        base = ["podman", "--root", str(self.work / "podman" / "root"), "--runroot", str(self.work / "podman" / "run"),
+                "--runtime", "crun"]
+        if subprocess.run([*base, "import", str(self.tar), BENCH_IMAGE], capture_output=True).returncode:
+            return None
+        return base
+
+    def close(self) -> None:
+        if self.docker:
+            subprocess.run(["docker", "rm", "-f", "dockyard-bench-exec"], capture_output=True)
+            subprocess.run(["docker", "rmi", BENCH_IMAGE], capture_output=True)
+        if self.podman:
+            subprocess.run([*self.podman, "rm", "-f", "-a"], capture_output=True)
+        ids = subprocess.run([*self.dockyard, "ps", "-aq"], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run([*self.dockyard, "rm", "-f", *ids], capture_output=True)
+
+
+def commands_section(runs: int, work: Path, bundle: Path | None) -> None:
+    peers = Peers(work)
+    try:
+        image = {"dockyard": "busybox", "docker": BENCH_IMAGE, "podman": BENCH_IMAGE}
+        tools = [("dockyard", peers.dockyard), ("docker", peers.docker), ("podman+crun", peers.podman)]
+        tools = [(n, t) for n, t in tools if t]
+        run_rows: list[tuple[str, list[float]]] = []
+        for net in ([], ["--network", "none"]):
+            for name, base in tools:
+                img = image[name.split("+")[0]]
+                label = f"{name}{' --network none' if net else ''}"
+                run_rows.append((label, timed(runs, command([*base, "run", "--rm", *net, img, "/bin/true"]))))
+        crun = shutil.which("crun")
+        if crun and bundle is not None:
+            run_rows.append(("crun run (raw)", timed(runs, raw_cli(crun, bundle, work / "state"))))
+        exec_rows: list[tuple[str, list[float]]] = []
+        for name, base in tools:
+            img = image[name.split("+")[0]]
+            subprocess.run([*base, "run", "-d", "--network", "none", "--name", "dockyard-bench-exec", img,
+                            "sleep", "3600"], check=True, stdout=subprocess.DEVNULL, env=_env())
+            exec_rows.append((name, timed(runs, command([*base, "exec", "dockyard-bench-exec", "/bin/true"]))))
+            subprocess.run([*base, "rm", "-f", "dockyard-bench-exec"], capture_output=True, env=_env())
+        print(f"\n`run --rm busybox /bin/true`, {runs} runs each (median; ratio = dockyard / peer)")
+        compare(run_rows)
+        print(f"\n`exec CONTAINER /bin/true`, {runs} runs each")
+        compare(exec_rows)
+    finally:
+        peers.close()
+
+
+def compare(rows: list[tuple[str, list[float]]]) -> None:
+    med = {label: statistics.median(samples) for label, samples in rows}
+    print(f"{'command':<32}{'median':>10}{'p90':>10}{'min':>10}")
+    for label, samples in rows:
+        p90 = sorted(samples)[int(0.9 * (len(samples) - 1))]
+        print(f"{label:<32}{med[label] * 1000:>8.1f}ms{p90 * 1000:>8.1f}ms{min(samples) * 1000:>8.1f}ms")
+    for suffix in ("", " --network none"):
+        ours = med.get(f"dockyard{suffix}")
+        if ours is None:
+            continue
+        for peer in ("docker", "podman+crun"):
+            theirs = med.get(f"{peer}{suffix}")
+            if theirs:
+                print(f"  dockyard/{peer}{suffix}: {ours / theirs:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--section", choices=("all", "commands", "runtime"), default="all")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run_bench.py needs root (namespaces, cgroups)", file=sys.stderr)
@@ -118,18 +232,22 @@ def main() -> int:
     try:
         bundle = make_bundle(work)
         state = work / "state"
-        rows.append(("builtin", timed(args.runs, via_runtime("builtin", bundle, state))))
-        for name in ("crun", "runc"):
-            binary = shutil.which(name)
-            if binary is None:
-                print(f"({name} not installed: skipped)")
-                continue
-            rows.append((f"dockyard→{name}", timed(args.runs, via_runtime(name, bundle, state))))
-            rows.append((f"{name} run", timed(args.runs, raw_cli(binary, bundle, state))))
-        print(f"create+start+wait+delete of /bin/true, {args.runs} runs each")
-        report(rows)
+        if args.section in ("all", "runtime"):
+            rows.append(("builtin", timed(args.runs, via_runtime("builtin", bundle, state))))
+            for name in ("crun", "runc"):
+                binary = shutil.which(name)
+                if binary is None:
+                    print(f"({name} not installed: skipped)")
+                    continue
+                rows.append((f"dockyard→{name}", timed(args.runs, via_runtime(name, bundle, state))))
+                rows.append((f"{name} run", timed(args.runs, raw_cli(binary, bundle, state))))
+            print(f"create+start+wait+delete of /bin/true, {args.runs} runs each")
+            report(rows)
+        if args.section in ("all", "commands"):
+            commands_section(args.runs, work, bundle)
     finally:
         remove_cgroup("/dockyard/bench")
+        subprocess.run(["umount", "-R", str(work)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -2,7 +2,7 @@
 
 The engine says *what* it wants (``ContainerSpecOptions``: command, user, mounts, limits, ...);
 this module knows *how* docker expresses it in an OCI spec: its default mounts, capability set,
-masked and read-only paths, device cgroup rules, namespaces and sysctls (moby
+masked and read-only paths, device cgroup rules, namespaces, sysctls and seccomp profile (moby
 ``oci/defaults.go`` and ``daemon/oci_linux.go``). The same spec runs on the built-in runtime,
 runc and crun — the lifecycle tests prove it on all three.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.errors import InvalidArgument, Unsupported
-from dockyard.runtime import capabilities
+from dockyard.runtime import capabilities, seccomp
 from dockyard.runtime.users import ExecUser, resolve_exec_user, resolve_group, resolve_user
 
 OCI_VERSION = "1.0.2-dev"
@@ -184,6 +184,7 @@ class ContainerSpecOptions:
     sysctls: dict[str, str] = field(default_factory=dict)
     oom_score_adj: int | None = 0
     no_new_privileges: bool = False                   # --security-opt no-new-privileges
+    security_opt: list[str] = field(default_factory=list)  # --security-opt (seccomp=, no-new-privileges:bool, ...)
     annotations: dict[str, str] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)  # --device /dev/x[:/dev/y[:rwm]]
     device_cgroup_rules: list[str] = field(default_factory=list)  # --device-cgroup-rule 'c 1:3 rwm'
@@ -380,6 +381,7 @@ def generate_spec(opts: ContainerSpecOptions) -> dict[str, Any]:
     if not opts.args:
         raise InvalidArgument("no command specified")
     opts.resources.validate()
+    security = seccomp.parse_security_opts(opts.security_opt)
     caps = capabilities.all_capabilities() if opts.privileged else capabilities.tweak(
         capabilities.DEFAULT_CAPABILITIES, opts.cap_add, opts.cap_drop)
     args = list(opts.args)
@@ -395,7 +397,8 @@ def generate_spec(opts: ContainerSpecOptions) -> dict[str, Any]:
         "env": list(opts.env),
         "cwd": opts.cwd or "/",
         "capabilities": {"bounding": caps, "effective": list(caps), "permitted": list(caps)},
-        "noNewPrivileges": bool(opts.no_new_privileges),
+        "noNewPrivileges": bool(opts.no_new_privileges if security.no_new_privileges is None
+                                else security.no_new_privileges),
     }
     if opts.console_size and opts.tty:
         process["consoleSize"] = {"height": opts.console_size[0], "width": opts.console_size[1]}
@@ -427,6 +430,9 @@ def generate_spec(opts: ContainerSpecOptions) -> dict[str, Any]:
     }
     if devices:
         linux["devices"] = devices
+    seccomp_profile = seccomp.container_seccomp(security, opts.privileged, caps)
+    if seccomp_profile is not None:
+        linux["seccomp"] = seccomp_profile
     if not opts.privileged:
         linux["maskedPaths"] = list(DEFAULT_MASKED_PATHS if opts.masked_paths is None else opts.masked_paths)
         linux["readonlyPaths"] = list(DEFAULT_READONLY_PATHS if opts.readonly_paths is None else opts.readonly_paths)

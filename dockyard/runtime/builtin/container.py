@@ -15,8 +15,10 @@ from dockyard.runtime import linux
 from dockyard.runtime.base import Stdio
 from dockyard.runtime.builtin import process as proc_setup
 from dockyard.runtime.builtin import rootfs as rootfs_setup
+from dockyard.runtime.builtin import seccomp_setup
 from dockyard.runtime.cgroups import Cgroup
 from dockyard.runtime.paths import secure_join
+from dockyard.runtime.seccomp_bpf import CompiledFilter
 
 # setns order for exec (nsenter's): ipc, uts, net, pid is done by the fork, then mount, then cgroup
 JOIN_ORDER = ("ipc", "uts", "network", "mount", "cgroup")
@@ -29,7 +31,7 @@ def _report(w: int, **msg: Any) -> None:
 
 
 def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cgroup, stdio: Stdio,
-               console_sock: Any) -> None:
+               console_sock: Any, seccomp: CompiledFilter | None = None) -> None:
     """The container's init, from fork to execve. Never returns."""
     process = config["process"]
     linux_cfg = config.get("linux") or {}
@@ -80,7 +82,7 @@ def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cg
             rootfs_setup.make_root_readonly()
         rootfs_setup.readonly_paths(linux_cfg.get("readonlyPaths") or [])
         rootfs_setup.mask_paths(linux_cfg.get("maskedPaths") or [])
-        path, env = _prepare_process(process)
+        path, env = _prepare_process(process, seccomp)
         _report(w, ready=True)
         os.close(w)
         w = -1
@@ -104,7 +106,7 @@ def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cg
 
 
 def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgroup, stdio: Stdio,
-               console_sock: Any) -> None:
+               console_sock: Any, seccomp: CompiledFilter | None = None) -> None:
     """An exec'd process, from fork to execve: join cgroup and namespaces, become ``process``."""
     try:
         _harden()
@@ -119,7 +121,7 @@ def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgro
             from dockyard.runtime.builtin import console
 
             console.setup(console_sock, process.get("consoleSize"), mount_console=False)
-        path, env = _prepare_process(process)
+        path, env = _prepare_process(process, seccomp)
     except proc_setup.ExecError as exc:
         _report(w, error=exc.message, exit_code=exc.exit_code)
         os._exit(1)
@@ -136,17 +138,21 @@ def _harden() -> None:
     linux.prctl(linux.PR_SET_DUMPABLE, 0, what="prctl(PR_SET_DUMPABLE)")
 
 
-def _prepare_process(process: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """rlimits, no_new_privs, identity and capabilities, then the program's path (as the user)."""
+def _prepare_process(process: dict[str, Any], seccomp: CompiledFilter | None) -> tuple[str, dict[str, str]]:
+    """rlimits, no_new_privs, identity and capabilities, then the program's path (as the user);
+    the seccomp filter goes in where runc loads it (see ``seccomp_setup.load_in_child``)."""
     proc_setup.apply_rlimits(process.get("rlimits") or [])
     umask = (process.get("user") or {}).get("umask")
     if umask is not None:
         os.umask(int(umask))
-    if process.get("noNewPrivileges"):
+    no_new_privs = bool(process.get("noNewPrivileges"))
+    if no_new_privs:
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1, what="prctl(PR_SET_NO_NEW_PRIVS)")
     env = proc_setup.prepare_env(process)
+    seccomp_setup.load_in_child(seccomp, no_new_privs, "before-finalize")
     proc_setup.finalize(process)
     path = proc_setup.lookup_executable(process["args"][0], env)
+    seccomp_setup.load_in_child(seccomp, no_new_privs, "before-exec")
     proc_setup.close_inherited_fds()
     return path, env
 

@@ -19,6 +19,7 @@ from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, 
 from dockyard.runtime import linux
 from dockyard.runtime.base import (ProcessStartError, Runtime, RuntimeState, Stdio, check_status,
                                    start_error_exit_code, status_conflict)
+from dockyard.runtime.builtin import seccomp_setup
 from dockyard.runtime.builtin.container import JOIN_ORDER, exec_main, init_main
 from dockyard.runtime.builtin.state import (EXEC_FIFO, ContainerState, alive, process_start_time,
                                             validate_id)
@@ -73,6 +74,7 @@ class BuiltinRuntime(Runtime):
             raise NotFound(f"rootfs {rootfs} does not exist")
         rootfs = os.path.realpath(rootfs)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        seccomp_filter = seccomp_setup.prepare(linux_cfg.get("seccomp"), self.state_dir)
         _ensure_std_fds()
         try:
             d.mkdir(mode=0o711)
@@ -85,6 +87,7 @@ class BuiltinRuntime(Runtime):
             os.mkfifo(fifo, 0o622)
             os.chmod(fifo, 0o622)
             cgroup.create(linux_cfg.get("resources") or {})
+            seccomp_setup.save(d, seccomp_filter)
             console_sock = None
             if process.get("terminal"):
                 if not stdio.console_socket:
@@ -96,7 +99,7 @@ class BuiltinRuntime(Runtime):
             pid_ns = next((ns for ns in namespaces if ns.get("type") == "pid"), None)
             try:
                 pid = _fork_in_pid_namespace(pid_ns, lambda: init_main(
-                    w, config, rootfs, str(fifo), cgroup, stdio, console_sock))
+                    w, config, rootfs, str(fifo), cgroup, stdio, console_sock, seccomp_filter))
             finally:
                 os.close(w)
                 if console_sock is not None:
@@ -218,6 +221,7 @@ class BuiltinRuntime(Runtime):
         if not process.get("args"):
             raise InvalidArgument("OCI process: args must not be empty")
         ns_types = [ns.get("type") for ns in st.namespaces]
+        seccomp_filter = seccomp_setup.load(d)
         _ensure_std_fds()
         fds: dict[str, int] = {}
         console_sock = None
@@ -237,7 +241,8 @@ class BuiltinRuntime(Runtime):
             r, w = os.pipe()
             cgroup = Cgroup(st.cgroups_path)
             pid_ns = {"type": "pid", "fd": fds["pid"]} if "pid" in fds else None
-            pid = _fork_in_pid_namespace(pid_ns, lambda: exec_main(w, process, fds, cgroup, stdio, console_sock))
+            pid = _fork_in_pid_namespace(pid_ns, lambda: exec_main(
+                w, process, fds, cgroup, stdio, console_sock, seccomp_filter))
             os.close(w)
             w = -1
             try:

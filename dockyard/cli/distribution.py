@@ -46,9 +46,20 @@ def add_push_verb(sub: Any) -> None:
     add_registry_flags(p)
 
 
+def _default_tag_note(args: argparse.Namespace, ctx: "Context") -> None:
+    """docker says so when a name without tag or digest gets ``latest``."""
+    from dockyard.image.reference import parse
+
+    if not args.quiet and not args.all_tags:
+        ref = parse(args.name, default_tag=False)
+        if not ref.tag and not ref.digest:
+            ctx.print("Using default tag: latest")
+
+
 def cmd_pull(args: argparse.Namespace, ctx: "Context") -> int:
     svc = ctx.client.distribution
     svc.configure(args.insecure_registry)
+    _default_tag_note(args, ctx)
     report = svc.pull_report(args.name, platform=args.platform, all_tags=args.all_tags,
                              progress=None if args.quiet else ctx.out)
     ctx.print(report.name)
@@ -58,6 +69,7 @@ def cmd_pull(args: argparse.Namespace, ctx: "Context") -> int:
 def cmd_push(args: argparse.Namespace, ctx: "Context") -> int:
     svc = ctx.client.distribution
     svc.configure(args.insecure_registry)
+    _default_tag_note(args, ctx)
     outcomes = svc.push(args.name, all_tags=args.all_tags, platform=args.platform,
                         progress=None if args.quiet else ctx.out)
     if args.quiet:

@@ -116,8 +116,8 @@ class Puller:
                 top, image = self._pull(ref, repo, lease, committed)
         except TransferError:
             raise  # keep what arrived: the next pull resumes from it
-        except BaseException:
-            self._forget(committed)
+        except DockyardError:
+            self._forget(committed)  # refused or corrupt: keep nothing (Ctrl-C keeps it, to resume)
             raise
         self.progress.message(f"Digest: {top.digest}")
         return PullOutcome(image, top.digest, previous != image.id)

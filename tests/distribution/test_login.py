@@ -162,3 +162,11 @@ def test_config_location_and_hub_key(tmp_path, monkeypatch):
     assert store.get("docker.io") == Credentials("bob", "pw")
     assert store.get("localhost:5000") is None
     assert store.erase("docker.io") and not store.erase("docker.io")
+
+
+def test_global_config_flag(cli, cncf_auth, docker_config, tmp_path):
+    where = tmp_path / "elsewhere"
+    r = cli("--config", str(where), "login", "-u", USER, "--password-stdin", cncf_auth.host, input=PASSWORD)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((where / "config.json").read_text())["auths"] == {cncf_auth.host: {"auth": _b64(USER, PASSWORD)}}
+    assert not (docker_config / "config.json").exists()

@@ -111,7 +111,7 @@ def test_pull_by_digest_all_tags_and_quiet(cli, busybox, cncf, tmp_path, docker_
     assert bad.returncode == 1 and bad.stderr == "Error: tag can't be used with --all-tags/-a\n"
 
 
-def test_library_pull_for_run(client, busybox_tar, cncf, tmp_path, docker_config):
+def test_library_pull_for_run(cli, client, busybox_tar, cncf, tmp_path, docker_config):
     """client.distribution.pull is what ``run`` calls for a missing image."""
     from dockyard import Client
     from dockyard.image.busybox import BUSYBOX_CHANGES
@@ -125,6 +125,11 @@ def test_library_pull_for_run(client, busybox_tar, cncf, tmp_path, docker_config
     assert image.repo_tags == [f"{cncf.host}/lib/bb:latest"]
     assert err.getvalue().splitlines()[-1] == f"Status: Downloaded newer image for {cncf.host}/lib/bb:latest"
     assert client.distribution.pull(f"{cncf.host}/lib/bb").id == image.id  # silent without progress
+    out = cli("pull", f"{cncf.host}/lib/bb", check=True).stdout.splitlines()
+    assert out[:2] == ["Using default tag: latest", "latest: Pulling from lib/bb"]
+    assert out[-2:] == [f"Status: Image is up to date for {cncf.host}/lib/bb:latest", f"{cncf.host}/lib/bb:latest"]
+    out = cli("push", f"{cncf.host}/lib/bb", check=True).stdout.splitlines()
+    assert out[:2] == ["Using default tag: latest", f"The push refers to repository [{cncf.host}/lib/bb]"]
 
 
 def test_bad_names_and_missing_images(cli, busybox, cncf, root, docker_config):

@@ -72,6 +72,7 @@ Build, ship, run and orchestrate containers.
 
 Options:
       --root string      State root (default "/var/lib/dockyard", env DOCKYARD_ROOT)
+      --config string    Location of client config files (default "~/.docker", env DOCKER_CONFIG)
   -D, --debug            Show tracebacks on errors
   -v, --version          Print version information and quit
   -h, --help             Print this help
@@ -100,6 +101,9 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
         a = argv[i]
         if a == "--root" and i + 1 < len(argv):
             opts["root"] = argv[i + 1]
+            i += 2
+        elif a == "--config" and i + 1 < len(argv):  # docker's client config dir (credentials)
+            os.environ["DOCKYARD_CONFIG"] = argv[i + 1]
             i += 2
         elif a.startswith("--root="):
             opts["root"] = a.split("=", 1)[1]

@@ -428,11 +428,11 @@ def _each(ctx: "Context", refs: list[str], fn: Any, echo: bool = True) -> int:
 
 
 def cmd_stop(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, lambda r: ctx.client.containers.stop(r, args.time))
+    return _each(ctx, args.containers, lambda r: ctx.client.containers.stop(r, args.time, args.signal))
 
 
 def cmd_restart(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, lambda r: ctx.client.containers.restart(r, args.time))
+    return _each(ctx, args.containers, lambda r: ctx.client.containers.restart(r, args.time, args.signal))
 
 
 def cmd_kill(args: argparse.Namespace, ctx: "Context") -> int:

@@ -298,12 +298,14 @@ class ContainerService:
         return reply
 
     # ================================================================== stop / kill / restart
-    def stop(self, ref: str, timeout: int | None = None) -> None:
-        """docker stop: the stop signal, SIGKILL after ``timeout`` s (default StopTimeout or 10)."""
+    def stop(self, ref: str, timeout: int | None = None, signal: str | int | None = None) -> None:
+        """docker stop: the stop signal (or ``signal``), SIGKILL after ``timeout`` s (default
+        StopTimeout or 10)."""
         rec = self.load(ref)
+        sig = parse_signal(signal) if signal is not None else None
         if rec.status not in ("running", "paused", "restarting"):
             return
-        reply = self._ask(rec, {"op": "stop", "timeout": timeout})
+        reply = self._ask(rec, {"op": "stop", "timeout": timeout, "signal": sig})
         self._check(reply)
         self._await_monitor_exit(rec)
 
@@ -320,9 +322,9 @@ class ContainerService:
         if sig == signals.SIGKILL:
             self._await_monitor_exit(rec, timeout=2.0)
 
-    def restart(self, ref: str, timeout: int | None = None) -> None:
+    def restart(self, ref: str, timeout: int | None = None, signal: str | int | None = None) -> None:
         rec = self.load(ref)
-        self.stop(rec.id, timeout)
+        self.stop(rec.id, timeout, signal)
         self.start(rec.id)
 
     def _lock_idle(self, rec: ContainerRecord, timeout: float = 10.0) -> int | None:

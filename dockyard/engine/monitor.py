@@ -544,6 +544,10 @@ class Monitor:
 
     def _handle(self, p: Peer, req: dict[str, Any]) -> None:
         op = req.get("op")
+        if p.attached and op == "kill":  # the signal proxy of an attached CLI: no reply, stay attached
+            if self._running():
+                self._signal(int(req.get("signal") or signal.SIGKILL))
+            return
         if op == "attach":
             self._attach(p, req)
         elif op == "resize":
@@ -565,7 +569,7 @@ class Monitor:
                 p.waiting = "removed" if cond == "removed" else "exit"
         elif op == "stop":
             p.waiting = "stopped"
-            self.stop(req.get("timeout"))
+            self.stop(req.get("timeout"), req.get("signal"))
         elif op == "kill":
             self._kill(p, req)
         elif op in ("pause", "unpause"):
@@ -589,8 +593,8 @@ class Monitor:
         if reply:
             self._reply(p, {"ok": True}, close=False)
 
-    def stop(self, timeout: Any) -> None:
-        """docker stop: the stop signal, then SIGKILL after ``timeout`` seconds (-1: never)."""
+    def stop(self, timeout: Any, sig: Any = None) -> None:
+        """docker stop: the stop signal (or ``sig``), then SIGKILL after ``timeout`` s (-1: never)."""
         self.manual_stop = True
         self.restart.cancel()
         if not self._running():
@@ -599,8 +603,7 @@ class Monitor:
         if timeout is None:
             timeout = self.rec.cfg.get("StopTimeout")
             timeout = 10 if timeout is None else int(timeout)
-        sig = stop_signal(self.rec.cfg.get("StopSignal"))
-        self._signal(sig)
+        self._signal(int(sig) if sig else stop_signal(self.rec.cfg.get("StopSignal")))
         if int(timeout) >= 0:
             self.cancel_timer(self.stop_deadline_timer)
             self.stop_deadline_timer = self.add_timer(float(timeout), lambda: self._signal(signal.SIGKILL, True))
@@ -764,23 +767,35 @@ class Monitor:
                     self._send(p, proto.control({"ok": True, "code": code}))
                 elif p.attached or p.waiting in ("exit", "removed", "started"):
                     self._send(p, proto.control({"event": "exit", "code": code}))
-            self._flush_peers()
         finally:
-            try:
-                if self.rec.socket_path.parent.exists():
-                    os.unlink(self.rec.socket_path)
-            except OSError:
-                pass
+            self._close_listener()
+            _close(self.lock_fd)  # the container is free: start/rm need not wait for slow readers
+            self._flush_peers()
+
+    def _close_listener(self) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.sel.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+        self.listener.close()
+        self.listener = None
+        try:
+            if self.rec.socket_path.parent.exists():
+                os.unlink(self.rec.socket_path)
+        except OSError:
+            pass
 
     remove_volumes = False
 
-    def _flush_peers(self, timeout: float = 2.0) -> None:
-        """Deliver what is queued for clients before exiting (bounded: a stuck client is dropped)."""
-        deadline = time.monotonic() + timeout
+    def _flush_peers(self, stall: float = 30.0) -> None:
+        """Deliver what is queued for clients before exiting: a slow reader gets all of its
+        output; one that reads nothing for ``stall`` seconds is dropped."""
         for p in list(self.peers.values()):
             try:
                 p.sock.setblocking(True)
-                p.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                p.sock.settimeout(stall)
                 if p.out:
                     p.sock.sendall(p.out)
             except OSError:

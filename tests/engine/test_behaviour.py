@@ -1,0 +1,132 @@
+"""More of docker's behaviour: signal proxy, OOM kills, auto-removal, attach streams, health timeouts."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+NONE = ("--network", "none")
+
+
+def test_signals_to_the_cli_reach_the_container(dy, root):
+    env = dict(os.environ, DOCKYARD_ROOT=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", "run", "--name", "sp", *NONE, "busybox", "sh", "-c",
+                             "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; echo ready; "
+                             "while :; do sleep 0.1; done"], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.stdout.readline() == b"got-usr1\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stdout.readline() == b"got-term\n"
+    assert proc.wait(timeout=10) == 7
+
+
+def test_sig_proxy_false(dy, root):
+    env = dict(os.environ, DOCKYARD_ROOT=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", "run", "--sig-proxy=false", "--name", "nsp", *NONE,
+                             "busybox", "sh", "-c", "trap 'echo got-usr1' USR1; echo ready; sleep 5"],
+                            stdout=subprocess.PIPE, env=env)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGUSR1)  # kills the CLI (default action), not the container
+    proc.wait(timeout=10)
+    assert dy.state("nsp")["Running"]
+
+
+def test_oom_killed(dy):
+    p = dy("run", *NONE, "--name", "oom", "-m", "8m", "--memory-swap", "8m", "busybox", "sh", "-c",
+           "x=a; while :; do x=$x$x; done")
+    st = dy.state("oom")
+    assert p.returncode == 137 and st["ExitCode"] == 137 and st["OOMKilled"] is True
+
+
+def test_detached_rm_removes_on_exit_with_its_volumes(dy, root, client):
+    cid = dy.ok("run", "-d", "--rm", *NONE, "-v", "/anon", "busybox", "sh", "-c", "sleep 0.2").strip()
+    vols = [v.name for v in client.volumes.list()]
+    assert len(vols) == 1
+    deadline = time.monotonic() + 10
+    while dy.ok("ps", "-aq") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dy.ok("ps", "-aq") == ""
+    assert not (root / "containers" / cid).exists()
+    assert [v.name for v in client.volumes.list()] == []  # --rm removes anonymous volumes
+
+
+def test_attach_choices_and_cidfile(dy, tmp_path):
+    cidfile = tmp_path / "cid"
+    p = dy("run", "-a", "stderr", "--cidfile", str(cidfile), *NONE, "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "err\n")
+    assert dy.inspect(cidfile.read_text())["Config"]["AttachStdout"] is False
+    p = dy("run", "-d", "-a", "stdout", *NONE, "busybox", "true")
+    assert p.returncode == 125 and "conflicting options: cannot specify both --attach and --detach" in p.stderr
+
+
+def test_attach_to_running_non_tty_container(dy, root):
+    dy.run_d("-i", "--name", "att", "busybox", "sh", "-c", "while read l; do echo echo:$l; done")
+    env = dict(os.environ, DOCKYARD_ROOT=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", "attach", "att"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env)
+    time.sleep(0.3)
+    proc.stdin.write(b"hello\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == b"echo:hello\n"
+    proc.stdin.close()  # StdinOnce is false for run -d -i: the container keeps its stdin
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    assert dy.state("att")["Running"]
+    p = dy("run", *NONE, "--name", "gone", "busybox", "true")
+    p = dy("attach", "gone")
+    assert p.returncode == 1 and "You cannot attach to a stopped container, start it first" in p.stderr
+
+
+def test_health_timeout_and_image_healthcheck_disabled(dy):
+    dy.run_d("--name", "slow", "--health-cmd", "sleep 5", "--health-interval", "300ms", "--health-timeout", "200ms",
+             "--health-retries", "1", "busybox", "sleep", "60")
+    doc = dy.wait_for("slow", lambda d: d["State"].get("Health", {}).get("Status") == "unhealthy")
+    last = doc["State"]["Health"]["Log"][-1]
+    assert last["ExitCode"] == -1 and last["Output"] == "Health check exceeded timeout (200ms)"
+    dy.run_d("--name", "nohc", "--no-healthcheck", "busybox", "sleep", "60")
+    assert "Health" not in dy.state("nohc")
+    assert dy.inspect("nohc")["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+
+
+def test_stop_signal_flag_and_stop_on_stopped(dy):
+    dy.run_d("--name", "ss", "busybox", "sh", "-c", "trap 'exit 12' HUP; while :; do sleep 0.1; done")
+    time.sleep(0.3)
+    assert dy.ok("stop", "-s", "HUP", "ss") == "ss\n"
+    assert dy.state("ss")["ExitCode"] == 12
+    assert dy.ok("stop", "ss") == "ss\n"  # already stopped: fine, as docker
+
+
+def test_start_running_container_is_a_noop(dy):
+    cid = dy.run_d("--name", "twice", "busybox", "sleep", "60")
+    started = dy.state("twice")["StartedAt"]
+    assert dy.ok("start", "twice") == "twice\n"
+    assert dy.state("twice")["StartedAt"] == started
+    assert dy.state(cid)["Pid"] > 0
+
+
+def test_api_objects(client, busybox, root):
+    out = client.containers.run("busybox", ["sh", "-c", "echo hi"], network_mode="none", remove=True)
+    assert out == b"hi\n"
+    c = client.containers.run("busybox", "sleep 60", detach=True, name="apiobj", network_mode="none",
+                              environment={"K": "V"}, labels={"a": "b"})
+    assert c.status == "running" and c.name == "apiobj" and c.labels["a"] == "b"
+    res = c.exec_run(["sh", "-c", "echo $K; echo e >&2"], demux=True)
+    assert res.exit_code == 0 and res.output == (b"V\n", b"e\n")
+    assert [x.id for x in client.containers.list()] == [c.id]
+    c.stop(timeout=0)
+    assert c.status == "exited" and c.wait()["StatusCode"] == 137
+    assert c.attrs["State"]["ExitCode"] == 137
+    c.remove()
+    from dockyard.engine.containers import ContainerError
+
+    with pytest.raises(ContainerError) as ei:
+        client.containers.run("busybox", ["sh", "-c", "exit 3"], network_mode="none", remove=True)
+    assert ei.value.exit_status == 3
+    assert client.containers.image_users(client.images.get("busybox").id) == []

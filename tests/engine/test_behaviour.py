@@ -130,3 +130,34 @@ def test_api_objects(client, busybox, root):
         client.containers.run("busybox", ["sh", "-c", "exit 3"], network_mode="none", remove=True)
     assert ei.value.exit_status == 3
     assert client.containers.image_users(client.images.get("busybox").id) == []
+
+
+def test_default_bridge_network_and_published_port(dy, root, client):
+    """The network service's hooks: a bridge address, a published port, released on stop."""
+    import urllib.request
+
+    try:
+        from dockyard.network.service import NetworkService  # noqa: F401
+    except ImportError:
+        pytest.skip("no network service")
+    port = 20000 + os.getpid() % 10000
+    dy.ok("run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "sh", "-c",
+          "echo hello > /tmp/i.html; httpd -f -p 80 -h /tmp")
+    try:
+        deadline = time.monotonic() + 5
+        body = b""
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/i.html", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"hello\n"
+        assert dy.ok("port", "web") == f"80/tcp -> 0.0.0.0:{port}\n"
+        assert f"0.0.0.0:{port}->80/tcp" in dy.ok("ps", "--format", "{{.Ports}}")
+        net = dy.inspect("web")["NetworkSettings"]
+        assert net["IPAddress"] and "bridge" in net["Networks"]
+        assert dy.ok("exec", "web", "hostname") == dy.inspect("web")["Id"][:12] + "\n"
+    finally:
+        dy.ok("rm", "-f", "web")
+    assert client.networks.leaks() == []

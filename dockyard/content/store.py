@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from dockyard.content import digest as dg
+from dockyard.content import durability
 from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,6 +104,7 @@ class Writer:
         while chunk := self._file.read(dg.CHUNK):  # resume: re-hash what is already there
             self._hash.update(chunk)
         self.offset = self._file.tell()
+        self._written_back = self.offset  # bytes already handed to the kernel's writeback
         self._done = False
 
     def write(self, data: bytes | memoryview) -> int:
@@ -116,6 +118,10 @@ class Writer:
             raise
         self._hash.update(data)
         self.offset += len(data)
+        if self.store.fsync and self.offset - self._written_back >= durability.WRITEBACK_STEP:
+            self._file.flush()
+            durability.start_writeback(self._file.fileno(), self._written_back, self.offset - self._written_back)
+            self._written_back = self.offset
         return len(data)
 
     def copy_from(self, stream: BinaryIO, limit: int | None = None) -> int:
@@ -134,8 +140,14 @@ class Writer:
     def digest(self) -> str:
         return f"{self.algorithm}:{self._hash.hexdigest()}"
 
-    def commit(self, expected_digest: str | None = None, expected_size: int | None = None) -> str:
-        """Verify size and digest, then make the blob visible. Returns its digest."""
+    def commit(self, expected_digest: str | None = None, expected_size: int | None = None, *,
+               synced: bool = False) -> str:
+        """Verify size and digest, then make the blob visible. Returns its digest.
+
+        ``synced=True`` skips this blob's own ``fsync``: the caller has already made its data
+        durable, typically with one :meth:`ContentStore.sync` after writing many blobs (see
+        :mod:`dockyard.content.durability`), and fsyncs the blob directories after the renames
+        (:meth:`ContentStore.sync_names`)."""
         actual = self.digest
         if expected_size is not None and expected_size != self.offset:
             self.abort()
@@ -153,7 +165,7 @@ class Writer:
                 raise DigestMismatch(f"digest mismatch: expected {expected_digest}, got {actual}")
         try:
             self._file.flush()
-            if self.store.fsync:
+            if self.store.fsync and not synced:
                 os.fsync(self._file.fileno())
         except OSError as exc:
             self.abort()
@@ -320,6 +332,21 @@ class ContentStore:
                 w.abort()
                 raise DigestMismatch(f"truncated content for {expected or 'blob'}: expected {size} bytes, got {n}")
             return w.commit(expected_digest=expected, expected_size=size), n
+
+    def sync(self) -> None:
+        """Make everything written to unfinished writers durable with one ``syncfs`` (no-op when
+        fsync is disabled); then ``commit(..., synced=True)`` each of them."""
+        if self.fsync:
+            durability.syncfs_paths([self.ingest_dir])
+
+    def sync_names(self, algorithms: "set[str] | None" = None) -> None:
+        """Make renames into ``blobs/<alg>`` durable (after commits with ``synced=True``)."""
+        if not self.fsync:
+            return
+        for alg in sorted(algorithms or dg.ALGORITHMS):
+            d = self.blobs_dir / alg
+            if d.is_dir():
+                durability.fsync_dir(d)
 
     def in_progress(self) -> list[tuple[str, int, float]]:
         """(ref, bytes so far, last modified) of each unfinished ingest."""

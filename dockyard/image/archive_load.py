@@ -1,18 +1,26 @@
-"""``image load``: docker-archive (``docker save``) and OCI image-layout tars, streamed.
+"""``image load``: docker-archive (``docker save``) and OCI image-layout tars, streamed once.
 
-The tar is read once, front to back, and never extracted by name: every regular file goes
-straight into the content store (hashed on the way; a ``blobs/<alg>/<hex>`` entry must hash
-to its own name), small JSON files are also kept in memory. Only when the whole archive has
-been read are ``manifest.json`` (docker-archive) or ``index.json`` (OCI layout) interpreted, the
-images registered and the layers unpacked. Member names are never used as paths, so a hostile
-archive cannot write anywhere; a blob it omits or corrupts is reported by name.
+The tar is read once, front to back, and never extracted by name. Each regular file's bytes go,
+chunk by chunk, into a content-store writer (hashed there: the only hash an uncompressed layer
+ever gets) and — when the file looks like a layer — to a staged unpack running in another
+thread (:mod:`dockyard.snapshot.staging`), so that layer N is unpacked while layer N+1 is still
+being read. A ``blobs/<alg>/<hex>`` entry must hash to its own name. Only ``manifest.json`` and
+``index.json`` are kept in memory; buffers are bounded (a few MiB), whatever the image size.
+
+When the whole archive has been read: one ``syncfs`` makes every blob and staged tree durable,
+then the blobs are renamed into place (see :mod:`dockyard.content.durability` for why that
+order is crash-safe), ``manifest.json`` or ``index.json`` is interpreted, and the images are
+registered — which publishes the staged layers whose diff_ids the images name, and unpacks (from
+the content store, verifying) any layer that could not be staged. Member names are never used as
+paths, so a hostile archive cannot write anywhere; a blob it omits or corrupts is reported by
+name; a hostile layer is refused by the same extractor as every other unpack.
 """
 from __future__ import annotations
 
 import json
 import posixpath
 import tarfile
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from dockyard.content import digest as dg
 from dockyard.errors import DigestMismatch, DockyardError, InvalidArgument, InvalidContent
@@ -20,20 +28,26 @@ from dockyard.image import mediatypes as mt
 from dockyard.image.compression import detect
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dockyard.content.store import Lease
+    from dockyard.content.store import Lease, Writer
     from dockyard.image.service import ImageService
+    from dockyard.snapshot.staging import StagedLayer, StagingArea
 
-SMALL = 4 << 20  # JSON documents kept in memory (manifests, configs, indexes)
+SMALL = 4 << 20  # largest manifest.json / index.json kept in memory
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
+IN_MEMORY = frozenset({"manifest.json", "index.json"})  # read back by name: kept, not stored
+IGNORED = frozenset({"repositories", "oci-layout"})  # docker's legacy metadata: neither
+PENDING_LIMIT = 128  # unfinished blob writers (2 fds each) before an intermediate sync
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ\x00")
 
 
 class _Archive:
     """What one pass over the tar found: path → blob digest/size, small files, links."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_blob: Callable[[str], bytes]) -> None:
         self.files: dict[str, tuple[str, int]] = {}
         self.small: dict[str, bytes] = {}
         self.links: dict[str, str] = {}
+        self._read_blob = read_blob
 
     def resolve(self, path: str, depth: int = 0) -> tuple[str, int]:
         path = _norm(path)
@@ -43,12 +57,14 @@ class _Archive:
             return self.resolve(self.links[path], depth + 1)
         raise InvalidContent(f"invalid archive: {path} is referenced but not in the archive")
 
-    def text(self, path: str) -> bytes | None:
+    def text(self, path: str, depth: int = 0) -> bytes | None:
         path = _norm(path)
         if path in self.small:
             return self.small[path]
-        if path in self.links:
-            return self.text(self.links[path])
+        if path in self.links and depth < 16:
+            return self.text(self.links[path], depth + 1)
+        if depth and path in self.files:  # a link to a file that went to the content store
+            return self._read_blob(self.files[path][0])
         return None
 
 
@@ -59,54 +75,164 @@ def _norm(path: str) -> str:
     return posixpath.normpath("/" + path).lstrip("/")
 
 
-def _read_archive(service: "ImageService", stream: BinaryIO, lease: "Lease") -> _Archive:
-    content = service.content
-    arc = _Archive()
+def _looks_like_layer(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (≥ 512 bytes unless the file is shorter) is worth
+    unpacking as it streams: compressed data, or a tar header (an empty tar is all zeros)."""
+    from dockyard.snapshot.tarstream import BLOCK, parse_header
+
+    if head.startswith(_COMPRESSED_MAGIC):
+        return True
+    if len(head) < BLOCK:
+        return False
+    block = head[:BLOCK]
+    if not any(block):
+        return True
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|*", bufsize=1 << 20)
-    except (tarfile.ReadError, EOFError, OSError) as exc:
-        raise InvalidContent(f"invalid archive: not a tar file ({_first_line(exc)})") from None
-    try:
-        for member in tf:
-            name = _norm(member.name)
-            if member.issym():
-                arc.links[name] = _norm(posixpath.join(posixpath.dirname(name), member.linkname))
-                continue
-            if member.islnk():
-                arc.links[name] = _norm(member.linkname)
-                continue
-            if not member.isfile():
-                continue
-            expected = _blob_digest_from_path(name)
-            f = tf.extractfile(member)
-            assert f is not None
-            if member.size <= SMALL:
-                data = f.read()
-                if len(data) != member.size:
-                    raise InvalidContent(f"invalid archive: {name} is truncated")
-                arc.small[name] = data
-                if name in ("manifest.json", "index.json", "repositories", "oci-layout") or name.endswith("/json") or name.endswith("/VERSION"):
-                    continue
-                try:
-                    d = content.write_bytes(data, expected=expected, lease=lease)
-                except DigestMismatch:
-                    raise DigestMismatch(f"invalid archive: {name} does not match its digest") from None
-                arc.files[name] = (d, len(data))
-            else:
-                try:
-                    d, n = content.ingest(f, expected=expected, size=member.size, lease=lease)
-                except DigestMismatch as exc:
-                    raise DigestMismatch(f"invalid archive: {name}: {exc}") from None
-                arc.files[name] = (d, n)
-    except (tarfile.TarError, EOFError) as exc:
-        raise InvalidContent(f"invalid archive: {_first_line(exc)}") from None
-    except OSError as exc:
-        if isinstance(exc, DockyardError):
+        parse_header(block)
+    except (tarfile.TarError, ValueError):
+        return False
+    return True
+
+
+class _Loader:
+    """One pass over the archive: blobs into pending writers, layers into staged unpacks."""
+
+    def __init__(self, service: "ImageService", lease: "Lease", area: "StagingArea") -> None:
+        self.service = service
+        self.content = service.content
+        self.lease = lease
+        self.area = area
+        self.arc = _Archive(self.content.read_bytes)
+        self.pending: list[tuple["Writer", str, int]] = []
+
+    # -- the pass -----------------------------------------------------------------------
+    def read(self, stream: BinaryIO) -> _Archive:
+        """Read the whole archive; on return every blob in it is committed to the store."""
+        from dockyard.snapshot.layerstream import LayerStream
+        from dockyard.snapshot.tarstream import TarReader
+
+        label = "invalid archive"
+        seen = False
+        outer = None
+        try:
+            # a compressed archive (docker save | gzip) is decompressed in a second thread; an
+            # uncompressed one is read ahead there, which overlaps the reads with the hashing
+            outer = LayerStream(stream, "", label, algorithm=None, prefetch=True)
+            reader = TarReader(outer.read_chunk, label)
+            for entry in reader:
+                seen = True
+                self._entry(entry, reader)
+            self.commit()
+        except InvalidContent as exc:
+            if not seen and "at offset 0 (" in exc.message:
+                detail = exc.message.split("at offset 0 (", 1)[1].rstrip(")")
+                raise InvalidContent(f"{label}: not a tar file ({detail})") from None
             raise
-        raise InvalidContent(f"invalid archive: {_first_line(exc)}") from None
-    finally:
-        tf.close()
-    return arc
+        except OSError as exc:
+            if isinstance(exc, DockyardError):
+                raise
+            raise InvalidContent(f"{label}: {_first_line(exc)}") from None
+        finally:
+            if outer is not None:
+                outer.close()
+            for writer, _, _ in self.pending:
+                writer.abort()
+            self.pending.clear()
+        return self.arc
+
+    def _entry(self, entry: Any, reader: Any) -> None:
+        from dockyard.snapshot.tarstream import REGULAR
+
+        name = _norm(entry.name)
+        if entry.type == tarfile.SYMTYPE:
+            self.arc.links[name] = _norm(posixpath.join(posixpath.dirname(name), entry.linkname))
+            return
+        if entry.type == tarfile.LNKTYPE:
+            self.arc.links[name] = _norm(entry.linkname)
+            return
+        if entry.type not in REGULAR:
+            return
+        if name in IN_MEMORY and entry.size <= SMALL:
+            data = b"".join(reader.data_chunks(name))
+            self.arc.small[name] = data
+            return
+        if name in IGNORED or name.endswith("/json") or name.endswith("/VERSION"):
+            return  # docker's v1 metadata: not needed, data skipped by the reader
+        expected = _blob_digest_from_path(name)
+        if expected is not None and self._have(expected, entry.size):
+            self.arc.files[name] = (expected, entry.size)
+            return  # already in the store, verified when it was committed: skip the bytes
+        self._ingest(name, entry.size, expected, reader.data_chunks(name))
+
+    def _have(self, digest: str, size: int) -> bool:
+        try:
+            if self.content.info(digest).size != size:
+                return False
+        except DockyardError:
+            return False
+        self.lease.add("content", digest)
+        return True
+
+    def _ingest(self, name: str, size: int, expected: str | None, chunks: Iterator[bytes]) -> None:
+        """Copy one file into a content writer (and a staged unpack if it looks like a layer)."""
+        from dockyard.snapshot.tarstream import BLOCK
+
+        alg = dg.parse(expected)[0] if expected else "sha256"
+        writer = self.content.writer(lease=self.lease, algorithm=alg)
+        staged: "StagedLayer | None" = None
+        try:
+            head: list[bytes] = []
+            held = 0
+            for chunk in chunks:
+                if head is not None:
+                    head.append(chunk)
+                    held += len(chunk)
+                    if held < BLOCK and held < size:
+                        continue
+                    first = b"".join(head) if len(head) > 1 else head[0]
+                    head = None  # type: ignore[assignment]
+                    if _looks_like_layer(first):
+                        staged = self.area.start(label=f"layer {name}", caller_hashes=True)
+                    chunk = first
+                writer.write(chunk)
+                if staged is not None:
+                    staged.feed(chunk)
+            if head:  # an empty file, or shorter than a tar block
+                first = b"".join(head)
+                writer.write(first)
+            digest = writer.digest
+            if expected is not None and digest != expected:
+                raise DigestMismatch(f"invalid archive: {name} does not match its digest")
+        except BaseException:
+            writer.abort()
+            if staged is not None:
+                staged.abort()
+            raise
+        if staged is not None:
+            staged.finish(digest)
+            self.area.ready(staged)
+        self.pending.append((writer, digest, size))
+        self.arc.files[name] = (digest, size)
+        if len(self.pending) >= PENDING_LIMIT:
+            self.commit()
+
+    def commit(self) -> None:
+        """Make what was written durable (one ``syncfs`` for blobs and staged trees), then
+        publish the blobs (renames) and make the renames durable."""
+        if not self.pending:
+            self.area.sync()
+            return
+        self.area.sync(also=[self.content.ingest_dir])
+        algorithms = set()
+        while self.pending:
+            writer, digest, size = self.pending.pop()
+            try:
+                writer.commit(digest, size, synced=True)
+            except BaseException:
+                writer.abort()
+                raise
+            algorithms.add(writer.algorithm)
+        self.content.sync_names(algorithms)
 
 
 def _blob_digest_from_path(name: str) -> str | None:
@@ -226,8 +352,8 @@ def load_archive(service: "ImageService", stream: BinaryIO, platform: str | None
     from dockyard.image.reference import parse
 
     lines: list[str] = []
-    with service.content.lease() as lease:
-        arc = _read_archive(service, stream, lease)
+    with service.content.lease() as lease, service.client.snapshots.staging() as area:
+        arc = _Loader(service, lease, area).read(stream)
         if arc.text("manifest.json") is not None:
             targets = _docker_archive_images(service, arc, lease)
         elif arc.text("index.json") is not None:

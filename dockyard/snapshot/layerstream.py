@@ -136,7 +136,7 @@ class LayerStream:
     """
 
     def __init__(self, blob: BinaryIO, media_type: str = "", label: str = "layer",
-                 algorithm: str = "sha256", prefetch: bool = False) -> None:
+                 algorithm: str | None = "sha256", prefetch: bool = False) -> None:
         head = b""
         while len(head) < 8:  # enough for every magic, even from a reader with short reads
             more = blob.read(CHUNK)
@@ -167,7 +167,9 @@ class LayerStream:
             self._read = src.read
         else:  # pragma: no cover - detect() returns only the names above
             raise Unsupported(f"{label}: unsupported compression {self.compression}")
-        self._hash = hashlib.new(algorithm)
+        # algorithm=None: no hashing here, the caller hashes these very bytes itself (an
+        # uncompressed layer whose blob digest it is computing: that digest is the diff_id)
+        self._hash = hashlib.new(algorithm) if algorithm else None
         self._algorithm = algorithm
         self.size = 0
         self._queue: queue.Queue[bytes | BaseException] | None = None
@@ -181,7 +183,8 @@ class LayerStream:
     def _next(self) -> bytes:
         chunk = self._read(CHUNK)
         if chunk:
-            self._hash.update(chunk)
+            if self._hash is not None:
+                self._hash.update(chunk)
             self.size += len(chunk)
         return chunk
 
@@ -227,5 +230,8 @@ class LayerStream:
             pass
 
     @property
-    def digest(self) -> str:
+    def digest(self) -> str | None:
+        """The digest of the uncompressed bytes read so far (None when not hashing)."""
+        if self._hash is None:
+            return None
         return f"{self._algorithm}:{self._hash.hexdigest()}"

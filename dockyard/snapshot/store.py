@@ -18,7 +18,6 @@ the source of truth for "is it complete", the DB for relations and sizes.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -34,9 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from dockyard.content import digest as dg
+from dockyard.content import durability
 from dockyard.content.store import _pid_alive
 from dockyard.errors import Conflict, DigestMismatch, DockyardError, NotFound
 from dockyard.snapshot import mounts
+from dockyard.snapshot.staging import StagingArea
 from dockyard.snapshot.unpack import UnpackPolicy, unpack_layer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,14 +113,6 @@ def _hex(digest: str) -> str:
     return dg.parse(digest)[1]
 
 
-def _syncfs(fd: int) -> None:
-    """Flush the filesystem holding ``fd``: one call instead of an fsync per unpacked file."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syncfs(fd) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 def dir_usage(path: Path) -> int:
     """Bytes a directory tree holds, as docker reports a layer's or container's size: the
     apparent size of every non-directory, each hard-linked inode counted once."""
@@ -164,6 +157,7 @@ class SnapshotStore:
             d.mkdir(mode=0o700, exist_ok=True)
         self.fsync = os.environ.get("DOCKYARD_FSYNC", "1") != "0"
         self._schema_ready = False
+        self._staging: list[StagingArea] = []
 
     # -- database ---------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -253,26 +247,51 @@ class SnapshotStore:
             lease.add("snapshot", cid)
         return cid, int(row["size"]) if row is not None else 0
 
+    def staging(self) -> StagingArea:
+        """``with store.staging() as area``: layers unpacked while their blobs stream in, which
+        :meth:`unpack` publishes instead of unpacking again (see :mod:`dockyard.snapshot.staging`)."""
+        return StagingArea(self)
+
+    def _take_staged(self, diff_id: str, policy: UnpackPolicy):  # noqa: ANN202
+        for area in list(self._staging):
+            staged = area.take(diff_id, policy)
+            if staged is not None:
+                return staged
+        return None
+
     def _unpack_new(self, cid: str, parent: str | None, diff_id: str, blob: BinaryIO, media_type: str,
                     lease: "Lease | None", policy: UnpackPolicy) -> None:
-        tmp = self.tmp_dir / f"{_hex(cid)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(mode=0o700)
+        staged = self._take_staged(diff_id, policy)
+        if staged is not None:  # unpacked (and its diff_id verified) while the blob arrived
+            tmp, size, synced = staged.dir, staged.size, staged.synced
+        else:
+            tmp = self.tmp_dir / f"{_hex(cid)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            tmp.mkdir(mode=0o700)
+            synced = False
         try:
-            fs = tmp / "fs"
-            fs.mkdir(mode=0o755)
-            label = f"layer {diff_id}"
-            actual, size, _ = unpack_layer(blob, fs, media_type, policy, label)
-            if actual != diff_id:
-                raise DigestMismatch(f"{label}: the uncompressed layer hashes to {actual}; "
-                                     "the blob does not match the image's diff_id")
+            if staged is None:
+                fs = tmp / "fs"
+                fs.mkdir(mode=0o755)
+                label = f"layer {diff_id}"
+                actual, size, _ = unpack_layer(blob, fs, media_type, policy, label, writeback=self.fsync)
+                if actual != diff_id:
+                    raise DigestMismatch(f"{label}: the uncompressed layer hashes to {actual}; "
+                                         "the blob does not match the image's diff_id")
             meta = {"chain_id": cid, "parent": parent, "diff_id": diff_id, "size": size, "created": time.time()}
-            (tmp / "meta.json").write_text(json.dumps(meta))
+            meta_path = tmp / "meta.json"
+            meta_path.write_text(json.dumps(meta))
             if self.fsync:
-                fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    _syncfs(fd)
-                finally:
-                    os.close(fd)
+                # the tree must be on disk before the rename publishes it: either all of it now,
+                # or (a staged tree, already flushed by the operation's one syncfs) only meta.json
+                if synced:
+                    fd = os.open(meta_path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    durability.fsync_dir(tmp)
+                else:
+                    durability.syncfs_paths([tmp])
             if lease is not None:
                 lease.add("snapshot", cid)  # before it is visible: gc then always sees the lease
             final = self.layer_dir(cid)

@@ -22,10 +22,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple
 
+from dockyard.content.durability import WRITEBACK_STEP, start_writeback
 from dockyard.errors import InvalidContent, Unsupported
 
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
+WRITEBACK_MIN = 256 << 10  # smaller files are left to the final sync
 _META_LIMIT = 16 << 20  # PAX headers and GNU long names: generous, but never a memory bomb
 
 REGULAR = frozenset({tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE})
@@ -187,9 +189,13 @@ class TarReader:
             shown = shown[:116] + '..."'
         return self._truncated(f"the data of {shown}")
 
-    def copy_to(self, fd: int, name: str) -> int:
-        """Write the current entry's (``name``'s) data to ``fd``; returns the number of bytes."""
+    def copy_to(self, fd: int, name: str, writeback: bool = False) -> int:
+        """Write the current entry's (``name``'s) data to ``fd``; returns the number of bytes.
+
+        With ``writeback`` the kernel is asked to start writing each 8 MiB to disk as soon as it
+        is written, so that the sync before the layer is published has little left to wait for."""
         total = 0
+        flushed = 0
         while self._remaining:
             avail = len(self._buf) - self._pos
             if not avail:
@@ -204,7 +210,30 @@ class TarReader:
             self._pos += step
             self._remaining -= step
             total += step
+            if writeback and total - flushed >= WRITEBACK_STEP:
+                start_writeback(fd, flushed, total - flushed)
+                flushed = total
+        if writeback and total > flushed and total >= WRITEBACK_MIN:
+            start_writeback(fd, flushed, total - flushed)
         return total
+
+    def data_chunks(self, name: str) -> Iterator[bytes]:
+        """The current entry's (``name``'s) data, as the stream delivers it: whole chunks where
+        they fall inside the entry (no copy), slices only where the entry starts or ends."""
+        while self._remaining:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    raise self._truncated_file(name)
+                continue
+            step = min(avail, self._remaining)
+            if self._pos == 0 and step == len(self._buf):
+                out = self._buf
+            else:
+                out = self._buf[self._pos:self._pos + step]
+            self._pos += step
+            self._remaining -= step
+            yield out
 
     # -- headers --------------------------------------------------------------------------
     def _next_block(self) -> bytes | None:

@@ -143,9 +143,11 @@ class _DirFds:
 class LayerExtractor:
     """Applies tar entries to an (initially empty) layer directory."""
 
-    def __init__(self, dest: Path, policy: UnpackPolicy = UnpackPolicy(), label: str = "layer") -> None:
+    def __init__(self, dest: Path, policy: UnpackPolicy = UnpackPolicy(), label: str = "layer",
+                 writeback: bool = False) -> None:
         self.policy = policy
         self.label = label
+        self.writeback = writeback
         self.size = 0  # bytes of regular-file data
         self._root_fd = os.open(dest, _DIR_FLAGS)
         self._dirs = _DirFds(self._root_fd)
@@ -200,7 +202,7 @@ class LayerExtractor:
         if t in REGULAR:
             fd = self._create(pfd, parent, name, lambda: os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd))
             try:
-                self.size += reader.copy_to(fd, e.name)
+                self.size += reader.copy_to(fd, e.name, self.writeback)
                 self._set_attrs(fd, e)
                 os.utime(fd, ns=self._times(e))
             finally:
@@ -345,17 +347,21 @@ def _ignore_unsupported(func, *args, **kwargs) -> None:  # noqa: ANN001
 
 
 def unpack_layer(blob: BinaryIO, dest: Path, media_type: str = "", policy: UnpackPolicy = UnpackPolicy(),
-                 label: str = "layer") -> tuple[str, int, str]:
+                 label: str = "layer", *, algorithm: str | None = "sha256", prefetch: bool = True,
+                 writeback: bool = False) -> tuple[str | None, int, str]:
     """Extract a (compressed) layer blob into the empty directory ``dest``.
 
     Returns ``(diff_id, size, compression)``: the digest of the uncompressed stream as read, the
     bytes of regular-file data written, and the compression detected. The caller compares the
     diff_id with the expected one; on any error ``dest`` holds a partial tree to be discarded.
+    ``algorithm=None`` skips the hash (diff_id None): only for a caller that hashes the same
+    bytes itself. ``prefetch`` reads and decompresses in a second thread; ``writeback`` starts
+    writing big files to disk while the rest is unpacked (for a caller that syncs afterwards).
     """
-    stream = LayerStream(blob, media_type, label, prefetch=True)
+    stream = LayerStream(blob, media_type, label, algorithm=algorithm, prefetch=prefetch)
     try:
         reader = TarReader(stream.read_chunk, label)
-        extractor = LayerExtractor(dest, policy, label)
+        extractor = LayerExtractor(dest, policy, label, writeback=writeback)
         try:
             for entry in reader:
                 extractor.apply(entry, reader)

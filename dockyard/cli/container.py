@@ -634,6 +634,15 @@ def cmd_diff(args: argparse.Namespace, ctx: "Context") -> int:
     return 0
 
 
+def cmd_commit(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.commit import commit
+
+    image = commit(ctx.client, args.container, args.repository, changes=args.change, message=args.message or "",
+                   author=args.author or "", pause=_bool(args.pause))
+    ctx.print(image.id)
+    return 0
+
+
 # ====================================================================== parser
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
@@ -762,6 +771,15 @@ def _container_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("container", metavar="CONTAINER")
 
 
+def _commit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--author", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    p.add_argument("-c", "--change", action="append", default=[], help="Apply Dockerfile instruction to the created image")
+    p.add_argument("-m", "--message", help="Commit message")
+    p.add_argument("-p", "--pause", nargs="?", const="true", default="true", help="Pause container during commit")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("repository", nargs="?", metavar="[REPOSITORY[:TAG]]")
+
+
 def _prune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")
@@ -793,6 +811,7 @@ VERBS: tuple[tuple[str, Any, str, tuple[str, ...], Any, str | None], ...] = (
      _attach_flags, None),
     ("cp", cmd_cp, "Copy files/folders between a container and the local filesystem", (), _cp_flags, None),
     ("diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem", (), _container_arg, None),
+    ("commit", cmd_commit, "Create a new image from a container's changes", (), _commit_flags, None),
     ("prune", cmd_prune, "Remove all stopped containers", (), _prune_flags, None),
 )
 

@@ -161,3 +161,15 @@ def test_default_bridge_network_and_published_port(dy, root, client):
     finally:
         dy.ok("rm", "-f", "web")
     assert client.networks.leaks() == []
+
+
+def test_commit_makes_an_image_of_the_changes(dy, client):
+    dy.run_d("--name", "cm", "busybox", "sh", "-c", "echo committed > /hello; rm /bin/vi; sleep 60")
+    time.sleep(0.3)
+    image_id = dy.ok("commit", "-c", 'CMD ["cat", "/hello"]', "-m", "my change", "cm", "mine:v1").strip()
+    assert image_id == client.images.get("mine:v1").id
+    assert dy.state("cm")["Running"] and not dy.state("cm")["Paused"]  # paused only meanwhile
+    assert dy.ok("run", "--rm", *NONE, "mine:v1") == "committed\n"
+    p = dy("run", "--rm", *NONE, "mine:v1", "ls", "/bin/vi")
+    assert p.returncode == 1  # the deletion is a whiteout in the new layer
+    assert len(client.images.get("mine:v1").layers) == len(client.images.get("busybox").layers) + 1

@@ -1,0 +1,61 @@
+"""``commit``: a new image from a container's changes (its writable layer on top of its image).
+
+The writable layer is the container's overlay upper dir; it becomes one gzip layer in docker's
+format (overlay whiteouts as ``.wh.`` entries) through the builder's layer writer, added to the
+image's layers with the container's config (plus ``--change`` instructions) and a history entry.
+A running container is paused meanwhile (``--pause``, the default), as docker does.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dockyard.errors import DockyardError, InvalidArgument
+
+
+def commit(client: Any, ref: str, repository: str | None = None, changes: list[str] | None = None,
+           message: str = "", author: str = "", pause: bool = True) -> Any:
+    """The new image (``docker commit CONTAINER [REPOSITORY[:TAG]]``)."""
+    from dockyard.build.layerdiff import LAYER_MEDIA_TYPE, write_layer
+    from dockyard.engine.timeutil import rfc3339nano
+    from dockyard.image.config_changes import apply_changes
+    from dockyard.image.service import Layer
+
+    svc = client.containers
+    rec = svc.load(ref)
+    if repository:
+        from dockyard.image.reference import parse
+
+        try:
+            parse(repository)
+        except DockyardError as exc:
+            raise InvalidArgument(exc.message) from None
+    base = client.images.get(rec.config.get("Image", ""))
+    snap = client.snapshots.active(rec.id)
+    paused_here = False
+    if pause and rec.status == "running" and not rec.state.get("Paused"):
+        svc.pause(rec.id)
+        paused_here = True
+    try:
+        with client.content.lease() as lease:
+            blob = write_layer(snap.upper, client.content, lease=lease, keep_uncompressed=False)
+            doc = dict(base.config_doc)
+            cfg = {k: v for k, v in (rec.cfg or {}).items()
+                   if k not in ("Hostname", "Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "Image")}
+            if changes:
+                cfg = apply_changes(cfg, changes)
+            created = rfc3339nano(time.time_ns())
+            doc["config"] = cfg
+            doc["created"] = created
+            if author:
+                doc["author"] = author
+            doc["history"] = list(doc.get("history") or []) + [
+                {"created": created, **({"author": author} if author else {}),
+                 **({"comment": message} if message else {}),
+                 "created_by": " ".join([rec.config.get("Path", ""), *rec.config.get("Args", [])]).strip()}]
+            layers = list(base.layers) + [Layer(blob.digest, LAYER_MEDIA_TYPE, blob.size, blob.diff_id)]
+            return client.images.create_image(doc, layers, tags=[repository] if repository else [],
+                                              parent=base.id, lease=lease)
+    finally:
+        if paused_here:
+            svc.unpause(rec.id)

@@ -14,16 +14,6 @@ from pathlib import Path
 from typing import Any
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def owner_pid(name: str, prefix: str) -> int | None:
     """The pid in ``<prefix><pid>-<hex>``, or None."""
     if not name.startswith(prefix):
@@ -34,7 +24,9 @@ def owner_pid(name: str, prefix: str) -> int | None:
 
 def _stale(name: str, prefix: str) -> bool:
     pid = owner_pid(name, prefix)
-    return pid is not None and pid != os.getpid() and not _alive(pid)
+    from dockyard.content.store import _pid_alive
+
+    return pid is not None and pid != os.getpid() and not _pid_alive(pid)
 
 
 def reap(build_dir: Path, snapshots: Any, runtime_name: str | None) -> None:

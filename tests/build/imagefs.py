@@ -135,6 +135,20 @@ def dockyard_image_fs(client, ref: str) -> tuple[FsTable, dict]:
     return flatten(streams), image.config_doc
 
 
+def file_content(client, ref: str, path: str) -> bytes:
+    """The bytes of ``path`` in a dockyard image (from the top-most layer holding it)."""
+    image = client.images.get(ref)
+    found = None
+    for layer in image.layers:
+        with client.content.open(layer.digest) as blob:
+            with tarfile.open(fileobj=io.BytesIO(blob.read())) as tf:
+                for ti in tf:
+                    if _norm(ti.name) == path and ti.isfile():
+                        found = tf.extractfile(ti).read()
+    assert found is not None, f"{path} is not in {ref}"
+    return found
+
+
 def diff_tables(a: FsTable, b: FsTable, ignore: Iterable[str] = ()) -> list[str]:
     """Readable differences between two flattened filesystems (empty when identical)."""
     ign = tuple(ignore)

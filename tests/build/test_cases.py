@@ -17,20 +17,7 @@ def _build_case(build, client, tmp_path, name):
 
 
 def _content(client, image_id: str, path: str) -> bytes:
-    """The bytes of a file in an image (from its top-most layer that has it)."""
-    import io
-    import tarfile
-
-    image = client.images.get(image_id)
-    found = None
-    for layer in image.layers:
-        with client.content.open(layer.digest) as blob:
-            with tarfile.open(fileobj=io.BytesIO(blob.read())) as tf:
-                for ti in tf:
-                    if "/" + ti.name.lstrip("./") == path and ti.isfile():
-                        found = tf.extractfile(ti).read()
-    assert found is not None, f"{path} not in {image_id}"
-    return found
+    return imagefs.file_content(client, image_id, path)
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])

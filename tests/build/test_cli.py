@@ -112,13 +112,6 @@ def _paths(client, ref: str) -> set[str]:
 
 
 def _file(client, ref: str, path: str) -> bytes:
-    image = client.images.get(ref)
-    out = None
-    for layer in image.layers:
-        with client.content.open(layer.digest) as blob:
-            with tarfile.open(fileobj=io.BytesIO(blob.read())) as tf:
-                for ti in tf:
-                    if "/" + ti.name == path:
-                        out = tf.extractfile(ti).read()
-    assert out is not None
-    return out
+    import imagefs
+
+    return imagefs.file_content(client, ref, path)

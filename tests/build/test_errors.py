@@ -20,8 +20,9 @@ def _leftovers(client, root: Path) -> list[str]:
         out.append(f"mounts: {mounts}")
     for d in ("build/tmp", "build/runtime"):
         p = root / d
-        if p.is_dir() and any(p.iterdir()):
-            out.append(f"{d}: {os.listdir(p)}")
+        left = [n for n in os.listdir(p) if not n.startswith(".")] if p.is_dir() else []  # .x: runtime caches
+        if left:
+            out.append(f"{d}: {left}")
     for cg in ("/sys/fs/cgroup/memory/dockyard/build", "/sys/fs/cgroup/pids/dockyard/build",
                "/sys/fs/cgroup/unified/dockyard/build"):
         if os.path.isdir(cg) and [e for e in os.listdir(cg) if e.startswith("dyb-")]:

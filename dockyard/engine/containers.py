@@ -364,43 +364,51 @@ class ContainerService:
 
     # ================================================================== wait
     def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
-        """Block until the container stops (``next-exit``: its next stop; ``removed``: until it is
-        gone); its exit code."""
+        """Block until the container is not running (``not-running``), until its process next
+        ends (``next-exit``, even if it has not started yet) or until it is removed
+        (``removed``); the exit code. Docker's ``POST /containers/{id}/wait``."""
         from dockyard.engine.protocol import Connection, connect_unix
 
-        rec = self.load(ref)
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition: \"{condition}\"")
+        rec = self.load(ref)
+        cid = rec.id
+        code = int(rec.state.get("ExitCode", 0))
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if rec.status not in ("running", "paused", "restarting") and condition != "next-exit":
-                if condition == "removed":
-                    return int(rec.state.get("ExitCode", 0))
+            running = rec.status in ("running", "paused", "restarting")
+            if condition == "not-running" and not running:
                 return int(rec.state.get("ExitCode", 0))
             try:
                 sock = connect_unix(str(rec.socket_path))
             except OSError:
-                rec = self.reconcile(rec)
-                if rec.status in ("running", "paused", "restarting"):
-                    time.sleep(0.02)
-                    continue
-                return int(rec.state.get("ExitCode", 0))
-            conn = Connection(sock)
+                sock = None
+            if sock is not None:
+                conn = Connection(sock)
+                try:
+                    if deadline is not None:
+                        sock.settimeout(max(0.001, deadline - time.monotonic()))
+                    conn.send_control({"op": "wait", "condition": condition})
+                    msg = conn.recv_control()
+                except TimeoutError:
+                    raise DockyardError("timed out waiting for the container") from None
+                except OSError:
+                    msg = None
+                finally:
+                    conn.close()
+                if msg is not None and "code" in msg:
+                    return int(msg["code"])
+            # no monitor (yet, or any more): watch the record
+            if deadline is not None and time.monotonic() > deadline:
+                raise DockyardError("timed out waiting for the container")
+            time.sleep(0.02)
             try:
-                if deadline is not None:
-                    sock.settimeout(max(0.0, deadline - time.monotonic()))
-                conn.send_control({"op": "wait", "condition": "removed" if condition == "removed" else "exit"})
-                msg = conn.recv_control()
-            except TimeoutError:
-                raise DockyardError("timed out waiting for the container") from None
-            finally:
-                conn.close()
-            if msg is not None and "code" in msg:
-                return int(msg["code"])
-            try:
-                rec = self.load(rec.id)
+                rec = self.store.load(cid)
             except NotFound:
-                return 0
+                return code
+            rec = self.reconcile(rec)
+            if rec.state.get("FinishedAt") != ZERO_TIME:
+                code = int(rec.state.get("ExitCode", 0))
 
     # ================================================================== remove
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:

@@ -34,6 +34,8 @@ def _running_record(client: Any, ref: str) -> ContainerRecord:
     rec = svc.load(ref)
     if rec.state.get("Paused"):
         raise Conflict(f"Container {ref} is paused, unpause the container before exec")
+    if rec.status == "restarting":
+        raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
     if rec.status != "running" or not svc.store.monitor_alive(rec):
         raise Conflict(f"Container {rec.id} is not running")
     return rec

@@ -562,11 +562,13 @@ class Monitor:
         elif op == "state":
             self._reply(p, {"ok": True, "state": self.rec.state, "pid": os.getpid()})
         elif op == "wait":
+            # "next-exit": the next time the process ends (restarts included); "not-running":
+            # until the container is stopped for good; "removed": until it is gone
             cond = req.get("condition") or "not-running"
             if cond == "not-running" and not self._running() and self.rec.status != "restarting":
                 self._reply(p, {"event": "exit", "code": int(self.rec.state.get("ExitCode", 0))})
             else:
-                p.waiting = "removed" if cond == "removed" else "exit"
+                p.waiting = {"removed": "removed", "next-exit": "exit"}.get(cond, "not-running")
         elif op == "stop":
             p.waiting = "stopped"
             self.stop(req.get("timeout"), req.get("signal"))
@@ -765,7 +767,7 @@ class Monitor:
                     continue
                 if p.waiting == "stopped":
                     self._send(p, proto.control({"ok": True, "code": code}))
-                elif p.attached or p.waiting in ("exit", "removed", "started"):
+                elif p.attached or p.waiting in ("exit", "not-running", "removed", "started"):
                     self._send(p, proto.control({"event": "exit", "code": code}))
         finally:
             self._close_listener()

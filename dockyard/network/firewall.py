@@ -62,89 +62,112 @@ class Firewall:
         self.ports = f"{p}-PORTS"
         self.post = f"{p}-POSTROUTING"
 
+    # -- reading and writing the rule set -------------------------------------------------------
+    def listing(self) -> dict[str, list[list[str]]]:
+        """``iptables -S`` of both tables, each line split into words (two quick calls)."""
+        out: dict[str, list[list[str]]] = {}
+        for table in ("filter", "nat"):
+            proc = run_iptables(table, "-S", check=False)
+            out[table] = [shlex.split(line) for line in proc.stdout.splitlines() if line.strip()]
+        return out
+
+    def apply(self, ops: list[tuple[str, list[str]]]) -> None:
+        """Run rule commands (``-A``/``-I``/``-D``/``-N``/``-F``/``-X`` ...) as one
+        ``iptables-restore --noflush``: one process, and all-or-nothing per table."""
+        if not ops:
+            return
+        text = ""
+        for table in ("filter", "nat"):
+            lines = [" ".join(_restore_word(w) for w in words) for t, words in ops if t == table]
+            if lines:
+                text += f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n"
+        restore = shutil.which("iptables-restore") or shutil.which(
+            "iptables-restore", path="/usr/sbin:/sbin")
+        if not restore:
+            raise Unsupported("iptables-restore is not installed: install iptables")
+        proc = subprocess.run([restore, "--noflush", "-w", "10"], input=text, capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise DockyardError(f"iptables-restore failed: {proc.stderr.strip()}")
+
     # -- chains and jumps -------------------------------------------------------------------
     def _chains(self) -> list[tuple[str, str]]:
         return [("filter", self.forward), ("filter", self.iso1), ("filter", self.iso2),
                 ("nat", self.ports), ("nat", self.post)]
 
     def _jumps(self) -> list[tuple[str, str, list[str], bool]]:
-        """(table, builtin chain, rule, insert at top)"""
+        """(table, chain, rule, insert at top): the ways into our chains."""
         c = ["-m", "comment", "--comment", self.names.rule_comment("base")]
         local = ["-m", "addrtype", "--dst-type", "LOCAL"]
         return [
+            ("filter", self.forward, [*c, "-j", self.iso1], True),
             ("filter", "FORWARD", [*c, "-j", self.forward], True),
             ("nat", "PREROUTING", [*local, *c, "-j", self.ports], False),
             ("nat", "OUTPUT", [*local, *c, "-j", self.ports], False),
             ("nat", "POSTROUTING", [*c, "-j", self.post], True),
         ]
 
-    def _chain_exists(self, table: str, chain: str) -> bool:
-        return run_iptables(table, "-S", chain, check=False).returncode == 0
+    @staticmethod
+    def _has_chain(listing: dict[str, list[list[str]]], table: str, chain: str) -> bool:
+        return any(w[:2] == ["-N", chain] for w in listing.get(table, []))
 
-    def ensure_base(self) -> None:
+    @staticmethod
+    def _has_jump(listing: dict[str, list[list[str]]], table: str, chain: str, target: str) -> bool:
+        return any(w[:2] == ["-A", chain] and w[-2:] == ["-j", target]
+                   for w in listing.get(table, []))
+
+    def ensure_base(self, listing: dict[str, list[list[str]]] | None = None) -> None:
         """Create our chains and jump rules if missing (idempotent)."""
-        for table, chain in self._chains():
-            if not self._chain_exists(table, chain):
-                proc = run_iptables(table, "-N", chain, check=False)
-                if proc.returncode != 0 and not self._chain_exists(table, chain):
-                    raise DockyardError(f"cannot create iptables chain {chain}: {proc.stderr.strip()}")
-        iso_jump = ["-m", "comment", "--comment", self.names.rule_comment("base"), "-j", self.iso1]
-        if run_iptables("filter", "-C", self.forward, *iso_jump, check=False).returncode != 0:
-            run_iptables("filter", "-I", self.forward, "1", *iso_jump)
+        listing = listing or self.listing()
+        ops: list[tuple[str, list[str]]] = [(t, ["-N", c]) for t, c in self._chains()
+                                            if not self._has_chain(listing, t, c)]
         for table, chain, rule, top in self._jumps():
-            if run_iptables(table, "-C", chain, *rule, check=False).returncode != 0:
-                run_iptables(table, "-I" if top else "-A", chain, *(["1"] if top else []), *rule)
+            if not self._has_jump(listing, table, chain, rule[-1]):
+                ops.append((table, ["-I", chain, "1", *rule] if top else ["-A", chain, *rule]))
+        self.apply(ops)
 
     def remove_base(self) -> None:
         """Delete the jumps and our chains (with whatever is left in them)."""
-        for table, chain, rule, _ in self._jumps():
-            while run_iptables(table, "-D", chain, *rule, check=False).returncode == 0:
-                pass
-        for table, chain in self._chains():
-            run_iptables(table, "-F", chain, check=False)
-        for table, chain in self._chains():
-            run_iptables(table, "-X", chain, check=False)
+        listing = self.listing()
+        ops: list[tuple[str, list[str]]] = []
+        ours = {c for _, c in self._chains()}
+        for table, lines in listing.items():
+            for w in lines:
+                if w[:1] == ["-A"] and w[1] not in ours and w[-2:-1] == ["-j"] and w[-1] in ours:
+                    ops.append((table, ["-D", *w[1:]]))
+        present = [(t, c) for t, c in self._chains() if self._has_chain(listing, t, c)]
+        ops += [(t, ["-F", c]) for t, c in present] + [(t, ["-X", c]) for t, c in present]
+        self.apply(ops)
 
     def has_base(self) -> bool:
-        return self._chain_exists("filter", self.forward)
+        return run_iptables("filter", "-S", self.forward, check=False).returncode == 0
 
     # -- rules by owner ---------------------------------------------------------------------
     def add(self, rules: list[Rule], owner: str) -> None:
-        """Append rules tagged with ``owner``; on failure, the ones already added are removed."""
-        try:
-            for table, chain, args in rules:
-                run_iptables(table, "-A", chain, *args, "-m", "comment", "--comment",
-                             self.names.rule_comment(owner))
-        except DockyardError:
-            self.delete_owner(owner)
-            raise
+        """Append rules tagged with ``owner``, all at once (a failure adds none of them)."""
+        comment = ["-m", "comment", "--comment", self.names.rule_comment(owner)]
+        self.apply([(table, ["-A", chain, *args, *comment]) for table, chain, args in rules])
 
-    def delete_owner(self, owner: str) -> int:
+    def count_owner(self, owner: str, listing: dict[str, list[list[str]]] | None = None) -> int:
+        wanted = self.names.rule_comment(owner)
+        listing = listing or self.listing()
+        return sum(1 for lines in listing.values() for w in lines if wanted in w)
+
+    def delete_owner(self, owner: str, listing: dict[str, list[list[str]]] | None = None) -> int:
         """Delete every rule tagged with ``owner`` from our chains; returns how many."""
         wanted = self.names.rule_comment(owner)
-        count = 0
-        for table, chain in self._chains():
-            listing = run_iptables(table, "-S", chain, check=False)
-            if listing.returncode != 0:
-                continue
-            for line in listing.stdout.splitlines():
-                words = shlex.split(line)
-                if words[:1] != ["-A"] or wanted not in words:
-                    continue
-                if run_iptables(table, "-D", *words[1:], check=False).returncode == 0:
-                    count += 1
-        return count
+        ours = {c for _, c in self._chains()}
+        listing = listing or self.listing()
+        ops = [(table, ["-D", *w[1:]]) for table, lines in listing.items() for w in lines
+               if w[:1] == ["-A"] and w[1] in ours and wanted in w]
+        self.apply(ops)
+        return len(ops)
 
     def owners(self) -> set[str]:
         """Owners that still have rules in our chains (for leak checks and repair)."""
-        found: set[str] = set()
         prefix = f"dy:{self.names.tag}:"
-        for table, chain in self._chains():
-            listing = run_iptables(table, "-S", chain, check=False)
-            for line in listing.stdout.splitlines() if listing.returncode == 0 else []:
-                for word in shlex.split(line):
-                    if word.startswith(prefix):
-                        found.add(word[len(prefix):])
+        found = {word[len(prefix):] for lines in self.listing().values() for w in lines
+                 for word in w if word.startswith(prefix)}
         found.discard("base")
         return found
 
@@ -185,6 +208,13 @@ class Firewall:
                                               str(p.host_port), "-j", "DNAT", "--to-destination",
                                               f"{p.container_ip}:{p.container_port}"]))
         return rules
+
+
+def _restore_word(word: str) -> str:
+    """iptables-restore's quoting: double quotes around words with blanks, nothing else."""
+    if word and not any(c in word for c in ' \t"\''):
+        return word
+    return '"' + word.replace('"', '\\"') + '"'
 
 
 def published_host_ports() -> set[tuple[str, str, int]]:

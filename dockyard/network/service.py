@@ -154,16 +154,11 @@ class NetworkService:
         sub = ipaddress.IPv4Network(net.subnet)
         mtu = int(net.options.get("com.docker.network.driver.mtu", 1500))
         created = links.ensure_bridge(net.bridge, net.gateway, sub.prefixlen, mtu)
-        self.firewall.ensure_base()
+        listing = self.firewall.listing()
+        self.firewall.ensure_base(listing)
         rules = self.firewall.network_rules(net.bridge, net.subnet, net.internal)
-        table, chain, args = rules[-1]
-        probe = self.firewall.names.rule_comment(net.id)
-        from dockyard.network.firewall import run_iptables
-
-        present = run_iptables(table, "-C", chain, *args, "-m", "comment", "--comment", probe,
-                               check=False).returncode == 0
-        if created or not present:
-            self.firewall.delete_owner(net.id)
+        if created or self.firewall.count_owner(net.id, listing) != len(rules):
+            self.firewall.delete_owner(net.id, listing)
             self.firewall.add(rules, net.id)
 
     def _take_down(self, net: Network) -> None:

@@ -366,6 +366,9 @@ class StageRunner:
                    if k in PROXY_ARGS and v is not None and k not in self.args and k not in env]
         expand = lambda w: self.expand(w)  # noqa: E731
         network = self.run.network_for(instr.network and expand(instr.network))
+        if instr.security not in ("", "sandbox"):
+            raise BuildError(f"RUN --security={instr.security} is not allowed: it needs the security.insecure "
+                             "entitlement, which dockyard build does not grant")
         mounts: list[Any] = []
         if instr.mounts:
             from dockyard.build.runstep import parse_mounts

@@ -328,6 +328,11 @@ class BuildService:
         image_id = "sha256:" + hashlib.sha256(canonical_json(full)).hexdigest()
         try:
             if not (images.exists(image_id) and all(_tag_points_to(images, t, image_id) for t in opts.tags)):
+                for layer in result.layers:  # cached layers too: a concurrent prune must not take them now
+                    run.lease.add("content", layer.digest)
+                    if not run.content.exists(layer.digest):
+                        raise BuildError(f"layer {layer.digest} was removed while the build ran "
+                                         "(a prune?): build again")
                 run.ensure_chain(result.layers)
                 image_id = images.create_image(doc, layers, tags=opts.tags, lease=run.lease).id
         except BaseException as exc:

@@ -82,6 +82,12 @@ def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
     return {"rps": rps, "p50_ms": float(p50.group(1)) * scale}
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    import statistics
+
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
 def wait_http(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -169,6 +175,7 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--peers", default="docker,podman")
+    ap.add_argument("--rounds", type=int, default=3, help="direct/published pairs; medians are shown")
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "curl"):
         if not shutil.which(tool):
@@ -192,14 +199,17 @@ def main() -> int:
                 wait_http(published)
                 wait_http(direct)
                 wrk(published, 1, args.connections)  # warm up
-                d = wrk(direct, args.duration, args.connections)
-                p = wrk(published, args.duration, args.connections)
-                rows.append((r.name, d, p))
+                ds, ps = [], []
+                for _ in range(args.rounds):  # interleaved: a noisy neighbour hits both alike
+                    ds.append(wrk(direct, args.duration, args.connections))
+                    ps.append(wrk(published, args.duration, args.connections))
+                rows.append((r.name, _median(ds), _median(ps)))
             finally:
                 r.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nnginx 4 KiB page, wrk -t1 -c{args.connections} -d{args.duration}s; "
+    print(f"\nnginx 4 KiB page, wrk -t1 -c{args.connections} -d{args.duration}s, median of "
+          f"{args.rounds} interleaved rounds; "
           f"dockyard via {runners[0].via}")
     print(f"{'engine':10} {'direct req/s':>13} {'published req/s':>16} {'kept':>6} "
           f"{'p50 direct':>11} {'p50 published':>14} {'p50 x':>6}")

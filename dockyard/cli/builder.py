@@ -160,7 +160,7 @@ def cmd_du(args: argparse.Namespace, ctx: "Context") -> int:
     if args.verbose:
         for r in records:
             ctx.print(f"ID:\t\t{r['id']}")
-            ctx.print(f"Created at:\t{r['created']}")
+            ctx.print(f"Created at:\t{_go_time(r['created'])}")
             ctx.print(f"Mutable:\tfalse")
             ctx.print(f"Reclaimable:\t{str(not r['in_use']).lower()}")
             ctx.print(f"Shared:\t\t{str(r['shared']).lower()}")
@@ -184,6 +184,14 @@ def cmd_du(args: argparse.Namespace, ctx: "Context") -> int:
     ctx.print(f"Reclaimable:\t{human_size(reclaimable)}")
     ctx.print(f"Total:\t\t{human_size(total)}")
     return 0
+
+
+def _go_time(ts: float) -> str:
+    """Go's default time format, as ``docker buildx du --verbose`` prints it."""
+    import time
+
+    micro = int(round((ts % 1) * 1e6))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{micro:06d} +0000 UTC"
 
 
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:

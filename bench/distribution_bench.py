@@ -26,102 +26,52 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from registry_bench import free_port, make_oci_layout, sha256_file, start_cncf, wait_http  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 15) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def make_layout(dest: Path, size_mb: int, layers: int, gzip_layers: bool) -> int:
-    """An OCI layout with ``layers`` random layers totalling ``size_mb`` MB; returns blob bytes."""
+def make_layout(dest: Path, size_mb: int, layers: int, gzip_layers: bool) -> tuple[int, str]:
+    """An OCI layout with ``layers`` random layers totalling ``size_mb`` MB (the registry
+    benchmark's image), gzip-compressed when asked; returns (blob bytes, image ID)."""
     from dockyard.build.gzipfast import GzipWriter
 
+    total = make_oci_layout(dest, size_mb, layers)
     blobs = dest / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    descs, diff_ids, total = [], [], 0
-    per_layer = size_mb * 1_000_000 // layers
-    for i in range(layers):
-        payload = dest / f"payload{i}"
-        with open(payload, "wb") as f:
-            left = per_layer
-            while left:
-                n = min(left, 1 << 20)
-                f.write(os.urandom(n))
-                left -= n
-        tar_path = dest / f"layer{i}.tar"
-        with tarfile.open(tar_path, "w") as tf:
-            tf.add(payload, arcname=f"data{i}.bin")
-        payload.unlink()
-        diff_id = "sha256:" + sha256_file(tar_path)
-        blob_path = tar_path
-        media_type = "application/vnd.oci.image.layer.v1.tar"
-        if gzip_layers:
-            blob_path = dest / f"layer{i}.tar.gz"
-            with open(tar_path, "rb") as src, open(blob_path, "wb") as out:
+    index = json.loads((dest / "index.json").read_text())
+    entry = index["manifests"][0]
+    manifest = json.loads((blobs / entry["digest"].split(":")[1]).read_text())
+    if gzip_layers:
+        total = 0
+        for desc in manifest["layers"]:
+            plain = blobs / desc["digest"].split(":")[1]
+            packed = dest / "layer.tar.gz"
+            with open(plain, "rb") as src, open(packed, "wb") as out:
                 gz = GzipWriter(out.write)
                 while chunk := src.read(1 << 20):
                     gz.write(chunk)
                 gz.close()
-            tar_path.unlink()
-            media_type += "+gzip"
-        digest = sha256_file(blob_path)
-        size = blob_path.stat().st_size
-        blob_path.rename(blobs / digest)
-        descs.append({"mediaType": media_type, "digest": f"sha256:{digest}", "size": size})
-        diff_ids.append(diff_id)
-        total += size
-
-    def put(obj: dict) -> dict:
-        data = json.dumps(obj).encode()
-        d = hashlib.sha256(data).hexdigest()
-        (blobs / d).write_bytes(data)
-        return {"digest": f"sha256:{d}", "size": len(data)}
-
-    config = put({"architecture": "amd64", "os": "linux", "config": {},
-                  "rootfs": {"type": "layers", "diff_ids": diff_ids}})
-    manifest = put({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-                    "layers": descs})
-    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
-         "annotations": {"org.opencontainers.image.ref.name": "bench",
-                         "io.containerd.image.name": "docker.io/library/bench:latest"}}]}))
-    return total
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+            plain.unlink()
+            digest = sha256_file(packed)
+            desc.update(mediaType=desc["mediaType"] + "+gzip", digest=f"sha256:{digest}", size=packed.stat().st_size)
+            packed.rename(blobs / digest)
+            total += desc["size"]
+        data = json.dumps(manifest).encode()
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        entry.update(digest=f"sha256:{digest}", size=len(data))
+        (dest / "index.json").write_text(json.dumps(index))
+    return total, manifest["config"]["digest"]
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -153,18 +103,9 @@ def dockyard(root: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "dockyard", "--root", str(root), *args]
 
 
-def start_cncf(work: Path, port: int) -> subprocess.Popen:
-    cfg = work / "cncf.yml"
-    cfg.write_text(f"version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem:\n"
-                   f"    rootdirectory: {work / 'cncf-data'}\n  delete: {{enabled: true}}\n"
-                   f"http:\n  addr: 127.0.0.1:{port}\n")
-    return subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
-
 def one_round(i: int, work: Path, host: str, size_mb: int, layers: int, gzip_layers: bool) -> tuple[int, dict[str, float]]:
     layout = work / f"layout{i}"
-    total = make_layout(layout, size_mb, layers, gzip_layers)
+    total, _ = make_layout(layout, size_mb, layers, gzip_layers)
     t: dict[str, float] = {}
     t["skopeo push"] = timed(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:bench",
                               f"docker://{host}/bench/sk{i}:latest"])
@@ -175,7 +116,7 @@ def one_round(i: int, work: Path, host: str, size_mb: int, layers: int, gzip_lay
 
     # the same kind of image for dockyard, with its own fresh layers (nothing to skip)
     shutil.rmtree(layout)
-    make_layout(layout, size_mb, layers, gzip_layers)
+    _, image_id = make_layout(layout, size_mb, layers, gzip_layers)
     archive = work / f"layout{i}.tar"
     with tarfile.open(archive, "w") as tf:
         tf.add(layout, arcname=".")
@@ -183,7 +124,7 @@ def one_round(i: int, work: Path, host: str, size_mb: int, layers: int, gzip_lay
     pusher = work / f"dy-push-root{i}"
     subprocess.run(dockyard(pusher, "load", "-q", "-i", str(archive)), check=True)
     archive.unlink()
-    subprocess.run(dockyard(pusher, "tag", "bench:latest", f"{host}/bench/dy{i}:latest"), check=True)
+    subprocess.run(dockyard(pusher, "tag", image_id, f"{host}/bench/dy{i}:latest"), check=True)
     t["dockyard push"] = timed(dockyard(pusher, "push", "-q", f"{host}/bench/dy{i}:latest"))
     shutil.rmtree(pusher)
     puller = work / f"dy-pull-root{i}"

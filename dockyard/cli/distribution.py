@@ -21,29 +21,28 @@ def add_registry_flags(p: Any) -> None:
                         "DOCKYARD_INSECURE_REGISTRIES and \"insecure-registries\" in <root>/config.json)")
 
 
-def _content_trust(p: Any) -> None:
+def _transfer_flags(p: Any, all_tags: str, platform: str) -> None:
+    """The flags pull and push share (with their own help texts, as docker's)."""
+    p.add_argument("-a", "--all-tags", action="store_true", help=all_tags)
+    p.add_argument("--platform", help=platform)
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--disable-content-trust", nargs="?", const="true", default="true", metavar="BOOL",
                    help="Skip image verification (default true; content trust is not supported)")
+    add_registry_flags(p)
 
 
 def add_pull_verb(sub: Any) -> None:
     p = add_verb(sub, "pull", cmd_pull, "Download an image from a registry")
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
-    p.add_argument("-a", "--all-tags", action="store_true", help="Download all tagged images in the repository")
-    p.add_argument("--platform", help="Set platform if server is multi-platform capable")
-    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
-    _content_trust(p)
-    add_registry_flags(p)
+    _transfer_flags(p, "Download all tagged images in the repository",
+                    "Set platform if server is multi-platform capable")
 
 
 def add_push_verb(sub: Any) -> None:
     p = add_verb(sub, "push", cmd_push, "Upload an image to a registry")
     p.add_argument("name", metavar="NAME[:TAG]")
-    p.add_argument("-a", "--all-tags", action="store_true", help="Push all tags of an image to the repository")
-    p.add_argument("--platform", help="Push only this platform's manifest of a multi-platform image")
-    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
-    _content_trust(p)
-    add_registry_flags(p)
+    _transfer_flags(p, "Push all tags of an image to the repository",
+                    "Push only this platform's manifest of a multi-platform image")
 
 
 def _default_tag_note(args: argparse.Namespace, ctx: "Context") -> None:

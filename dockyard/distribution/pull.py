@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from dockyard.content import digest as dg
 from dockyard.distribution.follow import BlobFeed, FeedBroken, FollowingReader
 from dockyard.distribution.errors import RegistryError, TransferError, Unauthorized
+from dockyard.distribution.operation import Operation
 from dockyard.distribution.progress import Progress
 from dockyard.distribution.transport import quote_url
 from dockyard.errors import DigestMismatch, DockyardError, InvalidContent, NotFound
@@ -93,15 +94,11 @@ class _Cancelled(TransferError):
     """Another blob of the same pull failed; this transfer stops (its partial data is kept)."""
 
 
-class Puller:
+class Puller(Operation):
     """Pulls references from registries into one client's stores."""
 
     def __init__(self, service: "DistributionService", progress: Progress, platform: str | None = None) -> None:
-        self.svc = service
-        self.client = service.client
-        self.content = service.client.content
-        self.progress = progress
-        self.platform = platform
+        super().__init__(service, progress, platform)
         self._stop = threading.Event()
 
     # -- one reference ------------------------------------------------------------------------

@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.content import digest as dg
 from dockyard.distribution.errors import RegistryError, TransferError, Unauthorized
-from dockyard.distribution.progress import Progress
+from dockyard.distribution.operation import Operation
 from dockyard.errors import DockyardError, InvalidArgument, InvalidContent, NotFound
 from dockyard.image import mediatypes as mt
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.content.store import Lease
     from dockyard.distribution.registry import Repository
-    from dockyard.distribution.service import DistributionService
     from dockyard.image.reference import Reference
     from dockyard.image.service import Image
 
@@ -92,15 +91,8 @@ class PushOutcome:
     size: int
 
 
-class Pusher:
+class Pusher(Operation):
     """Pushes local images to registries."""
-
-    def __init__(self, service: "DistributionService", progress: Progress, platform: str | None = None) -> None:
-        self.svc = service
-        self.client = service.client
-        self.content = service.client.content
-        self.progress = progress
-        self.platform = platform
 
     def push(self, ref: "Reference", all_tags: bool = False) -> list[PushOutcome]:
         if ref.digest:

@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.distribution.push import PushOutcome
     from dockyard.distribution.registry import RegistryClient
     from dockyard.distribution.transport import Transport
-    from dockyard.image.reference import Reference
     from dockyard.image.service import Image
 
 

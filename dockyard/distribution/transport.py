@@ -108,14 +108,13 @@ class Response:
         if conn is None:
             return
         raw = self._raw
-        if not raw.isclosed() and self.method != "HEAD":
-            length = self.length
-            if length is not None and length <= _DRAIN_LIMIT:
-                try:
-                    raw.read()
-                except (OSError, http.client.HTTPException):
-                    conn.close()
-                    return
+        remaining = raw.length  # what is left of the body (0 for HEAD, None when unknown)
+        if not raw.isclosed() and remaining is not None and remaining <= _DRAIN_LIMIT:
+            try:
+                raw.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                return
         if raw.isclosed() and not raw.will_close:
             self._transport._release(self._key, conn)
         else:

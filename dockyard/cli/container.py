@@ -321,8 +321,8 @@ def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: 
     """The fields docker's ``ps --format`` knows (``{{.ID}}``, ``{{.Status}}``, ...), as strings."""
     import time
 
-    from dockyard.cli.formatting import human_size
-    from dockyard.engine.timeutil import human_duration, parse_rfc3339_or_zero
+    from dockyard.cli.formatting import human_duration, human_size
+    from dockyard.engine.timeutil import parse_rfc3339_or_zero
     from dockyard.engine.view import command_of, format_ports, image_shown, ports_of, status_string
 
     svc, rec = ctx.client.containers, c.record
@@ -484,10 +484,9 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.listing import parse_filters
 
     if not args.force:
-        ctx.out.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-        ctx.out.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer not in ("y", "yes"):
+        from dockyard.cli.image import confirm
+
+        if not confirm(ctx, "WARNING! This will remove all stopped containers."):
             return 0
     report = ctx.client.containers.prune(parse_filters(args.filter))
     deleted = report.get("ContainersDeleted") or []
@@ -532,16 +531,6 @@ STATS_COLUMNS = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
 STATS_HEADERS = {k: h for h, k in STATS_COLUMNS} | {"Container": "CONTAINER"}
 
 
-def _binary_size(n: float) -> str:
-    """go-units ``BytesSize``: ``1.234MiB``."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024.0
-        i += 1
-    return f"{n:.4g}{units[i]}"
-
-
 def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
     """docker stats: one table (``--no-stream``) or one per second until interrupted."""
     import time
@@ -569,7 +558,7 @@ def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
                 rows.append({
                     "ID": r.id if args.no_trunc else r.id[:12], "Container": r.name if r.name else r.id[:12],
                     "Name": r.name, "CPUPerc": f"{f['cpu']:.2f}%" if running else "0.00%",
-                    "MemUsage": f"{_binary_size(f['mem'])} / {_binary_size(f['limit'])}" if running else "0B / 0B",
+                    "MemUsage": f"{human_size(f['mem'], binary=True)} / {human_size(f['limit'], binary=True)}" if running else "0B / 0B",
                     "MemPerc": f"{f['mem_pct']:.2f}%" if running else "0.00%",
                     "NetIO": f"{human_size(f['net'][0])} / {human_size(f['net'][1])}",
                     "BlockIO": f"{human_size(f['block'][0])} / {human_size(f['block'][1])}",

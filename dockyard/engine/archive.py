@@ -61,17 +61,16 @@ class _Report(Exception):
 NOT_FOUND, NOT_DIR, IS_DIR = 3, 4, 5
 
 
-def tar_out(root: str, path: str, out: BinaryIO, follow_link: bool = False) -> int:
-    """Write a tar of ``path`` (resolved inside ``root``) to ``out``; returns its status."""
-    r, w = os.pipe()
+def _fork_chrooted(root: str, body: Any) -> int:
+    """Fork a child that chroots into ``root`` and runs ``body()``; its pid. The child exits 0,
+    or with a ``_Report`` code, or 1 (its error on stderr)."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         code = 1
         try:
-            os.close(r)
             os.chroot(root)
             os.chdir("/")
-            _child_tar(w, path, follow_link)
+            body()
             code = 0
         except _Report as exc:
             code = exc.code
@@ -79,6 +78,23 @@ def tar_out(root: str, path: str, out: BinaryIO, follow_link: bool = False) -> i
             os.write(2, f"{exc}\n".encode())
         finally:
             os._exit(code)
+    return pid
+
+
+def _status(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def tar_out(root: str, path: str, out: BinaryIO, follow_link: bool = False) -> int:
+    """Write a tar of ``path`` (resolved inside ``root``) to ``out``; returns its status."""
+    r, w = os.pipe()
+
+    def body() -> None:
+        os.close(r)
+        _child_tar(w, path, follow_link)
+
+    pid = _fork_chrooted(root, body)
     os.close(w)
     with os.fdopen(r, "rb") as f:
         while True:
@@ -86,8 +102,7 @@ def tar_out(root: str, path: str, out: BinaryIO, follow_link: bool = False) -> i
             if not chunk:
                 break
             out.write(chunk)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return _status(pid)
 
 
 def _child_tar(w: int, path: str, follow_link: bool) -> None:
@@ -109,31 +124,22 @@ def _child_tar(w: int, path: str, follow_link: bool) -> None:
 def tar_in(root: str, dest: str, data: BinaryIO, rename_to: str | None = None) -> int:
     """Extract a tar stream into ``dest`` (a directory resolved inside ``root``)."""
     r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        code = 1
-        try:
-            os.close(w)
-            os.chroot(root)
-            os.chdir("/")
-            d = os.path.normpath("/" + dest)
-            if not os.path.isdir(d):
-                raise _Report("not found", NOT_FOUND if not os.path.lexists(d) else NOT_DIR)
-            with os.fdopen(r, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tf:
-                for member in tf:
-                    name = member.name
-                    if rename_to is not None:
-                        first, _, rest = name.partition("/")
-                        name = rename_to + ("/" + rest if rest else "")
-                    member.name = name.lstrip("/")
-                    tf.extract(member, d, set_attrs=True, filter="fully_trusted")
-            code = 0
-        except _Report as exc:
-            code = exc.code
-        except BaseException as exc:  # noqa: BLE001
-            os.write(2, f"{exc}\n".encode())
-        finally:
-            os._exit(code)
+
+    def body() -> None:
+        os.close(w)
+        d = os.path.normpath("/" + dest)
+        if not os.path.isdir(d):
+            raise _Report("not found", NOT_FOUND if not os.path.lexists(d) else NOT_DIR)
+        with os.fdopen(r, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tf:
+            for member in tf:
+                name = member.name
+                if rename_to is not None:
+                    _, _, rest = name.partition("/")
+                    name = rename_to + ("/" + rest if rest else "")
+                member.name = name.lstrip("/")
+                tf.extract(member, d, set_attrs=True, filter="fully_trusted")
+
+    pid = _fork_chrooted(root, body)
     os.close(r)
     try:
         with os.fdopen(w, "wb") as f:
@@ -144,28 +150,25 @@ def tar_in(root: str, dest: str, data: BinaryIO, rename_to: str | None = None) -
                 f.write(chunk)
     except BrokenPipeError:
         pass
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return _status(pid)
 
 
 def _stat_in(root: str, path: str) -> str:
     """"dir", "file", "none" (or "nodir": a parent is missing) for a path inside ``root``."""
     r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(r)
-            os.chroot(root)
-            p = os.path.normpath("/" + path)
-            kind = "dir" if os.path.isdir(p) else "file" if os.path.lexists(p) else \
-                ("none" if os.path.isdir(os.path.dirname(p)) else "nodir")
-            os.write(w, kind.encode())
-        finally:
-            os._exit(0)
+
+    def body() -> None:
+        os.close(r)
+        p = os.path.normpath("/" + path)
+        kind = "dir" if os.path.isdir(p) else "file" if os.path.lexists(p) else \
+            ("none" if os.path.isdir(os.path.dirname(p)) else "nodir")
+        os.write(w, kind.encode())
+
+    pid = _fork_chrooted(root, body)
     os.close(w)
     with os.fdopen(r, "rb") as f:
         kind = f.read().decode()
-    os.waitpid(pid, 0)
+    _status(pid)
     return kind or "nodir"
 
 

@@ -18,12 +18,6 @@ from typing import Any
 from dockyard.engine.store import ContainerRecord
 
 LOCAL_MODES = ("none", "host")
-HOSTS_HEADER = ("127.0.0.1\tlocalhost\n"
-                "::1\tlocalhost ip6-localhost ip6-loopback\n"
-                "fe00::0\tip6-localnet\n"
-                "ff00::0\tip6-mcastprefix\n"
-                "ff02::1\tip6-allnodes\n"
-                "ff02::2\tip6-allrouters\n")
 
 
 @dataclass
@@ -70,7 +64,7 @@ class Attachments:
         """Before the runtime creates the container: its namespace, /etc/hosts, resolv.conf."""
         mode = network_mode(rec)
         if mode in LOCAL_MODES:
-            from dockyard.network.hostsfile import resolv_conf
+            from dockyard.network.hostsfile import HOSTS_HEADER, resolv_conf
 
             resolv = resolv_conf(False) if not rec.host_config.get("Dns") else self._custom_resolv(rec)
             if mode == "host":

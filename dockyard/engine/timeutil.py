@@ -1,4 +1,4 @@
-"""Time as docker shows it: RFC 3339 with nanoseconds, ``--since``/``--until`` values, "2 minutes".
+"""Time as docker writes it: RFC 3339 with nanoseconds, ``--since``/``--until`` values, durations.
 
 Times are kept as integer nanoseconds since the epoch (UTC) so that log entries sort and compare
 exactly; they are written as Go's ``time.RFC3339Nano`` (trailing zeros of the fraction trimmed).
@@ -121,34 +121,6 @@ def go_duration(ns: int) -> str:
     if h or m:
         out += f"{m}m"
     return out + f"{s:g}s"
-
-
-def human_duration(seconds: float) -> str:
-    """go-units ``HumanDuration``: what ``Up ...``/``... ago`` strings say."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(round(seconds / 3600))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def parse_rfc3339_or_zero(text: str | None) -> int:

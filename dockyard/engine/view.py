@@ -5,7 +5,8 @@ import time
 from typing import Any
 
 from dockyard.engine.store import ContainerRecord
-from dockyard.engine.timeutil import ZERO_TIME, human_duration, parse_rfc3339_or_zero
+from dockyard.cli.formatting import human_duration  # docker's units.HumanDuration
+from dockyard.engine.timeutil import ZERO_TIME, parse_rfc3339_or_zero
 
 STATE_KEYS = ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid", "ExitCode", "Error",
               "StartedAt", "FinishedAt")

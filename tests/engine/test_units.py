@@ -38,7 +38,9 @@ def test_since_values():
                                        (61, "About a minute"), (3000, "50 minutes"), (3600, "About an hour"),
                                        (7200, "2 hours"), (3 * 86400, "3 days"), (20 * 86400, "2 weeks")])
 def test_human_duration(secs, text):
-    assert timeutil.human_duration(secs) == text
+    from dockyard.cli.formatting import human_duration
+
+    assert human_duration(secs) == text
 
 
 def test_status_strings():

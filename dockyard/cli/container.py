@@ -291,7 +291,7 @@ def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:
             svc.start(ref)
             ctx.print(ref)
         except DockyardError as exc:
-            ctx.warn(f"Error response from daemon: {exc.message}")
+            ctx.warn(f"Error: {exc.message}")
             failed.append(ref)
     if failed:
         raise DockyardError(f"failed to start containers: {', '.join(failed)}", 1)
@@ -411,20 +411,16 @@ def cmd_exec(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 # ====================================================================== stop / kill / restart / rm
-def _each(ctx: "Context", refs: list[str], fn: Any, echo: bool = True) -> int:
-    """Run ``fn`` on each container; docker prints each name given, errors one per line, exit 1."""
-    from dockyard.errors import DockyardError
+def _each(ctx: "Context", refs: list[str], fn: Any) -> int:
+    """Run ``fn`` on each container and print its name as docker does; one error line per
+    failure, exit 1 if any failed."""
+    from dockyard.cli.network import each
 
-    rc = 0
-    for ref in refs:
-        try:
-            fn(ref)
-            if echo:
-                ctx.print(ref)
-        except DockyardError as exc:
-            ctx.warn(f"Error response from daemon: {exc.message}")
-            rc = 1
-    return rc
+    def one(ref: str) -> None:
+        fn(ref)
+        ctx.print(ref)
+
+    return each(ctx, refs, one)[1]
 
 
 def cmd_stop(args: argparse.Namespace, ctx: "Context") -> int:
@@ -456,16 +452,9 @@ def cmd_unpause(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_wait(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import DockyardError
+    from dockyard.cli.network import each
 
-    rc = 0
-    for ref in args.containers:
-        try:
-            ctx.print(str(ctx.client.containers.wait(ref)))
-        except DockyardError as exc:
-            ctx.warn(f"Error response from daemon: {exc.message}")
-            rc = 1
-    return rc
+    return each(ctx, args.containers, lambda ref: ctx.print(str(ctx.client.containers.wait(ref))))[1]
 
 
 def cmd_rename(args: argparse.Namespace, ctx: "Context") -> int:
@@ -474,7 +463,7 @@ def cmd_rename(args: argparse.Namespace, ctx: "Context") -> int:
     try:
         ctx.client.containers.rename(args.container, args.new_name)
     except DockyardError as exc:
-        ctx.warn(f"Error response from daemon: {exc.message}")
+        ctx.warn(f"Error: {exc.message}")
         raise DockyardError(f"failed to rename container named {args.container}", 1) from None
     return 0
 
@@ -501,20 +490,12 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
 
 # ====================================================================== inspect / top / stats / port
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.cli.image import print_inspect
-    from dockyard.errors import DockyardError
+    from dockyard.cli.network import each, print_inspect
 
-    found, missing = [], []
-    for ref in args.containers:
-        try:
-            found.append(ctx.client.containers.inspect(ref, size=args.size))
-        except DockyardError:
-            missing.append(ref)
+    found, rc = each(ctx, args.containers, lambda ref: ctx.client.containers.inspect(ref, size=args.size))
     if found or not args.format:
         print_inspect(ctx, found, args.format)
-    for ref in missing:
-        ctx.warn(f"Error: No such container: {ref}")
-    return 1 if missing else 0
+    return rc
 
 
 def cmd_top(args: argparse.Namespace, ctx: "Context") -> int:

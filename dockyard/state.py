@@ -11,7 +11,9 @@ import os
 import sqlite3
 import threading
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 DEFAULT_ROOT = "/var/lib/dockyard"
 
@@ -69,6 +71,19 @@ class StateRoot:
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
         return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on this thread's connection (BEGIN IMMEDIATE: concurrent
+        writers queue up on the busy timeout instead of failing half-way)."""
+        conn = self.db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -145,34 +145,35 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     return 0
 
 
-def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
+def each(ctx: "Context", refs: list[str], action: Any, skip_missing: bool = False) -> tuple[list[Any], int]:
+    """Run ``action`` on every ref as docker does for rm/inspect: report each failure on its own
+    line and go on; exit code 1 if any failed. Returns (results, exit code)."""
     from dockyard.errors import DockyardError, NotFound
 
-    rc = 0
-    for ref in args.networks:
+    results, rc = [], 0
+    for ref in refs:
         try:
-            ctx.client.networks.remove(ref)
-            ctx.print(ref)
+            results.append(action(ref))
         except NotFound as exc:
-            if not args.force:
+            if not skip_missing:
                 ctx.warn(f"Error: {exc}")
                 rc = 1
         except DockyardError as exc:
             ctx.warn(f"Error: {exc}")
             rc = 1
-    return rc
+    return results, rc
+
+
+def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
+    def remove(ref: str) -> None:
+        ctx.client.networks.remove(ref)
+        ctx.print(ref)
+
+    return each(ctx, args.networks, remove, skip_missing=args.force)[1]
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import DockyardError
-
-    found, rc = [], 0
-    for ref in args.networks:
-        try:
-            found.append(ctx.client.networks.inspect(ref))
-        except DockyardError as exc:
-            ctx.warn(f"Error: {exc}")
-            rc = 1
+    found, rc = each(ctx, args.networks, ctx.client.networks.inspect)
     if found or not args.format:
         print_inspect(ctx, found, args.format)
     return rc

@@ -46,8 +46,8 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import InvalidArgument
 
     if args.name and args.name_flag and args.name != args.name_flag:
-        raise InvalidArgument(f"conflicting options: either specify --name or provide positional "
-                              f"arg, not both")
+        raise InvalidArgument("conflicting options: either specify --name or provide positional "
+                              "arg, not both")
     vol = ctx.client.volumes.create(args.name or args.name_flag, driver=args.driver,
                                     labels=key_values(args.label),
                                     options=key_values(args.opt) or None)
@@ -75,30 +75,19 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import DockyardError
+    from dockyard.cli.network import each
 
-    rc = 0
-    for name in args.volumes:
-        try:
-            ctx.client.volumes.remove(name, force=args.force)
-            ctx.print(name)
-        except DockyardError as exc:
-            ctx.warn(f"Error: {exc}")
-            rc = 1
-    return rc
+    def remove(name: str) -> None:
+        ctx.client.volumes.remove(name, force=args.force)
+        ctx.print(name)
+
+    return each(ctx, args.volumes, remove)[1]
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.cli.network import print_inspect
-    from dockyard.errors import DockyardError
+    from dockyard.cli.network import each, print_inspect
 
-    found, rc = [], 0
-    for name in args.volumes:
-        try:
-            found.append(ctx.client.volumes.inspect(name))
-        except DockyardError as exc:
-            ctx.warn(f"Error: {exc}")
-            rc = 1
+    found, rc = each(ctx, args.volumes, ctx.client.volumes.inspect)
     if found or not args.format:
         print_inspect(ctx, found, args.format)
     return rc

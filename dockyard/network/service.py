@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unsupported
+from dockyard.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from dockyard.network import dns, ipam, links, netns
 from dockyard.network.firewall import Firewall, PortRule, published_host_ports
 from dockyard.network.hostsfile import hosts as hosts_text, resolv_conf
@@ -470,8 +470,8 @@ class NetworkService:
         net = self.get(network)
         aliases = [a for a in aliases if a]
         if net.driver != "bridge":
-            raise Conflict(f"container cannot be disconnected from host network or connected to "
-                           f"host network" if net.driver == "host" else
+            raise Conflict("container cannot be disconnected from host network or connected to "
+                           "host network" if net.driver == "host" else
                            f"container cannot be connected to network {net.name}")
         if aliases and not net.user_defined:
             raise InvalidArgument("network-scoped alias is supported only for containers in user "

@@ -129,15 +129,10 @@ class NetworkStore:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: concurrent writers queue up, never clash)."""
-        conn = self.db
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        """A write transaction, with the schema in place."""
+        self.db  # noqa: B018 - creates the tables on first use
+        with self.state.transaction() as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _ensure_builtins(self, conn: sqlite3.Connection) -> None:
         have = {r[0] for r in conn.execute("SELECT name FROM net_networks WHERE builtin=1")}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
+from dockyard.runtime.paths import secure_join
 from dockyard.volume import mounts as mountspec
 from dockyard.volume.mounts import MountSpec
 from dockyard.volume.store import Volume, VolumeStore
@@ -46,31 +47,6 @@ def _dir_size(path: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def resolve_in_root(root: Path, path: str) -> Path:
-    """``path`` inside ``root`` with symlinks followed as if ``root`` were ``/`` (never escaping)."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root.joinpath(*resolved, part)
-        if candidate.is_symlink():
-            hops += 1
-            if hops > 40:
-                raise InvalidArgument(f"too many levels of symbolic links: {path}")
-            link = os.readlink(candidate)
-            if link.startswith("/"):
-                resolved = []
-            parts = [p for p in link.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return root.joinpath(*resolved)
 
 
 class VolumeService:
@@ -331,7 +307,7 @@ class VolumeService:
 
     def _one(self, spec: MountSpec, rootfs: Path | None, created: list[str],
              mounted: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-        target_in_rootfs = resolve_in_root(rootfs, spec.target) if rootfs else None
+        target_in_rootfs = secure_join(rootfs, spec.target) if rootfs else None
         if spec.type == "tmpfs":
             opts = ["nosuid", "nodev", "noexec", "ro" if spec.read_only else "rw"]
             if spec.tmpfs_size:

@@ -59,14 +59,10 @@ class VolumeStore:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self.db
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        """A write transaction, with the schema in place."""
+        self.db  # noqa: B018 - creates the tables on first use
+        with self.state.transaction() as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     @staticmethod
     def _volume(r: sqlite3.Row) -> Volume:

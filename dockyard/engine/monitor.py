@@ -369,11 +369,20 @@ class Monitor:
             self._close_output(fd)
             return
         if self.logger is not None:
-            self.logger.write("stdout" if kind == proto.STDOUT else "stderr", data)
+            self._log(self.logger.write, "stdout" if kind == proto.STDOUT else "stderr", data)
         frame = proto.frame(kind, data)
         for p in self.peers.values():
             if p.attached and kind in p.streams:
                 self._send(p, frame)
+
+    def _log(self, fn: Callable[..., None], *args: Any) -> None:
+        """Write to the log; a full disk loses log lines (as with docker), never the container."""
+        try:
+            fn(*args)
+        except OSError:
+            if not getattr(self, "_log_failed", False):
+                self._log_failed = True
+                self.log_error()
 
     def _close_output(self, fd: int) -> None:
         kind = self.outputs.pop(fd, None)
@@ -382,7 +391,7 @@ class Monitor:
         except KeyError:
             pass
         if self.logger is not None and kind is not None:
-            self.logger.close_stream("stdout" if kind == proto.STDOUT else "stderr")
+            self._log(self.logger.close_stream, "stdout" if kind == proto.STDOUT else "stderr")
         if fd == self.pty_fd:
             self.pty_fd = None
             if self.stdin_fd == fd:
@@ -741,7 +750,7 @@ class Monitor:
                 self.set_state(Status="exited", Running=False, Pid=0, ExitCode=137,
                                FinishedAt=rfc3339nano(time.time_ns()))
             if self.logger is not None:
-                self.logger.close()
+                self._log(self.logger.close)
                 self.logger = None
             if self.rec.state.get("Status") in ("running", "paused", "restarting"):
                 self.set_state(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0)

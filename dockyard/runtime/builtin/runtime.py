@@ -87,7 +87,6 @@ class BuiltinRuntime(Runtime):
             os.mkfifo(fifo, 0o622)
             os.chmod(fifo, 0o622)
             cgroup.create(linux_cfg.get("resources") or {})
-            seccomp_setup.save(d, seccomp_filter)
             console_sock = None
             if process.get("terminal"):
                 if not stdio.console_socket:
@@ -116,6 +115,7 @@ class BuiltinRuntime(Runtime):
                 created=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
                 cgroups_path=cgroup.path, namespaces=namespaces,
                 annotations=config.get("annotations") or {}, config_process=process,
+                seccomp_filter=seccomp_setup.encode(seccomp_filter),
             ).save(d)
             return pid
         except BaseException:
@@ -221,7 +221,7 @@ class BuiltinRuntime(Runtime):
         if not process.get("args"):
             raise InvalidArgument("OCI process: args must not be empty")
         ns_types = [ns.get("type") for ns in st.namespaces]
-        seccomp_filter = seccomp_setup.load(d)
+        seccomp_filter = seccomp_setup.decode(st.seccomp_filter)
         _ensure_std_fds()
         fds: dict[str, int] = {}
         console_sock = None

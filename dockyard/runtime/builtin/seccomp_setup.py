@@ -1,13 +1,13 @@
 """The built-in runtime's seccomp filter: compiled on the host side, loaded by the child.
 
 ``create`` compiles the spec's ``linux.seccomp`` (from the on-disk cache under the runtime's
-state dir, so a start costs a file read) before forking, and keeps a copy beside the
-container's state: ``exec`` loads the same filter into every exec'd process, as runc does, even
-if the bundle changed since. The child loads it at runc's moment (``load_in_child``).
+state dir, so a start costs a file read) before forking, and keeps a copy in the container's
+state: ``exec`` loads the same filter into every exec'd process, as runc does, even if the
+bundle changed since. The child loads it at runc's moment (``load_in_child``).
 """
 from __future__ import annotations
 
-import os
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ from dockyard.runtime.base import ProcessStartError
 from dockyard.runtime.seccomp_bpf import CompiledFilter, SeccompError, install, load_or_compile
 
 CACHE_DIR = ".seccomp-cache"   # under the runtime state dir; a dot-name is never a container id
-FILTER_FILE = "seccomp.bpf"    # in the container's state dir
 
 
 def prepare(config: dict[str, Any] | None, state_dir: Path) -> CompiledFilter | None:
@@ -28,25 +27,19 @@ def prepare(config: dict[str, Any] | None, state_dir: Path) -> CompiledFilter | 
         raise ProcessStartError(f"OCI runtime create failed: {exc}: unknown") from None
 
 
-def save(container_dir: Path, compiled: CompiledFilter | None) -> None:
-    if compiled is None:
-        return
-    path = Path(container_dir) / FILTER_FILE
-    tmp = path.with_name(f".{FILTER_FILE}.tmp")
-    tmp.write_bytes(compiled.to_bytes())
-    os.replace(tmp, path)
+def encode(compiled: CompiledFilter | None) -> str:
+    """The filter as kept in the container's ``state.json`` (written anyway: no extra file)."""
+    return base64.b64encode(compiled.to_bytes()).decode() if compiled is not None else ""
 
 
-def load(container_dir: Path) -> CompiledFilter | None:
+def decode(text: str) -> CompiledFilter | None:
     """The filter ``create`` kept for the container (None: it runs unconfined)."""
-    try:
-        data = (Path(container_dir) / FILTER_FILE).read_bytes()
-    except FileNotFoundError:
+    if not text:
         return None
     try:
-        return CompiledFilter.from_bytes(data)
-    except SeccompError as exc:
-        raise ProcessStartError(f"OCI runtime exec failed: {exc}: unknown") from None
+        return CompiledFilter.from_bytes(base64.b64decode(text))
+    except (SeccompError, ValueError) as exc:
+        raise ProcessStartError(f"OCI runtime exec failed: corrupt seccomp filter in the container state: {exc}: unknown") from None
 
 
 def load_in_child(compiled: CompiledFilter | None, no_new_privileges: bool, stage: str) -> None:
@@ -60,4 +53,4 @@ def load_in_child(compiled: CompiledFilter | None, no_new_privileges: bool, stag
     install(compiled)
 
 
-__all__ = ["prepare", "save", "load", "load_in_child", "CACHE_DIR", "FILTER_FILE"]
+__all__ = ["prepare", "encode", "decode", "load_in_child", "CACHE_DIR"]

@@ -2,7 +2,7 @@
 
 The record holds what ``state``/``kill``/``exec``/``delete`` need without the bundle: the init's
 host pid *and its start time* (so a recycled pid is never mistaken for the container), the cgroup
-path, the namespaces to join. The status is not stored but derived, as runc does: the exec FIFO
+path, the namespaces to join, the seccomp filter to load. The status is not stored but derived, as runc does: the exec FIFO
 still exists ⇒ created; the init is alive ⇒ running (or paused if its cgroup is frozen); else stopped.
 """
 from __future__ import annotations
@@ -39,6 +39,7 @@ class ContainerState:
     namespaces: list[dict[str, Any]] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
     config_process: dict[str, Any] = field(default_factory=dict)
+    seccomp_filter: str = ""        # the compiled filter exec'd processes get (base64), "" = none
 
     def save(self, directory: Path) -> None:
         tmp = directory / (STATE_FILE + ".tmp")

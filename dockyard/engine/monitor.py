@@ -237,6 +237,8 @@ class Monitor:
         self.started_mono = time.monotonic()
         self.manual_stop = False
         self.setup_health()
+        if self.health is None:
+            self.rec.state.pop("Health", None)
         self.set_state(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                        Dead=False, Pid=self.init_pid, ExitCode=0, Error="",
                        StartedAt=rfc3339nano(time.time_ns()),
@@ -934,13 +936,12 @@ class Monitor:
     # ================================================================== state
     def set_state(self, **changes: Any) -> None:
         self.rec.state.update(changes)
-        if self.health is None and "Health" in self.rec.state and self.health_cfg is None and \
-                "Health" not in changes and self.rec.status == "running":
-            self.rec.state.pop("Health", None)
         try:
             self.store.write_state(self.rec)
         except FileNotFoundError:
             pass  # removed under us (rm -f while stopping)
+        except OSError:
+            self.log_error()  # a full disk: keep minding the container
 
     def log_error(self) -> None:
         try:

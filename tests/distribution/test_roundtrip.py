@@ -182,3 +182,24 @@ def test_insecure_registry_rules(cli, busybox, tmp_path, docker_config):
 def test_failed_pull_keeps_nothing(cli, cncf, root, docker_config):
     cli("pull", f"{cncf.host}/missing/image:1")
     assert not any(p for p in content_blobs(root))
+
+
+def test_compressed_layer_is_remade_identically_after_gc(cli, client, busybox, cncf, app_server, docker_config):
+    """The gzip blob made on the first push may be collected; the next push remakes the same bytes."""
+    from dockyard.gc import collect
+
+    from .helpers import Forwarder
+
+    cli("tag", "busybox", f"{cncf.host}/gc/a:1", check=True)
+    digest = client.distribution.push(f"{cncf.host}/gc/a:1")[0].digest
+    layer = json.loads(registry_manifest(cncf.url, "gc/a", "1"))["layers"][0]["digest"]
+    assert client.content.exists(layer)
+    cli("rmi", f"{cncf.host}/gc/a:1", check=True)
+    collect(client)
+    assert not client.content.exists(layer)  # the compressed copy was only a cache
+
+    other = app_server(Forwarder(f"127.0.0.1:{cncf.port}"))  # another registry name, same storage
+    cli("tag", "busybox", f"{other.host}/gc/b:1", check=True)
+    out = cli("push", f"{other.host}/gc/b:1", check=True).stdout
+    assert "Pushed" in out and f"1: digest: {digest} size:" in out
+    assert client.content.exists(layer)

@@ -95,9 +95,11 @@ def sync(root: Path, names: Names, needed: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
         log = open(root / "networks" / "dns.log", "ab")
         try:
-            subprocess.Popen([sys.executable, "-m", "dockyard.network.dns", str(root)],
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
-                             start_new_session=True, close_fds=True)
+            # the first process forks the daemon and exits at once: the daemon is never a
+            # child of the caller (a container's monitor reaps its children)
+            subprocess.run([sys.executable, "-m", "dockyard.network.dns", str(root)],
+                           stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/",
+                           start_new_session=True, close_fds=True, timeout=30)
         finally:
             log.close()
         deadline = time.monotonic() + 10
@@ -475,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m dockyard.network.dns ROOT", file=sys.stderr)
         return 2
+    if os.fork() != 0:
+        os._exit(0)
     try:
         Resolver(Path(args[0])).run()
     except OSError as exc:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 BLOCK = 1 << 20
@@ -48,6 +48,33 @@ def deflate_block(data: bytes, level: int = LEVEL) -> bytes:
     return out
 
 
+class _Block(threading.Thread):
+    """One block compressed on its own thread (zlib releases the GIL while it works). Plain
+    threads rather than concurrent.futures: that module's import (logging, ...) would cost a
+    cached build more than the threads themselves."""
+
+    def __init__(self, data: bytes, level: int) -> None:
+        super().__init__(daemon=True)
+        self.data = data
+        self.level = level
+        self.out = b""
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.out = deflate_block(self.data, self.level)
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer thread
+            self.error = exc
+        self.data = b""
+
+    def result(self) -> bytes:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.out
+
+
 class GzipWriter:
     """Write uncompressed bytes; the gzip stream goes to ``sink``. ``close`` returns the
     sha256 of the uncompressed data (the layer's diff ID) and its length."""
@@ -61,8 +88,7 @@ class GzipWriter:
         self._crc = 0
         self._size = 0
         self._sha = hashlib.sha256()
-        self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-        self._pending: list[Future[bytes]] = []
+        self._pending: list[_Block] = []
         self._workers = workers
         self._sink(_HEADER)
         self._closed = False
@@ -84,12 +110,12 @@ class GzipWriter:
         return n
 
     def _submit(self, block: bytes) -> None:
-        if self._pool is None:
+        if self._workers <= 1:
             self._sink(deflate_block(block, self._level))
             return
-        self._pending.append(self._pool.submit(deflate_block, block, self._level))
+        self._pending.append(_Block(block, self._level))
         # keep at most a few blocks in flight, writing finished ones in order
-        while len(self._pending) > self._workers * 2 or (self._pending and self._pending[0].done()):
+        while len(self._pending) > self._workers or (self._pending and not self._pending[0].is_alive()):
             self._sink(self._pending.pop(0).result())
 
     def close(self) -> tuple[str, int]:
@@ -99,15 +125,14 @@ class GzipWriter:
         if self._buf:
             self._submit(bytes(self._buf))
             self._buf.clear()
-        for fut in self._pending:
-            self._sink(fut.result())
+        for blk in self._pending:
+            self._sink(blk.result())
         self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
         self._sink(_FINAL_EMPTY_BLOCK + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
         return "sha256:" + self._sha.hexdigest(), self._size
 
     def abort(self) -> None:
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for blk in self._pending:
+            blk.join()
+        self._pending.clear()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import stat
+import io
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable
@@ -46,6 +46,55 @@ class LayerBlob:
         if self.uncompressed is not None:
             self.uncompressed.close()
             self.uncompressed = None
+
+
+class Spool(io.RawIOBase):
+    """Bytes in memory up to ``limit``, then in an unnamed temporary file (O_TMPFILE): a
+    SpooledTemporaryFile without the tempfile module (and its random import) on the hot path."""
+
+    def __init__(self, limit: int, directory: str | None) -> None:
+        super().__init__()
+        self._mem: io.BytesIO | None = io.BytesIO()
+        self._fd = -1
+        self._limit = limit
+        self._dir = directory or "/tmp"
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | memoryview) -> int:  # type: ignore[override]
+        if self._mem is not None and self._mem.tell() + len(data) > self._limit:
+            self._fd = os.open(self._dir, os.O_TMPFILE | os.O_RDWR, 0o600)
+            os.write(self._fd, self._mem.getbuffer())
+            self._mem = None
+        if self._mem is not None:
+            return self._mem.write(data)
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        return len(data)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if self._mem is not None:
+            return self._mem.seek(pos, whence)
+        return os.lseek(self._fd, pos, whence)
+
+    def readinto(self, b: "bytearray | memoryview") -> int:  # type: ignore[override]
+        if self._mem is not None:
+            return self._mem.readinto(b)
+        return os.readv(self._fd, [b])
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._mem = None
+        super().close()
 
 
 def _getxattr(path: str, name: str) -> bytes | None:
@@ -181,7 +230,7 @@ def write_layer(top: Path, content: "ContentStore", lease: "Lease | None" = None
     With ``keep_uncompressed`` the plain tar is kept (in memory, or in a temp file when large)
     so the caller can unpack it into a snapshot without decompressing again.
     """
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX, dir=spool_dir) if keep_uncompressed else None
+    spool = Spool(SPOOL_MAX, spool_dir) if keep_uncompressed else None
     writer = content.writer(lease=lease)
     try:
         gz = GzipWriter(writer.write, tee=spool.write if spool is not None else None)

@@ -20,13 +20,15 @@ import fcntl
 import hashlib
 import io
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from dockyard.content import digest as dg
 from dockyard.content import durability
@@ -78,11 +80,48 @@ class Lease:
         self.store._db().execute("DELETE FROM leases WHERE id = ?", (self.id,))
 
 
+class _WriteBehind:
+    """Writes one file's chunks in a second thread, in order, so that the caller hashes the next
+    chunk meanwhile (hashlib and write(2) both release the GIL). At most 4 chunks wait; an error
+    is raised by the next ``put`` or by ``finish``."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="blob-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(item)
+                except BaseException as exc:  # raised in the caller's thread
+                    self.error = exc
+
+    def put(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(data)
+
+    def finish(self) -> None:
+        """Wait until everything is written (raises the first error)."""
+        self._queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class Writer:
-    """A resumable writer for one blob. Use as a context manager; ``commit`` makes it visible."""
+    """A resumable writer for one blob. Use as a context manager; ``commit`` makes it visible.
+
+    ``background=True`` writes the file in a second thread while ``write`` hashes (for big
+    blobs: the two costs overlap on two cores). Either way the digest is that of exactly the
+    bytes passed to ``write``, which are exactly the bytes written."""
 
     def __init__(self, store: "ContentStore", ref: str, lease: Lease | None,
-                 algorithm: str = "sha256") -> None:
+                 algorithm: str = "sha256", background: bool = False) -> None:
         self.store = store
         self.ref = ref
         self.lease = lease
@@ -104,24 +143,53 @@ class Writer:
         while chunk := self._file.read(dg.CHUNK):  # resume: re-hash what is already there
             self._hash.update(chunk)
         self.offset = self._file.tell()
+        self._on_file = self.offset  # bytes handed to the file (lags ``offset`` in background)
         self._written_back = self.offset  # bytes already handed to the kernel's writeback
+        self._behind = _WriteBehind(self._store_bytes) if background else None
         self._done = False
+
+    def _store_bytes(self, data: bytes | memoryview) -> None:
+        """Append to the file; every 8 MiB, start writing it out (the final sync waits less)."""
+        self._file.write(data)
+        self._on_file += len(data)
+        if self.store.fsync and self._on_file - self._written_back >= durability.WRITEBACK_STEP:
+            self._file.flush()
+            durability.start_writeback(self._file.fileno(), self._written_back, self._on_file - self._written_back)
+            self._written_back = self._on_file
+
+    def _failed(self, exc: BaseException) -> None:
+        self.abort()
+        if isinstance(exc, OSError) and _no_space(exc):
+            raise DockyardError("no space left on device while writing to the content store; "
+                                "free space and try again") from None
+        raise exc
+
+    def _settle(self) -> None:
+        """Wait for the background writes (if any); their error is this writer's error."""
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            try:
+                behind.finish()
+            except OSError as exc:
+                self._failed(exc)
+
+    def flush(self) -> None:
+        """Wait until every byte passed to ``write`` is in the file (to sync it from outside)."""
+        self._settle()
+        self._file.flush()
 
     def write(self, data: bytes | memoryview) -> int:
         try:
-            self._file.write(data)
+            if self._behind is not None:
+                if not isinstance(data, bytes):
+                    data = bytes(data)  # the caller may reuse its buffer once we return
+                self._behind.put(data)
+            else:
+                self._store_bytes(data)
         except OSError as exc:
-            self.abort()
-            if _no_space(exc):
-                raise DockyardError("no space left on device while writing to the content store; "
-                                    "free space and try again") from None
-            raise
+            self._failed(exc)
         self._hash.update(data)
         self.offset += len(data)
-        if self.store.fsync and self.offset - self._written_back >= durability.WRITEBACK_STEP:
-            self._file.flush()
-            durability.start_writeback(self._file.fileno(), self._written_back, self.offset - self._written_back)
-            self._written_back = self.offset
         return len(data)
 
     def copy_from(self, stream: BinaryIO, limit: int | None = None) -> int:
@@ -148,6 +216,7 @@ class Writer:
         durable, typically with one :meth:`ContentStore.sync` after writing many blobs (see
         :mod:`dockyard.content.durability`), and fsyncs the blob directories after the renames
         (:meth:`ContentStore.sync_names`)."""
+        self._settle()
         actual = self.digest
         if expected_size is not None and expected_size != self.offset:
             self.abort()
@@ -186,6 +255,12 @@ class Writer:
 
     def abort(self) -> None:
         """Forget everything written so far."""
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            try:
+                behind.finish()
+            except BaseException:
+                pass
         try:
             self._file.close()
         except OSError:
@@ -203,6 +278,7 @@ class Writer:
     def close(self) -> None:
         """Stop writing but keep the partial data so that the same ref can resume later."""
         if not self._done:
+            self._settle()
             self._file.close()
             os.close(self._lock_fd)
             self._done = True
@@ -307,9 +383,10 @@ class ContentStore:
 
     # -- ingester ---------------------------------------------------------------------------
     def writer(self, ref: str | None = None, lease: Lease | None = None,
-               algorithm: str = "sha256") -> Writer:
-        """Open a writer. The same ``ref`` resumes a previous, unfinished write."""
-        return Writer(self, ref or f"tmp-{uuid.uuid4().hex}", lease, algorithm)
+               algorithm: str = "sha256", *, background: bool = False) -> Writer:
+        """Open a writer. The same ``ref`` resumes a previous, unfinished write.
+        ``background``: write the file in a second thread while hashing (big blobs)."""
+        return Writer(self, ref or f"tmp-{uuid.uuid4().hex}", lease, algorithm, background)
 
     def write_bytes(self, data: bytes, expected: str | None = None, lease: Lease | None = None) -> str:
         alg = dg.parse(expected)[0] if expected else "sha256"

@@ -36,6 +36,7 @@ SMALL = 4 << 20  # largest manifest.json / index.json kept in memory
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
 IN_MEMORY = frozenset({"manifest.json", "index.json"})  # read back by name: kept, not stored
 IGNORED = frozenset({"repositories", "oci-layout"})  # docker's legacy metadata: neither
+BACKGROUND_WRITE = 8 << 20  # blobs this big are written by a second thread while hashed
 PENDING_LIMIT = 128  # unfinished blob writers (2 fds each) before an intermediate sync
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"BZh", b"\xfd7zXZ\x00")
 
@@ -178,7 +179,7 @@ class _Loader:
         from dockyard.snapshot.tarstream import BLOCK
 
         alg = dg.parse(expected)[0] if expected else "sha256"
-        writer = self.content.writer(lease=self.lease, algorithm=alg)
+        writer = self.content.writer(lease=self.lease, algorithm=alg, background=size >= BACKGROUND_WRITE)
         staged: "StagedLayer | None" = None
         try:
             head: list[bytes] = []
@@ -200,6 +201,7 @@ class _Loader:
             if head:  # an empty file, or shorter than a tar block
                 first = b"".join(head)
                 writer.write(first)
+            writer.flush()  # every byte in the file before the operation's one syncfs
             digest = writer.digest
             if expected is not None and digest != expected:
                 raise DigestMismatch(f"invalid archive: {name} does not match its digest")

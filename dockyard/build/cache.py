@@ -148,19 +148,18 @@ class BuildCache:
         return [StepRecord(**dict(r)) for r in rows]
 
     # -- file checksums ------------------------------------------------------------------------
-    def file_digest(self, path: str, st: os.stat_result) -> str:
-        """sha256 of a regular file's content, from the cache when its stat is unchanged."""
+    def file_digest(self, path: str, st: os.stat_result, remember: bool = True) -> str:
+        """sha256 of a regular file's content, from the cache when its stat is unchanged.
+        ``remember=False`` for files that will not be seen again (an extracted tar context)."""
+        if not remember:
+            return _hash_file(path)
         with self._lock:
             row = self._db().execute("SELECT size, mtime_ns, ino, ctime_ns, digest FROM file_sums WHERE path = ?",
                                      (path,)).fetchone()
         if row is not None and (row[0], row[1], row[2], row[3]) == (st.st_size, st.st_mtime_ns, st.st_ino,
                                                                     st.st_ctime_ns):
             return row[4]
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        digest = "sha256:" + h.hexdigest()
+        digest = _hash_file(path)
         self._sums_pending.append((path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest))
         return digest
 
@@ -207,6 +206,14 @@ class BuildCache:
                 raise
             self._touched.clear()
             self._sums_pending.clear()
+
+
+def _hash_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
 
 
 def tree_checksum(entries: Iterable[tuple[str, str, int, str]]) -> str:

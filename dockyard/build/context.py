@@ -94,6 +94,11 @@ class BuildContext:
         self.close()
 
     # -- lookups -------------------------------------------------------------------------------
+    @property
+    def persistent(self) -> bool:
+        """Whether the files stay where they are after the build (a directory, not an extracted tar)."""
+        return self._owned_tmp is None
+
     def excluded(self, rel: str) -> bool:
         return bool(self.ignore) and self.ignore.excluded(rel)
 

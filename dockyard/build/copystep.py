@@ -213,14 +213,14 @@ def _source_sum(context: BuildContext, m: SourceMatch, cache: BuildCache, cmd: s
         if not stat.S_ISREG(st.st_mode):
             return tree_checksum([(m.name, _kind(st.st_mode), stat.S_IMODE(st.st_mode), "")])
         return tree_checksum([(m.name, "file", stat.S_IMODE(st.st_mode),
-                               cache.file_digest(str(m.path), st))])
+                               cache.file_digest(str(m.path), st, context.persistent))])
     rows = []
     base = str(m.path)
     for rel, st in context.walk(m.rel):
         mode = st.st_mode
         kind = _kind(mode)
         if kind == "file":
-            value = cache.file_digest(os.path.join(base, rel), st)
+            value = cache.file_digest(os.path.join(base, rel), st, context.persistent)
         elif kind == "symlink":
             value = os.readlink(os.path.join(base, rel))
         else:

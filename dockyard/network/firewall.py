@@ -13,6 +13,7 @@ Published ports are plain kernel DNAT: no userspace proxy on the data path.
 """
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -24,11 +25,47 @@ from dockyard.network.naming import Names
 Rule = tuple[str, str, list[str]]  # (table, chain, match/target arguments)
 
 
-def _iptables() -> str:
-    path = shutil.which("iptables") or shutil.which("iptables", path="/usr/sbin:/sbin")
-    if not path:
+_BACKEND: list[str] = []
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def _forward_is_busy(binary: str) -> bool:
+    """Has another tool (docker, podman, a firewall) put rules in this backend's FORWARD?"""
+    proc = subprocess.run([binary, "-w", "10", "-S", "FORWARD"], capture_output=True, text=True)
+    lines = proc.stdout.splitlines() if proc.returncode == 0 else []
+    return any(not line.startswith("-P") for line in lines) or "-P FORWARD DROP" in lines
+
+
+def backend() -> str:
+    """``iptables``, or ``iptables-legacy`` when only the legacy tables are in use.
+
+    A packet passes both the legacy and the nft tables; rules must go where the other tools'
+    FORWARD policy lives, or that policy drops our traffic. ``DOCKYARD_IPTABLES=legacy|nft``
+    forces a choice."""
+    if _BACKEND:
+        return _BACKEND[0]
+    forced = os.environ.get("DOCKYARD_IPTABLES", "")
+    default = _which("iptables")
+    legacy = _which("iptables-legacy")
+    if not default and not legacy:
         raise Unsupported("iptables is not installed: install it with 'apt-get install iptables'")
-    return path
+    chosen = default or legacy
+    if forced == "legacy" and legacy:
+        chosen = legacy
+    elif forced == "nft" and _which("iptables-nft"):
+        chosen = _which("iptables-nft")
+    elif not forced and default and legacy and os.path.realpath(default) != os.path.realpath(legacy):
+        if not _forward_is_busy(default) and _forward_is_busy(legacy):
+            chosen = legacy
+    _BACKEND.append(str(chosen))
+    return _BACKEND[0]
+
+
+def _iptables() -> str:
+    return backend()
 
 
 def run_iptables(table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -81,8 +118,8 @@ class Firewall:
             lines = [" ".join(_restore_word(w) for w in words) for t, words in ops if t == table]
             if lines:
                 text += f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n"
-        restore = shutil.which("iptables-restore") or shutil.which(
-            "iptables-restore", path="/usr/sbin:/sbin")
+        name = os.path.basename(backend())
+        restore = _which(name + "-restore" if name != "iptables" else "iptables-restore")
         if not restore:
             raise Unsupported("iptables-restore is not installed: install iptables")
         proc = subprocess.run([restore, "--noflush", "-w", "10"], input=text, capture_output=True,

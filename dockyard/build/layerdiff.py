@@ -68,8 +68,10 @@ class Spool(io.RawIOBase):
 
     def write(self, data: bytes | memoryview) -> int:  # type: ignore[override]
         if self._mem is not None and self._mem.tell() + len(data) > self._limit:
-            self._fd = os.open(self._dir, os.O_TMPFILE | os.O_RDWR, 0o600)
-            os.write(self._fd, self._mem.getbuffer())
+            self._fd = _unnamed_file(self._dir)
+            pending = self._mem.getbuffer()
+            while pending:
+                pending = pending[os.write(self._fd, pending):]
             self._mem = None
         if self._mem is not None:
             return self._mem.write(data)
@@ -95,6 +97,18 @@ class Spool(io.RawIOBase):
             self._fd = -1
         self._mem = None
         super().close()
+
+
+def _unnamed_file(directory: str) -> int:
+    """A read-write fd to a file with no name (gone when closed)."""
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+    except OSError:  # a filesystem without O_TMPFILE
+        import tempfile
+
+        fd, name = tempfile.mkstemp(dir=directory)
+        os.unlink(name)
+        return fd
 
 
 def _getxattr(path: str, name: str) -> bytes | None:

@@ -1,0 +1,81 @@
+"""Layer writing: an overlay upper dir becomes a reproducible OCI layer with docker's whiteouts,
+compressed into one gzip member that every reader accepts."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+import zlib
+
+from dockyard.build.gzipfast import BLOCK, GzipWriter
+from dockyard.build.layerdiff import TarEmitter, write_layer
+
+
+def _gz(data: bytes) -> bytes:
+    out = io.BytesIO()
+    w = GzipWriter(out.write)
+    for i in range(0, len(data), 300_000):
+        w.write(data[i:i + 300_000])
+    diff_id, size = w.close()
+    assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest() and size == len(data)
+    return out.getvalue()
+
+
+def test_gzip_is_one_valid_member_for_any_data():
+    text = b"compressible line of text\n" * 200_000
+    noise = os.urandom(3 * BLOCK + 12345)
+    for data in (b"", b"x", text, noise, text[:BLOCK] + noise + text[:777]):
+        blob = _gz(data)
+        assert gzip.decompress(blob) == data
+        d = zlib.decompressobj(31)
+        assert d.decompress(blob) == data and d.eof and d.unused_data == b""  # a single member
+    assert len(_gz(text)) < len(text) / 20          # text is compressed
+    assert len(_gz(noise)) < len(noise) * 1.001     # random data is stored, not inflated
+    assert _gz(text + noise) == _gz(text + noise)   # same input, same bytes
+
+
+def _upper(tmp_path):
+    up = tmp_path / "upper"
+    (up / "dir" / "sub").mkdir(parents=True)
+    (up / "dir" / "sub" / "file").write_text("content")
+    os.link(up / "dir" / "sub" / "file", up / "dir" / "hardlink")
+    os.symlink("sub/file", up / "dir" / "symlink")
+    os.mknod(up / "deleted", 0o600 | 0o020000, os.makedev(0, 0))   # overlay whiteout
+    (up / "opaque").mkdir()
+    os.setxattr(up / "opaque", "trusted.overlay.opaque", b"y")
+    (up / "opaque" / "new").write_text("n")
+    os.mkfifo(up / "fifo")
+    for p in up.rglob("*"):
+        os.utime(p, (2_000_000_000, 2_000_000_000), follow_symlinks=False)
+    return up
+
+
+def test_upper_dir_to_docker_style_tar(tmp_path):
+    chunks: list[bytes] = []
+    emitter = TarEmitter(chunks.append, epoch=1_000_000_000)
+    emitter.add_tree(_upper(tmp_path))
+    emitter.finish()
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tf:
+        members = {m.name: m for m in tf}
+    assert list(members) == [".wh.deleted", "dir", "dir/hardlink", "dir/sub", "dir/sub/file", "dir/symlink",
+                             "fifo", "opaque", "opaque/.wh..wh..opq", "opaque/new"]
+    assert members["dir/sub/file"].islnk() and members["dir/sub/file"].linkname == "dir/hardlink"
+    assert members["dir/symlink"].issym() and members["fifo"].isfifo()
+    assert members[".wh.deleted"].isfile() and members[".wh.deleted"].size == 0
+    assert all(m.mtime == 1_000_000_000 for m in members.values())  # clamped to SOURCE_DATE_EPOCH
+    assert not any(k.startswith("SCHILY.xattr.trusted") for m in members.values() for k in m.pax_headers)
+
+
+def test_write_layer_into_the_content_store(client, tmp_path):
+    up = _upper(tmp_path)
+    a = write_layer(up, client.content, epoch=1)
+    b = write_layer(up, client.content, epoch=1)
+    assert (a.digest, a.diff_id) == (b.digest, b.diff_id)
+    raw = a.uncompressed.read()
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == a.diff_id
+    with client.content.open(a.digest) as blob:
+        assert gzip.decompress(blob.read()) == raw
+    a.close()
+    b.close()

@@ -156,7 +156,9 @@ class Puller(Operation):
         if len(diff_ids) != len(layers) or not all(isinstance(d, str) and dg.is_digest(d) for d in diff_ids):
             raise InvalidContent(f"image config {config.digest} lists {len(diff_ids)} layers "
                                  f"but manifest {manifest_digest} has {len(layers)}")
-        downloaded = self._layers(repo, layers, diff_ids, lease, committed)
+        # like docker, say nothing about the layers of an image that is already here
+        known = self.client.images.exists(config.digest)
+        downloaded = self._layers(repo, layers, diff_ids, lease, committed, quiet_existing=known)
         names = [ref.tagged] if ref.tag and not ref.digest else []
         image = self.client.images.register(top.digest, names, platform=self.platform, lease=lease,
                                             repo_digest_names=[f"{ref.name}@{top.digest}"])
@@ -190,7 +192,7 @@ class Puller(Operation):
 
     # -- layers -------------------------------------------------------------------------------
     def _layers(self, repo: "Repository", layers: list[Descriptor], diff_ids: list[str],
-                lease: "Lease", committed: list[str]) -> set[str]:
+                lease: "Lease", committed: list[str], quiet_existing: bool = False) -> set[str]:
         """Download missing layers concurrently while unpacking them in order as they arrive."""
         from dockyard.snapshot.store import chain_id
 
@@ -199,7 +201,8 @@ class Puller(Operation):
             short = dg.short_id(layer.digest)
             if self.content.exists(layer.digest):
                 lease.add("content", layer.digest)
-                self.progress.layer(short, "Already exists")
+                if not quiet_existing:
+                    self.progress.layer(short, "Already exists")
             elif layer.digest not in need:
                 need[layer.digest] = _Blob(layer, short, BlobFeed())
                 self.progress.layer(short, "Pulling fs layer")

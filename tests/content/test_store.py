@@ -197,3 +197,61 @@ def test_digest_helpers():
     assert dg.is_digest("sha256:" + "0" * 64)
     assert not dg.is_digest("sha256:" + "0" * 63)
     assert not dg.is_digest("sha256:" + "A" * 64)
+
+
+def test_background_writer_stores_exactly_what_was_hashed(client):
+    chunks = [os.urandom(1 << 20) for _ in range(20)] + [b"tail"]
+    buf = bytearray(b"reused buffer")  # a caller may reuse a mutable buffer after write returns
+    with client.content.writer(background=True) as w:
+        for c in chunks:
+            w.write(c)
+        w.write(buf)
+        buf[:] = b"X" * len(buf)
+        d = w.commit()
+    data = b"".join(chunks) + b"reused buffer"
+    assert d == sha(data)
+    assert client.content.read_bytes(d, max_size=64 << 20) == data
+    assert client.content.in_progress() == []
+
+
+def test_background_writer_full_disk_is_one_clear_error(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        from dockyard import Client
+
+        c = Client(mnt / "root")
+        with pytest.raises(DockyardError, match="no space left on device"):
+            with c.content.writer(background=True) as w:
+                for _ in range(4):
+                    w.write(os.urandom(1 << 20))
+                w.commit()
+        assert list(c.content.list()) == []
+        assert c.content.in_progress() == []
+        c.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_many_blobs_one_sync(client):
+    """Blobs written, made durable by one sync, then committed without an fsync each."""
+    datas = [os.urandom(1000 + i) for i in range(5)]
+    writers = []
+    for data in datas:
+        w = client.content.writer()
+        w.write(data)
+        w.flush()
+        writers.append(w)
+    assert list(client.content.list()) == []  # nothing visible before the commits
+    client.content.sync()
+    digests = [w.commit(sha(d), len(d), synced=True) for w, d in zip(writers, datas)]
+    client.content.sync_names({"sha256"})
+    assert digests == [sha(d) for d in datas]
+    assert sorted(b.digest for b in client.content.list()) == sorted(digests)
+    with pytest.raises(DigestMismatch):  # synced=True never skips verification
+        w = client.content.writer()
+        w.write(b"abc")
+        w.commit(sha(b"abd"), synced=True)
+    assert client.content.in_progress() == []

@@ -4,8 +4,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -272,3 +275,181 @@ def test_broken_archives_are_refused_cleanly(client, case):
         assert not Path("/tmp/dockyard-evil-layer.tar").exists()
         return
     _store_is_clean(client)
+
+
+# -- the streaming load: layers unpacked as they arrive, verified once, nothing left behind ----------
+def _layer(files: dict[str, bytes]) -> bytes:
+    return tar_of(files)
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
+def _zstd(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def _image_archive(blobs: list[bytes], diff_ids: list[str], fmt: str = "docker", tag: str = "st:1",
+                   layer_paths: list[str] | None = None) -> bytes:
+    """A docker-archive or OCI layout holding ``blobs`` as the image's layers (in order)."""
+    cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    if fmt == "docker":
+        paths = layer_paths or [f"l{i}/layer.tar" for i in range(len(blobs))]
+        members = {f"{sha(cfg)[7:]}.json": cfg}
+        members.update(zip(paths, blobs))
+        members["manifest.json"] = json.dumps([{"Config": f"{sha(cfg)[7:]}.json", "RepoTags": [tag],
+                                                "Layers": paths}]).encode()
+        return tar_of(members)
+    kinds = {b"\x1f\x8b": "+gzip", b"\x28\xb5": "+zstd"}
+    layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar" + kinds.get(b[:2], ""),
+               "digest": sha(b), "size": len(b)} for b in blobs]
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(cfg),
+                                 "size": len(cfg)}, "layers": layers}).encode()
+    members = {f"blobs/sha256/{sha(b)[7:]}": b for b in [*blobs, cfg, man]}
+    members["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
+    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(man), "size": len(man),
+         "annotations": {"io.containerd.image.name": f"docker.io/library/{tag}"}}]}).encode()
+    return tar_of(members)
+
+
+def _leftovers(client) -> list[str]:
+    """Unfinished work that a finished load must not leave: ingests and unpacks in progress."""
+    snaps = client.snapshots
+    return [str(p) for p in [*client.content.ingest_dir.iterdir(), *snaps.tmp_dir.iterdir()]]
+
+
+def _no_unpack_from_the_store(monkeypatch) -> None:
+    """Make the unpack-from-blob path fail: a load that passes unpacked every layer while streaming."""
+    import dockyard.snapshot.store as snapshot_store
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a layer was read back from the content store and unpacked again")
+
+    monkeypatch.setattr(snapshot_store, "unpack_layer", refuse)
+
+
+@pytest.mark.parametrize("fmt", ["docker", "oci"])
+def test_layers_are_unpacked_while_the_archive_streams(client, monkeypatch, fmt):
+    big = os.urandom(3 << 20)  # bigger than one read chunk: crosses chunk boundaries
+    plain = _layer({"etc/hostname": b"box\n", "data/big": big})
+    gz = _layer({"etc/motd": b"gzip layer\n"})
+    zs = _layer({"etc/zstd": b"zstd layer\n", ".wh.gone": b""})
+    blobs, diff_ids = [plain, _gzip(gz), _zstd(zs)], [sha(plain), sha(gz), sha(zs)]
+    _no_unpack_from_the_store(monkeypatch)
+    assert client.images.load(io.BytesIO(_image_archive(blobs, diff_ids, fmt))) == ["Loaded image: st:1"]
+    image = client.images.get("st:1")
+    fs = client.snapshots.lowerdirs(image.top_chain_id)
+    assert [d.name for d in fs] == ["fs"] * 3
+    assert (fs[2] / "data/big").read_bytes() == big
+    assert (fs[1] / "etc/motd").read_bytes() == b"gzip layer\n"
+    assert (fs[0] / "etc/zstd").read_bytes() == b"zstd layer\n"
+    assert stat.S_ISCHR(os.lstat(fs[0] / "gone").st_mode)  # the whiteout, as overlayfs wants it
+    assert image.size == len(big) + len(b"box\n") + len(b"gzip layer\n") + len(b"zstd layer\n")
+    for blob in blobs:  # every blob in the store, whole and verified
+        assert client.content.read_bytes(sha(blob)) == blob
+    assert _leftovers(client) == []
+
+
+def test_compressed_archive_loads(client, monkeypatch):
+    import gzip
+
+    layer = _layer({"hello": b"hi"})
+    data = gzip.compress(_image_archive([layer], [sha(layer)]))  # docker save | gzip
+    _no_unpack_from_the_store(monkeypatch)
+    assert client.images.load(io.BytesIO(data)) == ["Loaded image: st:1"]
+    assert client.images.get("st:1").layers[0].diff_id == sha(layer)
+
+
+def test_a_layer_used_twice_and_a_reload(client):
+    layer = _layer({"same": b"twice"})
+    data = _image_archive([layer, layer], [sha(layer), sha(layer)], fmt="oci")
+    client.images.load(io.BytesIO(data))
+    image = client.images.get("st:1")
+    assert len(client.snapshots.lowerdirs(image.top_chain_id)) == 2
+    # loading again: blobs already there are skipped, the image is the same
+    assert client.images.load(io.BytesIO(data)) == ["Loaded image: st:1"]
+    assert client.images.get("st:1").id == image.id
+    assert _leftovers(client) == []
+
+
+def test_unreferenced_tar_in_the_archive_is_not_kept(client):
+    layer = _layer({"a": b"1"})
+    stray = _layer({"not": b"a layer of this image"})
+    data = _image_archive([layer], [sha(layer)], layer_paths=["l0/layer.tar"])
+    # a tar that no manifest names (staged like any layer, then dropped)
+    data = tar_of({"stray/layer.tar": stray, **{m.name: tarfile.open(fileobj=io.BytesIO(data)).extractfile(m).read()
+                                              for m in tarfile.open(fileobj=io.BytesIO(data))}})
+    client.images.load(io.BytesIO(data))
+    assert len(client.snapshots.list()) == 1
+    assert _leftovers(client) == []
+
+
+@pytest.mark.parametrize("case", ["escape", "device", "wrong-diff-id", "truncated-layer", "corrupt-gzip"])
+def test_bad_layers_in_a_streamed_load_are_refused_cleanly(client, tmp_path, case):
+    """The layer is staged while it streams, fails or does not match, and the normal unpack then
+    reports it exactly as before: one line, nothing kept, nothing written outside."""
+    bait = tmp_path / "bait"
+    good = _layer({"ok": b"fine"})
+    if case == "escape":
+        bad = _layer({f"{'../' * 30}{bait}": b"escaped"})
+        blobs, diff_ids = [good, bad], [sha(good), sha(bad)]
+    elif case == "device":
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo("dev/sda")
+            ti.type, ti.devmajor, ti.devminor = tarfile.BLKTYPE, 8, 0
+            tf.addfile(ti)
+        bad = buf.getvalue()
+        blobs, diff_ids = [good, bad], [sha(good), sha(bad)]
+    elif case == "wrong-diff-id":
+        blobs, diff_ids = [good], [sha(b"something else")]
+    elif case == "truncated-layer":
+        big = _layer({"big": os.urandom(2 << 20)})
+        bad = big[:len(big) // 2]
+        blobs, diff_ids = [good, bad], [sha(good), sha(big)]
+    else:
+        bad = _gzip(good)[:-12] + b"\xff" * 12
+        blobs, diff_ids = [bad], [sha(good)]
+    with pytest.raises((InvalidContent, DigestMismatch)) as err:
+        client.images.load(io.BytesIO(_image_archive(blobs, diff_ids)))
+    assert "\n" not in str(err.value)
+    assert not bait.exists()
+    assert _leftovers(client) == []
+    _store_is_clean(client)
+
+
+def test_truncated_archive_mid_layer_leaves_nothing(client):
+    layer = _layer({"big": os.urandom(3 << 20)})
+    data = _image_archive([layer], [sha(layer)])
+    with pytest.raises(InvalidContent, match="truncated"):
+        client.images.load(io.BytesIO(data[: len(data) // 2]))
+    assert _leftovers(client) == []
+    _store_is_clean(client)
+
+
+@pytest.mark.skipif(not os.access("/usr/bin/time", os.X_OK), reason="GNU time (/usr/bin/time) not installed")
+def test_load_and_save_memory_stays_flat(cli, tmp_path):
+    """A 96 MiB image loads and saves in well under 64 MiB of client memory (nothing is held
+    whole: measured with GNU time, which a vfork from pytest's big process would not give)."""
+    layers = [_layer({f"f{i}": os.urandom(32 << 20)}) for i in range(3)]
+    archive = tmp_path / "img.tar"
+    archive.write_bytes(_image_archive(layers, [sha(l) for l in layers]))
+    del layers
+
+    def peak(*args: str) -> float:
+        out = tmp_path / "rss"
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(out), sys.executable, "-m", "dockyard", *args],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return int(out.read_text().split()[-1]) / 1024
+
+    assert peak("image", "load", "-q", "-i", str(archive)) < 64
+    assert peak("image", "save", "-o", str(tmp_path / "out.tar"), "st:1") < 64

@@ -51,13 +51,16 @@ class BlobFeed:
             self.broken = True
             self._cond.notify_all()
 
-    def finish(self, error: BaseException | None = None, path: str | None = None) -> None:
-        """The download ended: committed at ``path``, or failed with ``error``."""
+    def finish(self, error: BaseException | None = None, path: str | None = None, size: int = 0) -> None:
+        """The download ended: the blob of ``size`` bytes is at ``path``, or it failed with ``error``.
+
+        The blob may have been written by another process, this feed never seeing a byte."""
         with self._cond:
             self.done = True
             self.error = error
             if path is not None:
                 self.path = path
+                self.written = size
             self._cond.notify_all()
 
     def wait_for(self, pos: int) -> tuple[str, int, bool]:

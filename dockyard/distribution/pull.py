@@ -261,7 +261,7 @@ class Puller(Operation):
         except BaseException as exc:
             blob.feed.finish(error=exc)
             raise
-        blob.feed.finish(path=str(self.content.blob_path(blob.desc.digest)))
+        blob.feed.finish(path=str(self.content.blob_path(blob.desc.digest)), size=blob.desc.size)
         return done
 
     def _download_into_store(self, repo: "Repository", blob: "_Blob", lease: "Lease", committed: list[str]) -> bool:

@@ -307,6 +307,7 @@ class FakeRegistry:
         self.bearer: str | None = None
         self.token_given = ""
         self.redirect_blobs: str | None = None
+        self.slow: dict[str, float] = {}   # digest -> seconds to pause half-way through its body
         self.host = ""
         if image is not None:
             self.add(image, "latest")
@@ -361,6 +362,13 @@ class FakeRegistry:
                 h.reply(status, part[:cut], headers, length=len(part))
                 h.close_connection = True
                 h.connection.shutdown(socket.SHUT_RDWR)
+                return
+            pause = self.slow.get(digest)
+            if pause and h.command == "GET":
+                h.reply(status, part[: len(part) // 2], headers, length=len(part))
+                h.wfile.flush()
+                time.sleep(pause)
+                h.wfile.write(part[len(part) // 2:])
                 return
             h.reply(status, part, headers)
             return

@@ -208,3 +208,28 @@ def test_push_survives_a_cut_upload(cli, client, cncf, tmp_path, app_server, doc
     digest = r.stdout.splitlines()[-1].split()[2]
     with Client(tmp_path / "check") as other:
         assert other.distribution.pull(f"{cncf.host}/cutpush/app@{digest}").id == client.images.get(name).id
+
+
+def test_two_pulls_of_one_image_at_once(cli, client, root, app_server, docker_config):
+    """The second process waits for the first one's download of a blob instead of fetching it
+    again, then unpacks the blob the first one committed."""
+    import subprocess
+    import sys
+
+    from .helpers import dockyard_env
+
+    image = _image(400_000)
+    fake = FakeRegistry("two/app", image)
+    layer = sha(image.layers[0])
+    fake.slow[layer] = 1.5
+    srv = _serve(app_server, fake)
+    cli("image", "ls", check=True)  # the state root exists before both start
+    cmd = [sys.executable, "-m", "dockyard", "pull", "-q", f"{srv.host}/two/app"]
+    procs = [subprocess.Popen(cmd, env=dockyard_env(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0, 0], results
+    assert all(r[0] == f"{srv.host}/two/app:latest\n" for r in results)
+    gets = [p for m, p, h in srv.requests if m == "GET" and p.endswith(layer)]
+    assert len(gets) == 1  # one download, shared
+    assert client.images.get(f"{srv.host}/two/app").id == sha(image.config)

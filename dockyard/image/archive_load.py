@@ -212,6 +212,9 @@ class _Loader:
             raise
         if staged is not None:
             staged.finish(digest)
+            if staged.diff_id and staged.compression not in ("", "none"):
+                # verified (hashed as it was unpacked): saves need no counting pass later
+                self.service.record_layer_size(staged.diff_id, staged.stream_size)
             self.area.ready(staged)
         self.pending.append((writer, digest, size))
         self.arc.files[name] = (digest, size)

@@ -114,7 +114,6 @@ def _annotations(tag: str) -> dict[str, str]:
 def _write_uncompressed(service: "ImageService", image: "Image", writer: TarStreamWriter,
                         written: set[str]) -> tuple[str, int]:
     """Write config, uncompressed layers and a matching OCI manifest; returns the manifest's digest."""
-    from dockyard.image.compression import open_decompressed
     from dockyard.image.service import canonical_json
 
     content = service.content
@@ -133,9 +132,11 @@ def _write_uncompressed(service: "ImageService", image: "Image", writer: TarStre
                 service.record_layer_size(layer.diff_id, size)
             if layer.diff_id not in written:
                 written.add(layer.diff_id)
-                with content.open(layer.digest) as raw:
-                    reader, _ = open_decompressed(raw)
-                    writer.add_stream(name, reader, size)
+                stream = _decompressed(service, layer.digest, layer.media_type)
+                try:
+                    writer.add_chunks(name, stream.read_chunk, size)
+                finally:
+                    stream.close()
         layers_desc.append({"mediaType": mt.OCI_LAYER, "digest": layer.diff_id, "size": size})
     config_digest = image.manifest["config"]["digest"]
     if config_digest not in written:
@@ -161,12 +162,25 @@ def _write_uncompressed(service: "ImageService", image: "Image", writer: TarStre
     return manifest_digest, len(data)
 
 
-def _count_uncompressed(service: "ImageService", digest: str) -> int:
-    from dockyard.image.compression import open_decompressed
+def _decompressed(service: "ImageService", digest: str, media_type: str = ""):  # noqa: ANN202
+    """A layer blob's uncompressed bytes (``read_chunk()``), read, verified and decompressed in a
+    second thread while the caller writes; ``close()`` it."""
+    from dockyard.snapshot.layerstream import LayerStream
 
+    raw = service.content.open(digest)  # verifying: raises at the end if the blob is corrupt
+    try:
+        return LayerStream(raw, media_type, f"layer {digest}", algorithm=None, prefetch=True, owns_blob=True)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _count_uncompressed(service: "ImageService", digest: str) -> int:
     n = 0
-    with service.content.open(digest) as raw:
-        reader, _ = open_decompressed(raw)
-        while chunk := reader.read(1 << 20):
+    stream = _decompressed(service, digest)
+    try:
+        while chunk := stream.read_chunk():
             n += len(chunk)
+    finally:
+        stream.close()
     return n

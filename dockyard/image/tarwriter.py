@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tarfile
 import time
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -77,6 +77,23 @@ class TarStreamWriter:
         """Copy exactly ``size`` bytes from a stream (the size must be known up front)."""
         self._header(name, size)
         self._copy(stream, size)
+        self._pad(size)
+
+    def add_chunks(self, name: str, read_chunk: Callable[[], bytes], size: int) -> None:
+        """Copy exactly ``size`` bytes from ``read_chunk()`` calls (``b""`` at the end), e.g. a
+        decompressing :class:`~dockyard.snapshot.layerstream.LayerStream`."""
+        self._header(name, size)
+        left = size
+        while left:
+            chunk = read_chunk()
+            if not chunk:
+                raise OSError(f"stream ended {left} bytes early")
+            if len(chunk) > left:
+                raise OSError(f"stream is longer than the {size} bytes announced")
+            self._write(chunk)
+            left -= len(chunk)
+        if read_chunk():
+            raise OSError(f"stream is longer than the {size} bytes announced")
         self._pad(size)
 
     def _copy(self, src: BinaryIO, n: int) -> None:

@@ -130,13 +130,15 @@ class LayerStream:
     """``read_chunk()`` returns the next piece of the uncompressed layer (``b""`` at the end);
     ``digest`` and ``size`` describe everything read so far.
 
-    With ``prefetch`` a background thread reads, decompresses and hashes the next chunks while
-    the caller writes files: zlib, zstd and hashlib release the GIL, so on two cores the digests
-    (the blob's and the diff_id's) cost almost no wall time. Call ``close()`` when done.
+    With ``prefetch`` a background thread reads and decompresses the next chunks while the
+    caller writes files: zlib, zstd and hashlib release the GIL, so on two cores the digests
+    (the blob's and the diff_id's) cost almost no wall time. The uncompressed bytes are hashed
+    by whichever side has less to do (see ``_hash_on_read``). Call ``close()`` when done.
     """
 
     def __init__(self, blob: BinaryIO, media_type: str = "", label: str = "layer",
-                 algorithm: str | None = "sha256", prefetch: bool = False) -> None:
+                 algorithm: str | None = "sha256", prefetch: bool = False, owns_blob: bool = False) -> None:
+        self._blob = blob if owns_blob else None  # closed by close()
         head = b""
         while len(head) < 8:  # enough for every magic, even from a reader with short reads
             more = blob.read(CHUNK)
@@ -175,6 +177,9 @@ class LayerStream:
         self._queue: queue.Queue[bytes | BaseException] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Who hashes: the prefetch thread when it only reads (the caller is busy writing files),
+        # the caller when the prefetch thread decompresses (inflate alone fills one core).
+        self._hash_on_read = prefetch and self.compression != "none"
         if prefetch:
             self._queue = queue.Queue(maxsize=4)
             self._thread = threading.Thread(target=self._produce, name="layer-prefetch", daemon=True)
@@ -182,11 +187,14 @@ class LayerStream:
 
     def _next(self) -> bytes:
         chunk = self._read(CHUNK)
-        if chunk:
-            if self._hash is not None:
-                self._hash.update(chunk)
-            self.size += len(chunk)
+        if chunk and not self._hash_on_read:
+            self._count(chunk)
         return chunk
+
+    def _count(self, chunk: bytes) -> None:
+        if self._hash is not None:
+            self._hash.update(chunk)
+        self.size += len(chunk)
 
     def _produce(self) -> None:
         assert self._queue is not None
@@ -215,14 +223,19 @@ class LayerStream:
             raise item
         if not item:
             self._thread = None
+        elif self._hash_on_read:
+            self._count(item)
         return item
 
     def close(self) -> None:
-        """Stop the prefetch thread (if any) and wait for it."""
+        """Stop the prefetch thread (if any) and wait for it; close the blob if it was handed over."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()
+        blob, self._blob = self._blob, None
+        if blob is not None:
+            blob.close()
 
     def drain(self) -> None:
         """Read (and hash) to the end: bytes after the tar's end blocks count in the diff_id."""

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from dockyard.content import durability
-from dockyard.snapshot.layerstream import detect
-from dockyard.snapshot.unpack import UnpackPolicy, unpack_layer
+from dockyard.snapshot.layerstream import LayerStream, detect
+from dockyard.snapshot.unpack import UnpackPolicy, extract_stream
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.snapshot.store import SnapshotStore
 
-_QUEUE_CHUNKS = 8  # at most this many chunks (≤ 1 MiB each) wait for the unpacking thread
+_QUEUE_CHUNKS = 4  # at most this many chunks (≤ 1 MiB each) wait for the unpacking thread
 _END = None
 
 
@@ -95,7 +95,8 @@ class StagedLayer:
         self.dir.mkdir(mode=0o700)
         (self.dir / "fs").mkdir(mode=0o755)
         self.diff_id: str | None = None
-        self.size = 0
+        self.size = 0  # bytes of regular-file data, as a layer's size is counted
+        self.stream_size = 0  # bytes of the uncompressed tar (what ``image save`` writes)
         self.compression = ""
         self.error: BaseException | None = None
         self.synced = False
@@ -106,17 +107,20 @@ class StagedLayer:
 
     # -- the unpacking thread -------------------------------------------------------------
     def _run(self) -> None:
+        stream = None
         try:
             compression = detect(self._reader.peek(), self.media_type)
             own_hash = not (self.caller_hashes and compression == "none")
-            digest, self.size, self.compression = unpack_layer(
-                self._reader, self.dir / "fs", self.media_type, self.policy, self.label,
-                algorithm="sha256" if own_hash else None, prefetch=compression != "none",
-                writeback=self.store.fsync)
-            self.diff_id = digest
+            # a compressed blob is decompressed (and the result hashed) in one more thread
+            stream = LayerStream(self._reader, self.media_type, self.label,
+                                 algorithm="sha256" if own_hash else None, prefetch=compression != "none")
+            self.size = extract_stream(stream, self.dir / "fs", self.policy, self.label, self.store.fsync)
+            self.diff_id, self.stream_size, self.compression = stream.digest, stream.size, stream.compression
         except BaseException as exc:  # kept: the normal unpack reports it if the layer is used
             self.error = exc
         finally:
+            if stream is not None:
+                stream.close()
             self._reader.drain()
 
     # -- the feeding thread ---------------------------------------------------------------
@@ -125,7 +129,7 @@ class StagedLayer:
         return self.error is not None
 
     def feed(self, data: bytes) -> None:
-        """Hand the next bytes of the blob over (blocks while the unpacker is 8 chunks behind)."""
+        """Hand the next bytes of the blob over (blocks while the unpacker is 4 chunks behind)."""
         if self.error is None:
             self._reader.queue.put(data)
 

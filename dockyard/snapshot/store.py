@@ -301,6 +301,8 @@ class SnapshotStore:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)  # another process committed it first
+            if self.fsync:
+                durability.fsync_dir(self.root)  # the rename is durable before the DB row says so
             with self._tx() as db:
                 if parent is not None and db.execute("SELECT 1 FROM snapshot_layers WHERE chain_id = ?",
                                                      (parent,)).fetchone() is None:

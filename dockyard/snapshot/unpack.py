@@ -346,29 +346,35 @@ def _ignore_unsupported(func, *args, **kwargs) -> None:  # noqa: ANN001
             raise
 
 
+def extract_stream(stream: LayerStream, dest: Path, policy: UnpackPolicy = UnpackPolicy(),
+                   label: str = "layer", writeback: bool = False) -> int:
+    """Extract the uncompressed layer ``stream`` into the empty directory ``dest`` and read it to
+    its end (trailing bytes count in the diff_id); returns the bytes of regular-file data.
+    ``writeback`` starts writing big files to disk while the rest is unpacked (for a caller
+    that syncs afterwards)."""
+    reader = TarReader(stream.read_chunk, label)
+    extractor = LayerExtractor(dest, policy, label, writeback=writeback)
+    try:
+        for entry in reader:
+            extractor.apply(entry, reader)
+        extractor.finish()
+    finally:
+        extractor.close()
+    stream.drain()
+    return extractor.size
+
+
 def unpack_layer(blob: BinaryIO, dest: Path, media_type: str = "", policy: UnpackPolicy = UnpackPolicy(),
-                 label: str = "layer", *, algorithm: str | None = "sha256", prefetch: bool = True,
-                 writeback: bool = False) -> tuple[str | None, int, str]:
+                 label: str = "layer", *, writeback: bool = False) -> tuple[str, int, str]:
     """Extract a (compressed) layer blob into the empty directory ``dest``.
 
     Returns ``(diff_id, size, compression)``: the digest of the uncompressed stream as read, the
     bytes of regular-file data written, and the compression detected. The caller compares the
     diff_id with the expected one; on any error ``dest`` holds a partial tree to be discarded.
-    ``algorithm=None`` skips the hash (diff_id None): only for a caller that hashes the same
-    bytes itself. ``prefetch`` reads and decompresses in a second thread; ``writeback`` starts
-    writing big files to disk while the rest is unpacked (for a caller that syncs afterwards).
     """
-    stream = LayerStream(blob, media_type, label, algorithm=algorithm, prefetch=prefetch)
+    stream = LayerStream(blob, media_type, label, prefetch=True)
     try:
-        reader = TarReader(stream.read_chunk, label)
-        extractor = LayerExtractor(dest, policy, label, writeback=writeback)
-        try:
-            for entry in reader:
-                extractor.apply(entry, reader)
-            extractor.finish()
-        finally:
-            extractor.close()
-        stream.drain()
+        size = extract_stream(stream, dest, policy, label, writeback)
     finally:
         stream.close()
-    return stream.digest, extractor.size, stream.compression
+    return stream.digest or "", size, stream.compression

@@ -92,6 +92,8 @@ class BuildCache:
         self._conn: sqlite3.Connection | None = None
         self._touched: dict[str, float] = {}
         self._sums_pending: list[tuple[str, int, int, int, int, str]] = []
+        self._sums: dict[str, tuple[int, int, int, int, str]] | None = None
+        self._sums_prefix = ""
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -153,15 +155,28 @@ class BuildCache:
         ``remember=False`` for files that will not be seen again (an extracted tar context)."""
         if not remember:
             return _hash_file(path)
-        with self._lock:
-            row = self._db().execute("SELECT size, mtime_ns, ino, ctime_ns, digest FROM file_sums WHERE path = ?",
-                                     (path,)).fetchone()
+        if self._sums is not None and path.startswith(self._sums_prefix):
+            row = self._sums.get(path)
+        else:
+            with self._lock:
+                row = self._db().execute("SELECT size, mtime_ns, ino, ctime_ns, digest FROM file_sums WHERE path = ?",
+                                         (path,)).fetchone()
         if row is not None and (row[0], row[1], row[2], row[3]) == (st.st_size, st.st_mtime_ns, st.st_ino,
                                                                     st.st_ctime_ns):
             return row[4]
         digest = _hash_file(path)
         self._sums_pending.append((path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, digest))
         return digest
+
+    def prefetch(self, directory: str) -> None:
+        """Load the checksums of every file under ``directory`` at once (a big context then
+        costs one query, not one per file)."""
+        prefix = directory.rstrip("/") + "/"
+        with self._lock:
+            rows = self._db().execute("SELECT path, size, mtime_ns, ino, ctime_ns, digest FROM file_sums"
+                                      " WHERE path >= ? AND path < ?", (prefix, prefix[:-1] + "0")).fetchall()
+        self._sums = {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        self._sums_prefix = prefix
 
     # -- cache mounts --------------------------------------------------------------------------
     def cache_mount_dir(self, mount_id: str) -> Path:
@@ -206,6 +221,7 @@ class BuildCache:
                 raise
             self._touched.clear()
             self._sums_pending.clear()
+            self._sums = None
 
 
 def _hash_file(path: str) -> str:

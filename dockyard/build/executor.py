@@ -422,13 +422,9 @@ class StageRunner:
         m.unmount()
         if not has_changes(m.upper):
             return run.cache.put(key, link_chain, None, None, 0, None, description)
-        blob = write_layer(m.upper, run.content, run.lease, run.epoch, spool_dir=str(run.tmp))
-        try:
-            # the plain tar becomes the committed snapshot: no gzip round trip
-            self.run.ensure_chain(self.layers)
-            run.snapshots.unpack(on_chain, blob.diff_id, blob.uncompressed, UNCOMPRESSED_TAR, lease=run.lease)
-        finally:
-            blob.close()
+        blob = write_layer(m.upper, run.content, run.lease, run.epoch, fix_tree=True)
+        self.run.ensure_chain(self.layers)
+        run.commit_tree(on_chain, blob, m.upper)
         return run.cache.put(key, link_chain, blob.diff_id, blob.digest, blob.size, blob.media_type, description)
 
     def _apply(self, rec: StepRecord, created_by: str) -> None:
@@ -455,10 +451,7 @@ class StageRunner:
                 if m is not None:
                     m.unmount()
             finally:
-                import shutil
-
-                snaps.remove(key)
-                shutil.rmtree(root, ignore_errors=True)
+                self.run.remove_later(key, root)
 
 
 def _created(text: str | None) -> float:

@@ -100,8 +100,6 @@ class GzipWriter:
         self._sha.update(data)
         self._crc = zlib.crc32(data, self._crc)
         self._size += n
-        if self._tee is not None:
-            self._tee(data)
         self._buf += data
         while len(self._buf) >= BLOCK:
             block = bytes(self._buf[:BLOCK])
@@ -110,6 +108,8 @@ class GzipWriter:
         return n
 
     def _submit(self, block: bytes) -> None:
+        if self._tee is not None:
+            self._tee(block)  # the uncompressed stream, in blocks of up to 1 MiB
         if self._workers <= 1:
             self._sink(deflate_block(block, self._level))
             return

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import stat
-import io
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from dockyard.build.gzipfast import GzipWriter
 
@@ -29,7 +28,6 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 CAPABILITY_XATTR = "security.capability"
 _BLOCK = 512
 _READ = 1 << 20
-SPOOL_MAX = 64 << 20
 
 
 @dataclass
@@ -40,75 +38,7 @@ class LayerBlob:
     size: int
     diff_id: str
     media_type: str = LAYER_MEDIA_TYPE
-    uncompressed: BinaryIO | None = None  # the tar itself, for unpacking it into a snapshot
-
-    def close(self) -> None:
-        if self.uncompressed is not None:
-            self.uncompressed.close()
-            self.uncompressed = None
-
-
-class Spool(io.RawIOBase):
-    """Bytes in memory up to ``limit``, then in an unnamed temporary file (O_TMPFILE): a
-    SpooledTemporaryFile without the tempfile module (and its random import) on the hot path."""
-
-    def __init__(self, limit: int, directory: str | None) -> None:
-        super().__init__()
-        self._mem: io.BytesIO | None = io.BytesIO()
-        self._fd = -1
-        self._limit = limit
-        self._dir = directory or "/tmp"
-        self._pos = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def write(self, data: bytes | memoryview) -> int:  # type: ignore[override]
-        if self._mem is not None and self._mem.tell() + len(data) > self._limit:
-            self._fd = _unnamed_file(self._dir)
-            pending = self._mem.getbuffer()
-            while pending:
-                pending = pending[os.write(self._fd, pending):]
-            self._mem = None
-        if self._mem is not None:
-            return self._mem.write(data)
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        return len(data)
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        if self._mem is not None:
-            return self._mem.seek(pos, whence)
-        return os.lseek(self._fd, pos, whence)
-
-    def readinto(self, b: "bytearray | memoryview") -> int:  # type: ignore[override]
-        if self._mem is not None:
-            return self._mem.readinto(b)
-        return os.readv(self._fd, [b])
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        self._mem = None
-        super().close()
-
-
-def _unnamed_file(directory: str) -> int:
-    """A read-write fd to a file with no name (gone when closed)."""
-    try:
-        return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
-    except OSError:  # a filesystem without O_TMPFILE
-        import tempfile
-
-        fd, name = tempfile.mkstemp(dir=directory)
-        os.unlink(name)
-        return fd
+    file_bytes: int = 0  # regular-file data in the layer
 
 
 def _getxattr(path: str, name: str) -> bytes | None:
@@ -141,12 +71,21 @@ def _header(name: str, st: os.stat_result, kind: bytes, epoch: int | None, link:
 
 
 class TarEmitter:
-    """Writes a tar stream of a directory tree to ``out`` (a callable taking bytes)."""
+    """Writes a tar stream of a directory tree to ``out`` (a callable taking bytes).
 
-    def __init__(self, out: Callable[[bytes], Any], epoch: int | None = None) -> None:
+    With ``fix_tree`` the tree is made to hold exactly what the tar says, so that it can serve
+    as the layer's committed snapshot: overlay's own bookkeeping xattrs (``origin``,
+    ``impure``, ... but not ``opaque``) are removed, sockets deleted, and modification times
+    clamped to ``epoch`` on disk as they are in the tar. ``file_bytes`` counts the regular-file
+    data (each inode once), the size a snapshot records.
+    """
+
+    def __init__(self, out: Callable[[bytes], Any], epoch: int | None = None, fix_tree: bool = False) -> None:
         self.out = out
         self.epoch = epoch
+        self.fix_tree = fix_tree
         self.count = 0
+        self.file_bytes = 0
         self._links: dict[tuple[int, int], str] = {}
 
     def add_tree(self, top: Path) -> None:
@@ -173,6 +112,9 @@ class TarEmitter:
         mode = st.st_mode
         self.count += 1
         pax: dict[str, str] = {}
+        if self.fix_tree and not self._fix(path, st):
+            self.count -= 1
+            return
         cap = _getxattr(path, CAPABILITY_XATTR) if not stat.S_ISLNK(mode) else None
         if cap is not None:
             pax["SCHILY.xattr." + CAPABILITY_XATTR] = cap.decode("latin-1")
@@ -207,8 +149,25 @@ class TarEmitter:
             return  # sockets are not layer material (docker skips them too)
         self.out(_header(name, st, kind, self.epoch, pax=pax))
 
+    def _fix(self, path: str, st: os.stat_result) -> bool:
+        """Make one tree entry match its tar entry; False if the entry was removed."""
+        if stat.S_ISSOCK(st.st_mode):
+            os.unlink(path)
+            return False
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError:
+            names = []
+        for n in names:
+            if n.startswith("trusted.overlay.") and n != OPAQUE_XATTR:
+                os.removexattr(path, n, follow_symlinks=False)
+        if self.epoch is not None and st.st_mtime > self.epoch:
+            os.utime(path, (self.epoch, self.epoch), follow_symlinks=False)
+        return True
+
     def _file(self, path: str, name: str, st: os.stat_result, pax: dict[str, str]) -> None:
         size = st.st_size
+        self.file_bytes += size
         self.out(_header(name, st, tarfile.REGTYPE, self.epoch, size=size, pax=pax))
         left = size
         with open(path, "rb") as f:
@@ -237,18 +196,14 @@ def has_changes(top: Path) -> bool:
 
 
 def write_layer(top: Path, content: "ContentStore", lease: "Lease | None" = None,
-                epoch: int | None = None, keep_uncompressed: bool = True,
-                spool_dir: str | None = None) -> LayerBlob:
-    """Diff ``top`` into a gzip layer blob in the content store.
-
-    With ``keep_uncompressed`` the plain tar is kept (in memory, or in a temp file when large)
-    so the caller can unpack it into a snapshot without decompressing again.
-    """
-    spool = Spool(SPOOL_MAX, spool_dir) if keep_uncompressed else None
+                epoch: int | None = None, tee: Callable[[bytes], Any] | None = None,
+                fix_tree: bool = False) -> LayerBlob:
+    """Diff ``top`` into a gzip layer blob in the content store. ``tee`` receives the plain tar
+    as it is written (in blocks of up to 1 MiB); ``fix_tree``: see :class:`TarEmitter`."""
     writer = content.writer(lease=lease)
     try:
-        gz = GzipWriter(writer.write, tee=spool.write if spool is not None else None)
-        emitter = TarEmitter(gz.write, epoch)
+        gz = GzipWriter(writer.write, tee=tee)
+        emitter = TarEmitter(gz.write, epoch, fix_tree=fix_tree)
         emitter.add_tree(top)
         emitter.finish()
         diff_id, _ = gz.close()
@@ -256,9 +211,5 @@ def write_layer(top: Path, content: "ContentStore", lease: "Lease | None" = None
         size = writer.offset
     except BaseException:
         writer.abort()
-        if spool is not None:
-            spool.close()
         raise
-    if spool is not None:
-        spool.seek(0)
-    return LayerBlob(digest=digest, size=size, diff_id=diff_id, uncompressed=spool)
+    return LayerBlob(digest=digest, size=size, diff_id=diff_id, file_bytes=emitter.file_bytes)

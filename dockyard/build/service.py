@@ -35,6 +35,8 @@ from dockyard.timeutil import format_rfc3339
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future
 
+    from dockyard.build.layerdiff import LayerBlob
+
     from dockyard.build.executor import LayerRef, StageResult
     from dockyard.build.progress import Step
     from dockyard.client import Client
@@ -80,6 +82,7 @@ class BuildRun:
         self.plan = plan
         self.needed = needed
         self._reaped = False
+        self._removals: list[threading.Thread] = []
         self._lease: Any = None
         self._lease_cm: Any = None
         self._lease_lock = threading.Lock()
@@ -87,6 +90,8 @@ class BuildRun:
         self.progress = opts.progress or Progress("quiet")
         self.content = self.client.content
         self.context = opts.context if opts.context.root is not None else None
+        if self.context is not None and self.context.persistent:
+            self.cache.prefetch(str(self.context.root))
         self.no_cache = opts.no_cache
         self.build_args = dict(opts.build_args)
         self.declared: set[str] = set(plan.declared)
@@ -126,9 +131,30 @@ class BuildRun:
                 self._lease = self._lease_cm.__enter__()
             return self._lease
 
+    def remove_later(self, key: str, mountpoint: Path) -> None:
+        """Remove a step's (unmounted) snapshot on a background thread: deleting the files of a
+        big step takes a while, and the next step need not wait for it. ``close`` waits."""
+        t = threading.Thread(target=self._remove, args=(key, mountpoint), name="snapshot-remove")
+        t.start()
+        self._removals.append(t)
+
+    def _remove(self, key: str, mountpoint: Path) -> None:
+        import shutil
+
+        try:
+            self.snapshots.remove(key)
+        except DockyardError:
+            pass  # the reaper of a later build tries again
+        finally:
+            shutil.rmtree(mountpoint, ignore_errors=True)
+            self.client.state.close()  # this thread's DB connection
+
     def close(self) -> None:
         import shutil
 
+        for t in self._removals:
+            t.join()
+        self._removals.clear()
         if self._lease_cm is not None:
             self._lease_cm.__exit__(None, None, None)
             self._lease_cm = self._lease = None
@@ -220,6 +246,39 @@ class BuildRun:
                     self.lease.add("snapshot", cid)
                 parent = cid
         return parent
+
+    def commit_tree(self, parent: str | None, blob: "LayerBlob", tree: Path) -> None:
+        """Make ``tree`` (a step's upper dir, already matching ``blob``'s tar) the committed
+        snapshot of the layer on ``parent``: handed to the snapshot store as a staged layer, it
+        is published by a rename instead of unpacking the blob again. Falls back to unpacking
+        the blob if the store will not take it."""
+        import shutil
+
+        from dockyard.build.cache import child_chain_id
+
+        snaps = self.snapshots
+        cid = child_chain_id(parent, blob.diff_id)
+        if snaps.has(cid):  # the same layer was committed before (a reproducible step)
+            self.lease.add("snapshot", cid)
+            return
+        staged = None
+        try:
+            from dockyard.snapshot.unpack import UnpackPolicy
+
+            staged = _AdoptedTree(snaps.tmp_dir / f"staged.{os.getpid()}.{os.urandom(6).hex()}",
+                                  blob.diff_id, blob.file_bytes, UnpackPolicy())
+            staged.dir.mkdir(mode=0o700)
+            os.rename(tree, staged.dir / "fs")
+            tree.mkdir(mode=0o755)  # the active snapshot keeps an (empty) upper dir to remove
+        except (OSError, ImportError, AttributeError, TypeError):
+            if staged is not None:
+                shutil.rmtree(staged.dir, ignore_errors=True)
+            staged = None
+        with snaps.staging() as area:
+            if staged is not None:
+                area.ready(staged)
+            with self.content.open(blob.digest) as fallback:  # read only if the store did not take the tree
+                snaps.unpack(parent, blob.diff_id, fallback, blob.media_type, lease=self.lease)
 
     # -- RUN helpers -------------------------------------------------------------------------------
     def network_for(self, flag: str | None) -> str:
@@ -427,6 +486,26 @@ class BuildService:
             self.client.snapshots.gc(keep)
         except DockyardError:
             pass
+
+
+class _AdoptedTree:
+    """A layer tree built in place, offered to the snapshot store's staging area the way a
+    layer unpacked while streaming is (see dockyard.snapshot.staging.StagedLayer)."""
+
+    failed = False
+    synced = False
+    _finished = True
+
+    def __init__(self, directory: Path, diff_id: str, size: int, policy: Any) -> None:
+        self.dir = directory
+        self.diff_id = diff_id
+        self.size = size
+        self.policy = policy
+
+    def discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def unused_args(build_args: dict[str, str | None], declared: set[str]) -> list[str]:

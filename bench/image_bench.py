@@ -13,7 +13,10 @@ through vfork+exec, which is what made every earlier figure read the same.
 
     .venv/bin/python bench/image_bench.py [--layers 8] [--layer-mib 128] [--runs 3]
         [--compress none|gzip|zstd] [--format docker|oci] [--tools dockyard,podman,...]
-        [--ops load,save]
+        [--ops load,save] [--baseline GIT-REV]
+
+``--baseline REV`` adds a "dy@REV" row: the same CLI from that commit's ``dockyard/`` (taken
+with ``git archive``), run beside the working tree's, for before/after figures in one run.
 """
 from __future__ import annotations
 
@@ -152,6 +155,26 @@ class _Bytes:
         return out
 
 
+def baseline_cli(rev: str, work: Path) -> str:
+    """A shell command running the dockyard CLI of commit ``rev`` (its package unpacked in
+    ``work``; the editable install's import hook is removed so that it is the one imported)."""
+    repo = Path(__file__).resolve().parent.parent
+    dest = work / "baseline"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "dockyard"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    launcher = dest / "dockyard_cli.py"
+    launcher.write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__name__', repr(f)).lower()]\n"
+        f"sys.path.insert(0, {str(dest)!r})\n"
+        "from dockyard.cli.main import main\n"
+        f"assert __import__('dockyard').__file__.startswith({str(dest)!r})\n"
+        "sys.exit(main())\n")
+    return f"{sys.executable} {launcher}"
+
+
 def timed(cmd: str, runs: int, before: str | None = None) -> tuple[float, float | None]:
     """Median wall time and the command's own peak RSS in MiB (None when it cannot be measured)."""
     times, peaks = [], []
@@ -181,6 +204,7 @@ def main() -> None:
     ap.add_argument("--format", choices=["docker", "oci"], default="docker")
     ap.add_argument("--tools", default="dockyard,podman,docker,skopeo")
     ap.add_argument("--ops", default="load,save")
+    ap.add_argument("--baseline", metavar="GIT-REV", help="also time the CLI of this commit")
     args = ap.parse_args()
     tag = "dockyard-bench/huge:1"
     work = Path(tempfile.mkdtemp(prefix="dockyard-imgbench-"))
@@ -204,7 +228,16 @@ def main() -> None:
             "docker": f"docker save -o {work}/out-docker.tar {tag}",
         }
         wanted = set(args.tools.split(","))
-        available = {k for k in load if k in wanted and (k == "dockyard" or shutil.which(k))}
+        ours = {"dockyard"}
+        if args.baseline:
+            base = f"{baseline_cli(args.baseline, work)} --root {work / 'root-base'}"
+            name = f"dy@{args.baseline}"
+            load = {"dockyard": load["dockyard"], name: (f"{base} image load -q -i {archive}",
+                                                         f"{base} rmi -f {tag}"), **load}
+            save = {"dockyard": save["dockyard"], name: f"{base} image save -o {work}/out-base.tar {tag}", **save}
+            wanted.add(name)
+            ours.add(name)
+        available = {k for k in load if k in wanted and (k in ours or shutil.which(k))}
         if "docker" in available and subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
             available.discard("docker")
         ops = args.ops.split(",")
@@ -219,9 +252,9 @@ def main() -> None:
         if "save" in ops:
             for tool, cmd in save.items():
                 if tool in available:
-                    t, peak = timed(cmd, args.runs, before=f"rm -f {work}/out-{tool}.tar")
+                    t, peak = timed(cmd, args.runs, before=f"rm -f {work}/out-*.tar")
                     rows.append(("save", tool, t, peak))
-        print(f"{'op':<6}{'tool':<10}{'median s':>10}{'MiB/s':>10}{'peak MiB':>10}{'dockyard speed-up':>20}")
+        print(f"{'op':<6}{'tool':<18}{'median s':>10}{'MiB/s':>10}{'peak MiB':>10}{'dockyard speed-up':>20}")
         for op in ops:
             mine = next((t for o, tool, t, _ in rows if o == op and tool == "dockyard"), None)
             for o, tool, t, peak in rows:
@@ -229,7 +262,7 @@ def main() -> None:
                     continue
                 ratio = "" if tool == "dockyard" or mine is None else f"{t / mine:.2f}x"
                 shown = "n/a" if peak is None else f"{peak:.1f}"
-                print(f"{op:<6}{tool:<10}{t:>10.2f}{mib / t:>10.0f}{shown:>10}{ratio:>20}")
+                print(f"{op:<6}{tool:<18}{t:>10.2f}{mib / t:>10.0f}{shown:>10}{ratio:>20}")
     finally:
         for cmd in (["podman", "rmi", "-f", tag], ["docker", "rmi", "-f", tag]):
             if shutil.which(cmd[0]):

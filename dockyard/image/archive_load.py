@@ -64,7 +64,7 @@ class _Archive:
             return self.small[path]
         if path in self.links and depth < 16:
             return self.text(self.links[path], depth + 1)
-        if depth and path in self.files:  # a link to a file that went to the content store
+        if path in self.files:  # a link to a file, or one too big to keep: from the store
             return self._read_blob(self.files[path][0])
         return None
 

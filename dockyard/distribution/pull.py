@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.image.reference import Reference
     from dockyard.image.service import Image
 
-CONCURRENCY = 4
+CONCURRENCY = 3  # docker's max-concurrent-downloads
 _BUFFER = 1 << 20
 _LOCK_WAIT = 3600.0
 

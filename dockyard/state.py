@@ -18,6 +18,22 @@ from typing import Iterator
 DEFAULT_ROOT = "/var/lib/dockyard"
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. On a brand-new database two processes may race for the switch and SQLite
+    reports "database is locked" without waiting on the busy timeout: retry for a while."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The state root chosen by argument, then ``DOCKYARD_ROOT``, then the default."""
     if root is None:
@@ -65,7 +81,7 @@ class StateRoot:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o711)
             conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.row_factory = sqlite3.Row

@@ -73,14 +73,24 @@ def build_object_parser(module: Any, prog: str, verb: str | None = None) -> Pars
     return parser
 
 
+def _rename_verb_prog(parser: argparse.ArgumentParser, verb: str, prog: str) -> None:
+    """Help and usage errors of an alias (``dockyard ps``) name the alias, not ``container ls``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and verb in action.choices:
+            action.choices[verb].prog = prog
+
+
 def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False,
                alias: str | None = None) -> int:
     """Parse argv for one object module and run the chosen handler."""
     from dockyard.errors import DockyardError
 
     module = importlib.import_module(module_name)
+    verb = argv[0] if argv and not argv[0].startswith("-") else None
     parser = build_object_parser(module, prog if alias is None else f"dockyard {module_name.rsplit('.', 1)[1]}",
-                                 verb=argv[0] if argv and not argv[0].startswith("-") else None)
+                                 verb=verb)
+    if alias is not None and verb is not None:
+        _rename_verb_prog(parser, verb, f"dockyard {alias}")
     # docker's start-type commands report their own failures with 125
     # docker: `run` reports dockyard's own failures with 125; create/start/exec exit 1 like other verbs
     container_start = argv[:1] == ["run"]

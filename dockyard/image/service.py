@@ -40,10 +40,10 @@ CREATE TABLE IF NOT EXISTS tags (
 );
 CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
 CREATE TABLE IF NOT EXISTS repo_digests (
-    name TEXT NOT NULL,                -- docker.io/library/busybox@sha256:...
-    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    PRIMARY KEY (name, image_id)
+    name TEXT PRIMARY KEY,             -- docker.io/library/busybox@sha256:... (one image each)
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
+CREATE INDEX IF NOT EXISTS repo_digests_image ON repo_digests(image_id);
 CREATE TABLE IF NOT EXISTS layer_sizes (
     diff_id TEXT PRIMARY KEY,          -- uncompressed tar length, for docker-archive save
     size INTEGER NOT NULL
@@ -263,7 +263,7 @@ class ImageService:
             for name in names:
                 self._set_tag(db, name, image_id, now)
             for name in repo_digest_names:
-                db.execute("INSERT OR IGNORE INTO repo_digests (name, image_id) VALUES (?, ?)", (name, image_id))
+                self._set_repo_digest(db, name, image_id)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -352,8 +352,13 @@ class ImageService:
             raise
 
     def add_repo_digest(self, image_id: str, name_at_digest: str) -> None:
-        self._db().execute("INSERT OR IGNORE INTO repo_digests (name, image_id) VALUES (?, ?)",
-                           (name_at_digest, image_id))
+        self._set_repo_digest(self._db(), name_at_digest, image_id)
+
+    @staticmethod
+    def _set_repo_digest(db: Any, name: str, image_id: str) -> None:
+        """A ``name@digest`` belongs to one image: the newest one that came from it (as docker)."""
+        db.execute("INSERT INTO repo_digests (name, image_id) VALUES (?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id", (name, image_id))
 
     # -- removal -------------------------------------------------------------------------------
     def _container_users(self, image_id: str) -> list[tuple[str, bool]]:

@@ -79,10 +79,8 @@ class GzipWriter:
     """Write uncompressed bytes; the gzip stream goes to ``sink``. ``close`` returns the
     sha256 of the uncompressed data (the layer's diff ID) and its length."""
 
-    def __init__(self, sink: Callable[[bytes], object], level: int = LEVEL, workers: int = 2,
-                 tee: Callable[[bytes], object] | None = None) -> None:
+    def __init__(self, sink: Callable[[bytes], object], level: int = LEVEL, workers: int = 2) -> None:
         self._sink = sink
-        self._tee = tee
         self._level = level
         self._buf = bytearray()
         self._crc = 0
@@ -108,8 +106,6 @@ class GzipWriter:
         return n
 
     def _submit(self, block: bytes) -> None:
-        if self._tee is not None:
-            self._tee(block)  # the uncompressed stream, in blocks of up to 1 MiB
         if self._workers <= 1:
             self._sink(deflate_block(block, self._level))
             return

@@ -1,5 +1,5 @@
-"""A layer from a directory of changes: a sorted, reproducible tar, gzip-compressed into the
-content store.
+"""A layer from a directory of changes: a sorted, reproducible tar, stored in the content store
+gzip-compressed (or plain, when its data does not compress).
 
 The directory is an overlayfs upper dir (what a RUN or COPY step changed) or a plain directory
 (``COPY --link``). Overlay's own markers become OCI whiteouts as docker's overlay2 driver writes
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.content.store import ContentStore, Lease
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+PLAIN_LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 CAPABILITY_XATTR = "security.capability"
 _BLOCK = 512
@@ -195,21 +196,74 @@ def has_changes(top: Path) -> bool:
         return False
 
 
+class _LayerSink:
+    """Receives the tar and decides, from its first bytes, how to store it.
+
+    A layer whose first ``PROBE`` bytes do not compress (random data, archives, media) is stored
+    as a plain tar — compressing it would cost time and save nothing, and its digest is then its
+    diff ID, hashed once. Others are gzip-compressed. The choice depends only on the bytes, so
+    the same input always gives the same blob."""
+
+    PROBE = 4 << 20
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self._probe: bytearray | None = bytearray()
+        self._gz: GzipWriter | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._probe is None:
+            (self._gz.write if self._gz is not None else self.writer.write)(data)
+            return
+        self._probe += data
+        if len(self._probe) >= self.PROBE:
+            self._decide()
+
+    def _decide(self) -> None:
+        probe, self._probe = bytes(self._probe or b""), None
+        if _compressible(probe):
+            self._gz = GzipWriter(self.writer.write)
+            self._gz.write(probe)
+        else:
+            self.writer.write(probe)
+
+    def close(self) -> tuple[str | None, str]:
+        """(diff_id or None when it is the blob digest, media type)."""
+        if self._probe is not None:
+            self._decide()
+        if self._gz is not None:
+            return self._gz.close()[0], LAYER_MEDIA_TYPE
+        return None, PLAIN_LAYER_MEDIA_TYPE
+
+
+def _compressible(data: bytes) -> bool:
+    """Whether deflate gains more than 10% on a few 64 KiB samples of ``data``."""
+    import zlib
+
+    if not data:
+        return True
+    step = max(len(data) // 4, 1)
+    samples = [data[i:i + (64 << 10)] for i in range(0, len(data), step)][:4]
+    raw = sum(len(x) for x in samples)
+    packed = sum(len(zlib.compress(x, 1)) for x in samples)
+    return packed < raw * 0.9
+
+
 def write_layer(top: Path, content: "ContentStore", lease: "Lease | None" = None,
-                epoch: int | None = None, tee: Callable[[bytes], Any] | None = None,
-                fix_tree: bool = False) -> LayerBlob:
-    """Diff ``top`` into a gzip layer blob in the content store. ``tee`` receives the plain tar
-    as it is written (in blocks of up to 1 MiB); ``fix_tree``: see :class:`TarEmitter`."""
+                epoch: int | None = None, fix_tree: bool = False) -> LayerBlob:
+    """Diff ``top`` into a layer blob in the content store (gzip, or a plain tar when the data
+    does not compress); ``fix_tree``: see :class:`TarEmitter`."""
     writer = content.writer(lease=lease)
     try:
-        gz = GzipWriter(writer.write, tee=tee)
-        emitter = TarEmitter(gz.write, epoch, fix_tree=fix_tree)
+        sink = _LayerSink(writer)
+        emitter = TarEmitter(sink.write, epoch, fix_tree=fix_tree)
         emitter.add_tree(top)
         emitter.finish()
-        diff_id, _ = gz.close()
+        diff_id, media_type = sink.close()
         digest = writer.commit()
         size = writer.offset
     except BaseException:
         writer.abort()
         raise
-    return LayerBlob(digest=digest, size=size, diff_id=diff_id, file_bytes=emitter.file_bytes)
+    return LayerBlob(digest=digest, size=size, diff_id=diff_id or digest, media_type=media_type,
+                     file_bytes=emitter.file_bytes)

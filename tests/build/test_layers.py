@@ -70,11 +70,23 @@ def test_upper_dir_to_docker_style_tar(tmp_path):
 
 def test_write_layer_into_the_content_store(client, tmp_path):
     up = _upper(tmp_path)
-    teed: list[bytes] = []
-    a = write_layer(up, client.content, epoch=1, tee=teed.append)
+    a = write_layer(up, client.content, epoch=1)
     b = write_layer(up, client.content, epoch=1)
-    assert (a.digest, a.diff_id) == (b.digest, b.diff_id)
-    raw = b"".join(teed)
-    assert "sha256:" + hashlib.sha256(raw).hexdigest() == a.diff_id
+    assert (a.digest, a.diff_id, a.media_type) == (b.digest, b.diff_id, b.media_type)
+    assert a.media_type.endswith("+gzip")
     with client.content.open(a.digest) as blob:
-        assert gzip.decompress(blob.read()) == raw
+        raw = gzip.decompress(blob.read())
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == a.diff_id
+
+
+def test_incompressible_layers_are_stored_plain(client, tmp_path):
+    up = tmp_path / "up"
+    up.mkdir()
+    (up / "random.bin").write_bytes(os.urandom(6 << 20))
+    (up / "text.txt").write_text("text\n" * 1000)
+    layer = write_layer(up, client.content)
+    assert layer.media_type == "application/vnd.oci.image.layer.v1.tar"
+    assert layer.diff_id == layer.digest  # a plain tar is its own diff
+    with client.content.open(layer.digest) as blob:
+        names = tarfile.open(fileobj=io.BytesIO(blob.read())).getnames()
+    assert names == ["random.bin", "text.txt"]

@@ -13,11 +13,13 @@ import posixpath
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from dockyard.build import dockerignore
 from dockyard.build.errors import BuildError
 from dockyard.errors import InvalidArgument, Unsupported
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dockyard.build.dockerignore import PatternMatcher
 
 _WILDCARDS = set("*?[")
 MAX_SYMLINKS = 255
@@ -44,10 +46,10 @@ def has_wildcards(path: str) -> bool:
 class BuildContext:
     """A directory the build may read, with the .dockerignore that applies to it."""
 
-    def __init__(self, root: Path | None, ignore: dockerignore.PatternMatcher | None = None,
+    def __init__(self, root: Path | None, ignore: "PatternMatcher | None" = None,
                  owned_tmp: Path | None = None) -> None:
         self.root = root.resolve() if root is not None else None
-        self.ignore = ignore or dockerignore.PatternMatcher([])
+        self.ignore = ignore if ignore else None  # None: nothing is ignored
         self._owned_tmp = owned_tmp
 
     # -- construction --------------------------------------------------------------------------
@@ -58,7 +60,7 @@ class BuildContext:
             raise InvalidArgument(f"unable to prepare context: path \"{path}\" not found")
         if not p.is_dir():
             raise InvalidArgument(f"unable to prepare context: context must be a directory: {path}")
-        return cls(p, dockerignore.load(p.resolve(), dockerfile_rel))
+        return cls(p, _load_ignore(p.resolve(), dockerfile_rel))
 
     @classmethod
     def from_tar(cls, stream: BinaryIO, tmp_parent: Path, dockerfile_rel: str | None = None) -> "BuildContext":
@@ -73,7 +75,7 @@ class BuildContext:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        ctx = cls(tmp, dockerignore.load(tmp, dockerfile_rel), owned_tmp=tmp)
+        ctx = cls(tmp, _load_ignore(tmp, dockerfile_rel), owned_tmp=tmp)
         return ctx
 
     @classmethod
@@ -100,7 +102,7 @@ class BuildContext:
         return self._owned_tmp is None
 
     def excluded(self, rel: str) -> bool:
-        return bool(self.ignore) and self.ignore.excluded(rel)
+        return self.ignore is not None and self.ignore.excluded(rel)
 
     def read_file(self, rel: str) -> bytes:
         """A file of the context by name (the Dockerfile: read even when .dockerignore lists it)."""
@@ -145,7 +147,8 @@ class BuildContext:
 
     def _has_included(self, rel_dir: str) -> bool:
         """An excluded directory can still hold files re-included by a ``!`` pattern."""
-        return self.ignore.may_include_below(rel_dir) and any(True for _ in self.walk(rel_dir))
+        return self.ignore is not None and self.ignore.may_include_below(rel_dir) \
+            and any(True for _ in self.walk(rel_dir))
 
     def _glob(self, pattern: str, original: str, cmd: str) -> list[SourceMatch]:
         """Match a wildcard source component by component (like filepath.Match per name)."""
@@ -193,7 +196,7 @@ class BuildContext:
         top_rel = os.path.relpath(top, self.root)
         prefix = "" if top_rel == "." else top_rel + "/"
         out: list[tuple[str, os.stat_result]] = []
-        ignore = self.ignore if self.ignore else None
+        ignore = self.ignore
 
         def visit(host_dir: str, rel: str) -> bool:
             """Walk one dir; returns whether anything under it was kept."""
@@ -224,6 +227,16 @@ class BuildContext:
 
         visit(str(top), "")
         return out
+
+
+def _load_ignore(root: Path, dockerfile_rel: str | None) -> "PatternMatcher | None":
+    """The context's .dockerignore rules, or None (without importing the matcher) when it has none."""
+    names = [".dockerignore"] + ([dockerfile_rel + ".dockerignore"] if dockerfile_rel else [])
+    if not any(os.path.isfile(root / n) for n in names):
+        return None
+    from dockyard.build import dockerignore
+
+    return dockerignore.load(root, dockerfile_rel)
 
 
 def _fnmatch(name: str, pattern: str) -> bool:

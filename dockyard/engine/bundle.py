@@ -115,6 +115,7 @@ def spec_options(rec: ContainerRecord, rootfs: Path, *, netns_path: str | None, 
         sysctls=dict(host.get("Sysctls") or {}),
         no_new_privileges=any(s in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
                               for s in security),
+        security_opt=list(security),
         devices=[f"{d['PathOnHost']}:{d['PathInContainer']}:{d.get('CgroupPermissions') or 'rwm'}"
                  for d in host.get("Devices") or []],
         shm_size=int(host.get("ShmSize") or 64 * 1024 * 1024),

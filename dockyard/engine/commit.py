@@ -16,7 +16,7 @@ from dockyard.errors import DockyardError, InvalidArgument
 def commit(client: Any, ref: str, repository: str | None = None, changes: list[str] | None = None,
            message: str = "", author: str = "", pause: bool = True) -> Any:
     """The new image (``docker commit CONTAINER [REPOSITORY[:TAG]]``)."""
-    from dockyard.build.layerdiff import LAYER_MEDIA_TYPE, write_layer
+    from dockyard.build.layerdiff import write_layer
     from dockyard.engine.timeutil import rfc3339nano
     from dockyard.image.config_changes import apply_changes
     from dockyard.image.service import Layer
@@ -38,7 +38,7 @@ def commit(client: Any, ref: str, repository: str | None = None, changes: list[s
         paused_here = True
     try:
         with client.content.lease() as lease:
-            blob = write_layer(snap.upper, client.content, lease=lease, keep_uncompressed=False)
+            blob = write_layer(snap.upper, client.content, lease=lease)
             doc = dict(base.config_doc)
             cfg = {k: v for k, v in (rec.cfg or {}).items()
                    if k not in ("Hostname", "Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "Image")}
@@ -53,7 +53,7 @@ def commit(client: Any, ref: str, repository: str | None = None, changes: list[s
                 {"created": created, **({"author": author} if author else {}),
                  **({"comment": message} if message else {}),
                  "created_by": " ".join([rec.config.get("Path", ""), *rec.config.get("Args", [])]).strip()}]
-            layers = list(base.layers) + [Layer(blob.digest, LAYER_MEDIA_TYPE, blob.size, blob.diff_id)]
+            layers = list(base.layers) + [Layer(blob.digest, blob.media_type, blob.size, blob.diff_id)]
             return client.images.create_image(doc, layers, tags=[repository] if repository else [],
                                               parent=base.id, lease=lease)
     finally:

@@ -28,6 +28,7 @@ from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
 
 MONITOR_GONE = "container monitor exited unexpectedly (killed, or the host restarted); the container was stopped"
 DEAD_EXIT_CODE = 255
+REMOVE_TIMEOUT = 30.0  # rm -f: how long a monitor may take to kill and remove its container
 
 
 class Container:
@@ -199,12 +200,12 @@ class ContainerService:
         return out
 
     # ================================================================== create
-    def create(self, body: dict[str, Any], name: str | None = None) -> Container:
+    def create(self, body: dict[str, Any], name: str | None = None, image: Any = None) -> Container:
         """Docker's ContainerCreate: ``body`` is the API request (Config fields, ``HostConfig``,
-        ``NetworkingConfig``). The image must exist locally."""
+        ``NetworkingConfig``). The image must exist locally (``image``: it, already looked up)."""
         from dockyard.engine.creation import create_container
 
-        return Container(self, create_container(self, body, name))
+        return Container(self, create_container(self, body, name, image))
 
     def run(self, image: str, command: str | list[str] | None = None, detach: bool = False,
             remove: bool = False, stdout: bool = True, stderr: bool = False, **kwargs: Any) -> Any:
@@ -327,6 +328,14 @@ class ContainerService:
         self.stop(rec.id, timeout, signal)
         self.start(rec.id)
 
+    def _kill_monitor(self, rec: ContainerRecord) -> None:
+        pid = int(self.store.read_state(rec.id).get("MonitorPid") or 0)
+        if pid and self.store.monitor_alive(rec):
+            try:
+                os.kill(pid, signals.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def _lock_idle(self, rec: ContainerRecord, timeout: float = 10.0) -> int | None:
         """The monitor lock, waiting for a monitor that is only finishing up (its container has
         stopped, it is unmounting or releasing the network); None if the container runs."""
@@ -430,9 +439,12 @@ class ContainerService:
                 self._await_monitor_exit(rec, timeout=5)
                 return self.remove(rec.id, force=force, volumes=volumes)
             try:
+                conn.sock.settimeout(REMOVE_TIMEOUT)
                 conn.send_control({"op": "kill", "signal": 9, "remove": True, "volumes": volumes})
                 while conn.recv_control() is not None:
                     pass
+            except OSError:  # a monitor that does not answer is put down; reconcile does the rest
+                self._kill_monitor(rec)
             finally:
                 conn.close()
             self._await_monitor_exit(rec)

@@ -129,8 +129,10 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
     if host.get("AutoRemove") and policy != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
     from dockyard.engine.bundle import resources
+    from dockyard.runtime.seccomp import parse_security_opts
 
     resources(host).validate()
+    parse_security_opts(host.get("SecurityOpt"))  # moby's "invalid --security-opt" at create
     log = host.get("LogConfig") or {}
     driver = log.get("Type") or "json-file"
     if driver not in LOG_DRIVERS:
@@ -181,7 +183,7 @@ def _check_runtime(client: Any, host: dict[str, Any]) -> str:
     return name
 
 
-def create_container(service: Any, body: dict[str, Any], name: str | None) -> ContainerRecord:
+def create_container(service: Any, body: dict[str, Any], name: str | None, image: Any = None) -> ContainerRecord:
     client = service.client
     store = service.store
     if name is not None:
@@ -196,7 +198,8 @@ def create_container(service: Any, body: dict[str, Any], name: str | None) -> Co
     image_ref = body.get("Image") or ""
     if not image_ref:
         raise InvalidArgument("No image was specified")
-    image = client.images.get(image_ref)
+    if image is None:
+        image = client.images.get(image_ref)
     host = copy.deepcopy(DEFAULT_HOST_CONFIG)
     host.update(copy.deepcopy(body.get("HostConfig") or {}))
     if not host.get("LogConfig") or not host["LogConfig"].get("Type"):

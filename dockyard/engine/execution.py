@@ -77,10 +77,10 @@ def _runtime(client: Any, rec: ContainerRecord) -> Any:
 
 
 def _start(client: Any, rec: ContainerRecord, process: dict[str, Any], stdio: Any) -> int:
+    """Start the process; the caller must be a subreaper (runc/crun hand the process over to
+    the nearest one) and wait for it."""
     from dockyard.runtime.base import ProcessStartError
-    from dockyard.runtime.linux import set_child_subreaper
 
-    set_child_subreaper()
     try:
         return _runtime(client, rec).exec(rec.id, process, stdio)
     except ProcessStartError as exc:
@@ -103,9 +103,11 @@ def exec_attached(client: Any, ref: str, cmd: list[str], *, interactive: bool = 
                   env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
                   privileged: bool = False, detach: bool = False, detach_keys: str | None = None) -> int:
     """``dockyard exec``: the process's exit code (0 at once with ``detach``)."""
+    from dockyard.engine.reaping import set_subreaper
     from dockyard.runtime.base import Stdio
 
     rec = _running_record(client, ref)
+    set_subreaper(True)  # the CLI exits after this command: it may stay one
     size = None
     if tty and not detach:
         from dockyard.engine import terminal
@@ -154,13 +156,20 @@ def exec_run(client: Any, ref: str, cmd: str | list[str], stdout: bool = True, s
     rec = _running_record(client, ref)
     process = build_process(rec, argv, env=env, workdir=workdir, user=user or None, tty=False,
                             privileged=privileged)
+    from dockyard.engine.reaping import subreaper
+
     if detach:
-        _start(client, rec, process, Stdio())
+        import threading
+
+        with subreaper():
+            pid = _start(client, rec, process, Stdio())
+        threading.Thread(target=_wait, args=(pid,), daemon=True).start()  # no zombie left behind
         return ExecResult(None, b"")
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = _start(client, rec, process, Stdio(stdout=out_w, stderr=err_w))
+        with subreaper():
+            pid = _start(client, rec, process, Stdio(stdout=out_w, stderr=err_w))
     finally:
         os.close(out_w)
         os.close(err_w)

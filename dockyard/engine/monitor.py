@@ -37,6 +37,7 @@ from dockyard.engine.timeutil import rfc3339nano
 MAX_CLIENT_BACKLOG = 1 << 20  # stop reading the container's output while a client lags this much
 DRAIN_TIMEOUT = 2.0           # after the init exits, wait at most this long for its output to end
 KILL_WAIT = 2.0
+POLL_MAX = 1.0                # the event loop's longest sleep
 
 
 class Peer:
@@ -240,7 +241,7 @@ class Monitor:
         if self.health is None:
             self.rec.state.pop("Health", None)
         self.set_state(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                       Dead=False, Pid=self.init_pid, ExitCode=0, Error="",
+                       Dead=False, Pid=self.init_pid, ExitCode=0, Error="", MonitorPid=os.getpid(),
                        StartedAt=rfc3339nano(time.time_ns()),
                        **({"Health": self.health.to_json()} if self.health else {}))
         self._broadcast_control({"event": "started", "pid": self.init_pid}, lambda p: True)
@@ -297,9 +298,13 @@ class Monitor:
                 wakeups.append(until)
             if drain_deadline is not None:
                 wakeups.append(drain_deadline)
-            timeout = max(0.0, min(wakeups) - now) if wakeups else None
+            # wake at least every second: a lost SIGCHLD must not leave an exited init unreaped
+            timeout = min(max(0.0, min(wakeups) - now), POLL_MAX) if wakeups else POLL_MAX
             self._update_interest()
-            for key, mask in self.sel.select(timeout):
+            events = self.sel.select(timeout)
+            if not events:
+                self.reap()
+            for key, mask in events:
                 kind, data = key.data
                 if kind == "wake":
                     self._on_wake()
@@ -1073,26 +1078,32 @@ def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = Non
         if attach:
             args.append(json.dumps(attach))
         os.set_inheritable(lock_fd, True)
-        proc = subprocess.Popen(args, pass_fds=(lock_fd, theirs.fileno()), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        proc.wait()  # the first process only forks the daemon and exits
+        from dockyard.engine.reaping import not_subreaper
+
+        with not_subreaper():
+            proc = subprocess.Popen(args, pass_fds=(lock_fd, theirs.fileno()), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            proc.wait()  # the first process only forks the daemon and exits
         theirs.close()
         ours.setblocking(True)
         return ours
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            ours.close()
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
-            _daemon_stdio(Path(root, "containers", cid))
-            code = _serve(root, cid, lock_fd, theirs, attach)
-        finally:
-            os._exit(code)
-    theirs.close()
-    os.waitpid(pid, 0)
+    from dockyard.engine.reaping import not_subreaper
+
+    with not_subreaper():  # the monitor must be init's child, not ours
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                ours.close()
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+                _daemon_stdio(Path(root, "containers", cid))
+                code = _serve(root, cid, lock_fd, theirs, attach)
+            finally:
+                os._exit(code)
+        theirs.close()
+        os.waitpid(pid, 0)
     return ours
 
 

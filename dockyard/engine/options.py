@@ -454,7 +454,7 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "Privileged": o.privileged,
         "PublishAllPorts": o.publish_all,
         "ReadonlyRootfs": o.read_only,
-        "SecurityOpt": o.security_opt or None,
+        "SecurityOpt": _security_opts(o.security_opt),
         "UTSMode": o.uts or "",
         "UsernsMode": "",
         "ShmSize": parse_bytes(o.shm_size, "--shm-size") if o.shm_size else 67108864,
@@ -493,6 +493,13 @@ def build_body(o: RunOptions) -> dict[str, Any]:
             ep["IPAMConfig"] = {"IPv4Address": o.ip}
         networking["EndpointsConfig"][net] = ep
     return {**config, "HostConfig": host, "NetworkingConfig": networking}
+
+
+def _security_opts(values: list[str]) -> list[str] | None:
+    """docker/cli: ``seccomp=<file>`` is sent as the file's JSON (see ``runtime.seccomp``)."""
+    from dockyard.runtime.seccomp import resolve_security_opts
+
+    return resolve_security_opts(values) or None
 
 
 def _mounts(values: list[str]) -> list[dict[str, Any]]:

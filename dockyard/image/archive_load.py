@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.content.store import Lease, Writer
     from dockyard.image.service import ImageService
     from dockyard.snapshot.staging import StagedLayer, StagingArea
+    from dockyard.snapshot.tarstream import Entry, TarReader
 
 SMALL = 4 << 20  # largest manifest.json / index.json kept in memory
 NAME_ANNOTATIONS = ("io.containerd.image.name", "org.opencontainers.image.ref.name")
@@ -95,6 +96,24 @@ def _looks_like_layer(head: bytes) -> bool:
     return True
 
 
+def _head_first(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """The same bytes, regrouped so that the first chunk holds at least one tar block (or the
+    whole file, if it is shorter): enough to tell a layer from a JSON document."""
+    from dockyard.snapshot.tarstream import BLOCK
+
+    head: list[bytes] = []
+    held = 0
+    it = iter(chunks)
+    for chunk in it:
+        head.append(chunk)
+        held += len(chunk)
+        if held >= BLOCK or held >= size:
+            break
+    if head:
+        yield b"".join(head) if len(head) > 1 else head[0]
+    yield from it
+
+
 class _Loader:
     """One pass over the archive: blobs into pending writers, layers into staged unpacks."""
 
@@ -141,7 +160,7 @@ class _Loader:
             self.pending.clear()
         return self.arc
 
-    def _entry(self, entry: Any, reader: Any) -> None:
+    def _entry(self, entry: "Entry", reader: "TarReader") -> None:
         from dockyard.snapshot.tarstream import REGULAR
 
         name = _norm(entry.name)
@@ -176,31 +195,16 @@ class _Loader:
 
     def _ingest(self, name: str, size: int, expected: str | None, chunks: Iterator[bytes]) -> None:
         """Copy one file into a content writer (and a staged unpack if it looks like a layer)."""
-        from dockyard.snapshot.tarstream import BLOCK
-
         alg = dg.parse(expected)[0] if expected else "sha256"
         writer = self.content.writer(lease=self.lease, algorithm=alg, background=size >= BACKGROUND_WRITE)
         staged: "StagedLayer | None" = None
         try:
-            head: list[bytes] = []
-            held = 0
-            for chunk in chunks:
-                if head is not None:
-                    head.append(chunk)
-                    held += len(chunk)
-                    if held < BLOCK and held < size:
-                        continue
-                    first = b"".join(head) if len(head) > 1 else head[0]
-                    head = None  # type: ignore[assignment]
-                    if _looks_like_layer(first):
-                        staged = self.area.start(label=f"layer {name}", caller_hashes=True)
-                    chunk = first
+            for i, chunk in enumerate(_head_first(chunks, size)):
+                if i == 0 and _looks_like_layer(chunk):
+                    staged = self.area.start(label=f"layer {name}", caller_hashes=True)
                 writer.write(chunk)
                 if staged is not None:
-                    staged.feed(chunk)
-            if head:  # an empty file, or shorter than a tar block
-                first = b"".join(head)
-                writer.write(first)
+                    staged.feed(chunk)  # the very bytes the writer hashes: see finish() below
             writer.flush()  # every byte in the file before the operation's one syncfs
             digest = writer.digest
             if expected is not None and digest != expected:

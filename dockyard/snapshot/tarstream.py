@@ -189,6 +189,21 @@ class TarReader:
             shown = shown[:116] + '..."'
         return self._truncated(f"the data of {shown}")
 
+    def _pieces(self, name: str) -> Iterator[tuple[bytes, int, int]]:
+        """The current entry's (``name``'s) data as ``(buffer, start, end)`` pieces of the read
+        buffer, consumed as they are yielded."""
+        while self._remaining:
+            avail = len(self._buf) - self._pos
+            if not avail:
+                if not self._fill():
+                    raise self._truncated_file(name)
+                continue
+            start = self._pos
+            step = min(avail, self._remaining)
+            self._pos += step
+            self._remaining -= step
+            yield self._buf, start, start + step
+
     def copy_to(self, fd: int, name: str, writeback: bool = False) -> int:
         """Write the current entry's (``name``'s) data to ``fd``; returns the number of bytes.
 
@@ -196,20 +211,12 @@ class TarReader:
         is written, so that the sync before the layer is published has little left to wait for."""
         total = 0
         flushed = 0
-        while self._remaining:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill():
-                    raise self._truncated_file(name)
-                continue
-            step = min(avail, self._remaining)
-            view = memoryview(self._buf)[self._pos:self._pos + step]
+        for buf, start, end in self._pieces(name):
+            view = memoryview(buf)[start:end]
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            self._pos += step
-            self._remaining -= step
-            total += step
+            total += end - start
             if writeback and total - flushed >= WRITEBACK_STEP:
                 start_writeback(fd, flushed, total - flushed)
                 flushed = total
@@ -220,20 +227,8 @@ class TarReader:
     def data_chunks(self, name: str) -> Iterator[bytes]:
         """The current entry's (``name``'s) data, as the stream delivers it: whole chunks where
         they fall inside the entry (no copy), slices only where the entry starts or ends."""
-        while self._remaining:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill():
-                    raise self._truncated_file(name)
-                continue
-            step = min(avail, self._remaining)
-            if self._pos == 0 and step == len(self._buf):
-                out = self._buf
-            else:
-                out = self._buf[self._pos:self._pos + step]
-            self._pos += step
-            self._remaining -= step
-            yield out
+        for buf, start, end in self._pieces(name):
+            yield buf if start == 0 and end == len(buf) else buf[start:end]
 
     # -- headers --------------------------------------------------------------------------
     def _next_block(self) -> bytes | None:

@@ -144,22 +144,26 @@ def test_kill_9_during_ingest_leaves_a_consistent_store(root):
     assert c.content.in_progress() == []
 
 
-def test_full_disk_gives_one_clear_error(tmp_path):
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 1 MiB tmpfs (unmounted afterwards, pass or fail)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
-    try:
-        from dockyard import Client
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
 
-        c = Client(mnt / "root")
-        with pytest.raises(DockyardError, match="no space left on device"):
-            c.content.ingest(io.BytesIO(os.urandom(2 << 20)))
-        assert list(c.content.list()) == []
-        assert c.content.in_progress() == []
-        c.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
+
+def test_full_disk_gives_one_clear_error(small_fs):
+    from dockyard import Client
+
+    c = Client(small_fs / "root")
+    with pytest.raises(DockyardError, match="no space left on device"):
+        c.content.ingest(io.BytesIO(os.urandom(2 << 20)))
+    assert list(c.content.list()) == []
+    assert c.content.in_progress() == []
+    c.close()
 
 
 def test_leases_protect_blobs_from_gc(client):
@@ -214,25 +218,18 @@ def test_background_writer_stores_exactly_what_was_hashed(client):
     assert client.content.in_progress() == []
 
 
-def test_background_writer_full_disk_is_one_clear_error(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        from dockyard import Client
+def test_background_writer_full_disk_is_one_clear_error(small_fs):
+    from dockyard import Client
 
-        c = Client(mnt / "root")
-        with pytest.raises(DockyardError, match="no space left on device"):
-            with c.content.writer(background=True) as w:
-                for _ in range(4):
-                    w.write(os.urandom(1 << 20))
-                w.commit()
-        assert list(c.content.list()) == []
-        assert c.content.in_progress() == []
-        c.close()
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)])
+    c = Client(small_fs / "root")
+    with pytest.raises(DockyardError, match="no space left on device"):
+        with c.content.writer(background=True) as w:
+            for _ in range(4):
+                w.write(os.urandom(1 << 20))
+            w.commit()
+    assert list(c.content.list()) == []
+    assert c.content.in_progress() == []
+    c.close()
 
 
 def test_many_blobs_one_sync(client):

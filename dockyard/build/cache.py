@@ -17,7 +17,6 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -50,18 +49,25 @@ CREATE TABLE IF NOT EXISTS cache_mounts (
 """
 
 
-@dataclass(frozen=True)
 class StepRecord:
-    key: str
-    parent_chain: str | None
-    diff_id: str | None
-    digest: str | None
-    size: int
-    media_type: str | None
-    description: str
-    created: float
-    last_used: float
-    usage_count: int
+    """One cached step: the layer it made (``diff_id`` None: it changed nothing)."""
+
+    __slots__ = ("key", "parent_chain", "diff_id", "digest", "size", "media_type", "description", "created",
+                 "last_used", "usage_count")
+
+    def __init__(self, key: str, parent_chain: str | None, diff_id: str | None, digest: str | None, size: int,
+                 media_type: str | None, description: str, created: float, last_used: float,
+                 usage_count: int) -> None:
+        self.key = key
+        self.parent_chain = parent_chain
+        self.diff_id = diff_id
+        self.digest = digest
+        self.size = size
+        self.media_type = media_type
+        self.description = description
+        self.created = created
+        self.last_used = last_used
+        self.usage_count = usage_count
 
     @property
     def empty(self) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -29,14 +28,16 @@ class SourceNotFound(BuildError):
     """A COPY/ADD source is not in the context (or .dockerignore hides it)."""
 
 
-@dataclass(frozen=True)
 class SourceMatch:
     """One source a COPY names, resolved: the host path to read and the name it is copied as."""
 
-    rel: str        # path relative to the context root (after following symlinks)
-    path: Path      # host path
-    is_dir: bool
-    name: str = ""  # the base name as the Dockerfile named it (before following a symlink)
+    __slots__ = ("rel", "path", "is_dir", "name")
+
+    def __init__(self, rel: str, path: Path, is_dir: bool, name: str = "") -> None:
+        self.rel = rel          # path relative to the context root (after following symlinks)
+        self.path = path        # host path
+        self.is_dir = is_dir
+        self.name = name        # the base name as the Dockerfile named it (before following a symlink)
 
 
 def has_wildcards(path: str) -> bool:

@@ -11,7 +11,6 @@ import os
 import posixpath
 import stat
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -82,22 +81,22 @@ def resolve_chown(root: str, spec: str, cmd: str = "COPY") -> tuple[int, int]:
                          f"can't find gid for group {group}: no such group: {group}") from exc
 
 
-@dataclass
 class CopyPlan:
     """Everything one COPY/ADD needs: its cache definition and how to carry it out."""
 
-    cmd: str
-    dest: str                     # absolute container path (a trailing "/" kept)
-    dest_is_dir: bool
-    chown: str
-    chmod: int | None
-    link: bool
-    context_matches: list[SourceMatch] = field(default_factory=list)
-    from_sources: list[str] = field(default_factory=list)   # paths inside another stage/image
-    heredocs: list[tuple[str, bytes]] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
-    checksum: str = ""
-    definition: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, cmd: str, dest: str, dest_is_dir: bool, chown: str, chmod: int | None, link: bool) -> None:
+        self.cmd = cmd
+        self.dest = dest                  # absolute container path (a trailing "/" kept)
+        self.dest_is_dir = dest_is_dir
+        self.chown = chown
+        self.chmod = chmod
+        self.link = link
+        self.context_matches: list[SourceMatch] = []
+        self.from_sources: list[str] = []   # paths inside another stage/image
+        self.heredocs: list[tuple[str, bytes]] = []
+        self.urls: list[str] = []
+        self.checksum = ""
+        self.definition: dict[str, Any] = {}
 
     def apply(self, root: str, context: BuildContext | None, from_root: str | None, download: Callable[[str, str], tuple[Path, str]],
               mtime: float | None) -> None:

@@ -13,7 +13,6 @@ import copy
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -33,25 +32,30 @@ if TYPE_CHECKING:  # pragma: no cover
 UNCOMPRESSED_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
-@dataclass
 class LayerRef:
-    digest: str
-    size: int
-    diff_id: str
-    media_type: str
+    """A layer of an image being built (as its manifest will describe it)."""
+
+    __slots__ = ("digest", "size", "diff_id", "media_type")
+
+    def __init__(self, digest: str, size: int, diff_id: str, media_type: str) -> None:
+        self.digest = digest
+        self.size = size
+        self.diff_id = diff_id
+        self.media_type = media_type
 
 
-@dataclass
 class StageResult:
     """A finished stage: what a later stage (or the final image) builds on."""
 
-    config: dict[str, Any]
-    layers: list[LayerRef]
-    chain: str | None
-    history: list[dict[str, Any]]
-    created: float
-    platform: dict[str, str]
-    author: str = ""
+    def __init__(self, config: dict[str, Any], layers: list[LayerRef], chain: str | None,
+                 history: list[dict[str, Any]], created: float, platform: dict[str, str], author: str = "") -> None:
+        self.config = config
+        self.layers = layers
+        self.chain = chain
+        self.history = history
+        self.created = created
+        self.platform = platform
+        self.author = author
 
 
 class Mounted:
@@ -73,23 +77,23 @@ class Mounted:
             self.is_mounted = False
 
 
-@dataclass
 class StageRunner:
     """Runs the instructions of one stage."""
 
-    run: "BuildRun"
-    stage: Stage
-    config: dict[str, Any] = field(default_factory=dict)
-    layers: list[LayerRef] = field(default_factory=list)
-    chain: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    args: dict[str, str | None] = field(default_factory=dict)
-    created: float = 0.0
-    platform: dict[str, str] = field(default_factory=dict)
-    author: str = ""
-    cmd_set: bool = False
-    lex: ShellLex = field(default_factory=ShellLex)
-    _base_onbuild: list[str] = field(default_factory=list)
+    def __init__(self, run: "BuildRun", stage: Stage) -> None:
+        self.run = run
+        self.stage = stage
+        self.config: dict[str, Any] = {}
+        self.layers: list[LayerRef] = []
+        self.chain: str | None = None
+        self.history: list[dict[str, Any]] = []
+        self.args: dict[str, str | None] = {}     # the ARGs in scope and their values
+        self.created = 0.0
+        self.platform: dict[str, str] = {}
+        self.author = ""
+        self.cmd_set = False                      # CMD was set in this stage (ENTRYPOINT keeps it)
+        self.lex = ShellLex(run.plan.escape)
+        self._base_onbuild: list[str] = []
 
     # -- entry ---------------------------------------------------------------------------------
     def execute(self) -> StageResult:

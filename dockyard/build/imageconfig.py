@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import posixpath
-import signal as _signal
 from typing import Any
 
 from dockyard.build.errors import BuildError
@@ -107,6 +106,8 @@ def workdir(current: str | None, path: str) -> str:
 
 def check_signal(sig: str) -> str:
     """STOPSIGNAL accepts a name (``SIGTERM``, ``TERM``) or a number; anything else is refused."""
+    import signal as _signal
+
     s = sig.strip()
     if s.isdigit():
         if int(s) == 0 or int(s) > 64:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TextIO
 
 
-@dataclass
 class Step:
-    number: int
-    name: str
-    started: float = field(default_factory=time.monotonic)
-    output: bytearray = field(default_factory=bytearray)
-    partial: bytes = b""
-    finished: bool = False
+    """One step as the progress output shows it."""
+
+    def __init__(self, number: int, name: str) -> None:
+        self.number = number
+        self.name = name
+        self.started = time.monotonic()
+        self.output = bytearray()
+        self.partial = b""
+        self.finished = False
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

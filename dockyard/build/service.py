@@ -20,7 +20,6 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,31 +44,39 @@ NETWORK_MODES = ("default", "host", "none")
 DEFAULT_NETWORK = "host"  # RUN steps share the host's network unless --network=none
 
 
-@dataclass
 class BuildOptions:
     """What ``docker build`` takes. ``dockerfile`` is the Dockerfile's bytes."""
 
-    context: BuildContext
-    dockerfile: bytes
-    dockerfile_name: str = "Dockerfile"
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str | None] = field(default_factory=dict)
-    target: str | None = None
-    no_cache: bool = False
-    pull: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    network: str = "default"
-    platform: str | None = None
-    progress: Progress | None = None
-    source_date_epoch: int | None = None
-    runtime: str | None = None
+    def __init__(self, context: BuildContext, dockerfile: bytes, dockerfile_name: str = "Dockerfile",
+                 tags: list[str] | None = None, build_args: dict[str, str | None] | None = None,
+                 target: str | None = None, no_cache: bool = False, pull: bool = False,
+                 labels: dict[str, str] | None = None, network: str = "default", platform: str | None = None,
+                 progress: Progress | None = None, source_date_epoch: int | None = None,
+                 runtime: str | None = None) -> None:
+        self.context = context
+        self.dockerfile = dockerfile
+        self.dockerfile_name = dockerfile_name
+        self.tags = list(tags or [])
+        self.build_args = dict(build_args or {})
+        self.target = target
+        self.no_cache = no_cache
+        self.pull = pull
+        self.labels = dict(labels or {})
+        self.network = network
+        self.platform = platform
+        self.progress = progress
+        self.source_date_epoch = source_date_epoch
+        self.runtime = runtime  # the OCI runtime for RUN (default: DOCKYARD_RUNTIME or built-in)
 
 
-@dataclass
 class BuildResult:
-    image_id: str
-    tags: list[str]
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, image_id: str, tags: list[str], warnings: list[str] | None = None) -> None:
+        self.image_id = image_id
+        self.tags = tags
+        self.warnings = warnings or []
+
+    def __repr__(self) -> str:
+        return f"BuildResult({self.image_id!r}, tags={self.tags!r})"
 
 
 class BuildRun:

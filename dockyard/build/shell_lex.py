@@ -10,7 +10,6 @@ inside double quotes only escapes ``"``, ``$`` and itself; ``$1`` and ``$@`` are
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from dockyard.build.errors import BuildError
 
@@ -22,13 +21,13 @@ class ShellLexError(BuildError):
     """A word could not be processed (an unmatched quote, a bad ``${...}``)."""
 
 
-@dataclass
 class _Words:
     """Splits processed text into words, as ProcessWords does (after substitution)."""
 
-    word: str = ""
-    words: list[str] = field(default_factory=list)
-    in_word: bool = False
+    def __init__(self) -> None:
+        self.word = ""
+        self.words: list[str] = []
+        self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if ch.isspace():

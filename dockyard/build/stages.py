@@ -8,7 +8,6 @@ declares them again (``ARG NAME`` inside the stage takes the global value).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from dockyard.build import instructions as ins
 from dockyard.build.dockerfile import ParsedDockerfile
@@ -20,14 +19,18 @@ PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PRO
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
 
-@dataclass
 class Stage:
-    index: int
-    name: str | None
-    source: ins.From
-    instructions: list[ins.Instruction] = field(default_factory=list)
-    base: str = ""               # FROM, expanded with the global ARGs
-    base_stage: int | None = None  # when FROM names an earlier stage
+    """One ``FROM`` and its instructions. (Plain classes here and in the other modules a cached
+    build imports: creating dataclasses costs start-up time that a cached build cannot spare.)"""
+
+    def __init__(self, index: int, name: str | None, source: ins.From,
+                 instructions: list[ins.Instruction] | None = None) -> None:
+        self.index = index
+        self.name = name
+        self.source = source
+        self.instructions: list[ins.Instruction] = instructions or []
+        self.base = ""                       # FROM, expanded with the global ARGs
+        self.base_stage: int | None = None   # when FROM names an earlier stage
 
     @property
     def label(self) -> str:
@@ -35,11 +38,11 @@ class Stage:
         return self.name or f"stage-{self.index}"
 
 
-@dataclass
 class Platform:
-    os: str = "linux"
-    architecture: str = "amd64"
-    variant: str = ""
+    def __init__(self, os: str = "linux", architecture: str = "amd64", variant: str = "") -> None:
+        self.os = os
+        self.architecture = architecture
+        self.variant = variant
 
     @property
     def text(self) -> str:
@@ -72,16 +75,16 @@ def host_platform() -> Platform:
     return Platform("linux", _norm_arch(os.uname().machine.lower()), "")
 
 
-@dataclass
 class Plan:
     """A parsed Dockerfile split into global ARGs and stages."""
 
-    parsed: ParsedDockerfile
-    meta_args: list[ins.Arg]
-    stages: list[Stage]
-    escape: str
-    meta_values: dict[str, str] = field(default_factory=dict)
-    declared: set[str] = field(default_factory=set)   # build args some ARG line declares
+    def __init__(self, parsed: ParsedDockerfile, meta_args: list[ins.Arg], stages: list[Stage], escape: str) -> None:
+        self.parsed = parsed
+        self.meta_args = meta_args
+        self.stages = stages
+        self.escape = escape
+        self.meta_values: dict[str, str] = {}
+        self.declared: set[str] = set()   # build args some ARG line declares
 
     @property
     def filename(self) -> str:

@@ -269,6 +269,11 @@ class BuildRun:
             self.lease.add("snapshot", cid)
             return
         staged = None
+        staging = getattr(snaps, "staging", None)
+        if staging is None:  # a store without staging: unpack the blob as any layer
+            with self.content.open(blob.digest) as stream:
+                snaps.unpack(parent, blob.diff_id, stream, blob.media_type, lease=self.lease)
+            return
         try:
             from dockyard.snapshot.unpack import UnpackPolicy
 
@@ -281,7 +286,7 @@ class BuildRun:
             if staged is not None:
                 shutil.rmtree(staged.dir, ignore_errors=True)
             staged = None
-        with snaps.staging() as area:
+        with staging() as area:
             if staged is not None:
                 area.ready(staged)
             with self.content.open(blob.digest) as fallback:  # read only if the store did not take the tree

@@ -90,3 +90,39 @@ def test_incompressible_layers_are_stored_plain(client, tmp_path):
     with client.content.open(layer.digest) as blob:
         names = tarfile.open(fileobj=io.BytesIO(blob.read())).getnames()
     assert names == ["random.bin", "text.txt"]
+
+
+def _tree(top):
+    """Everything about a directory tree that a lower layer of overlayfs reads."""
+    import stat as st_
+
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            s = os.lstat(p)
+            xattrs = tuple(sorted((n, os.getxattr(p, n, follow_symlinks=False))
+                                  for n in os.listxattr(p, follow_symlinks=False) if n.startswith("trusted.overlay.")))
+            content = open(p, "rb").read() if st_.S_ISREG(s.st_mode) else (
+                os.readlink(p) if st_.S_ISLNK(s.st_mode) else None)
+            whiteout = st_.S_ISCHR(s.st_mode) and s.st_rdev == 0  # its time means nothing to overlayfs
+            out[os.path.relpath(p, top)] = (s.st_mode, s.st_uid, s.st_gid, s.st_rdev,
+                                            None if whiteout else int(s.st_mtime), content, xattrs)
+    return out
+
+
+def test_committed_snapshot_is_what_unpacking_the_layer_gives(build, client, tmp_path):
+    """A step's snapshot is its upper dir, adopted; it must equal an unpack of its layer."""
+    from dockyard.snapshot.unpack import unpack_layer
+
+    built = build(None, "FROM dytest-busybox\nRUN rm /bin/ls && rm -rf /root && mkdir /root && echo x > /root/f "
+                        "&& ln /root/f /root/g && chmod 4755 /bin/busybox && mkfifo /fifo && ln -s /x /sym\n",
+                  source_date_epoch=1_500_000_000)
+    image = client.images.get(built.image_id)
+    layer = image.layers[-1]
+    committed = client.snapshots.fs_dir(image.top_chain_id)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    with client.content.open(layer.digest) as blob:
+        unpack_layer(blob, fresh, layer.media_type)
+    assert _tree(committed) == _tree(fresh)

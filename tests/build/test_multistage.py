@@ -43,3 +43,17 @@ def test_stage_reused_by_two_stages_is_built_once(build):
                         "FROM common AS a\nRUN true\nFROM common AS b\nRUN true\n"
                         "FROM dytest-busybox\nCOPY --from=a /common /a\nCOPY --from=b /common /b\n")
     assert built.output.count("RUN echo once > /common") == 1
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_run_steps_on_external_runtimes(runtime, build, client):
+    import shutil
+
+    import imagefs
+
+    if shutil.which(runtime) is None:
+        pytest.skip(f"{runtime} is not installed")
+    built = build(None, "FROM dytest-busybox\nARG RT\nRUN echo via-$RT > /rt && id -u >> /rt\n",
+                  build_args={"RT": runtime}, runtime=runtime, no_cache=True)
+    assert imagefs.file_content(client, built.image_id, "/rt") == f"via-{runtime}\n0\n".encode()

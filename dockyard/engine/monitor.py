@@ -216,7 +216,8 @@ class Monitor:
             never_started = str(self.rec.state.get("StartedAt") or "").startswith("0001")
             self.set_state(Error=message, ExitCode=code, Status="created" if never_started else "exited",
                            Running=False, Restarting=False, Pid=0)
-            self._broadcast_control({"event": "error", "message": message, "code": code}, lambda p: True)
+            self._broadcast_control({"event": "error", "message": message, "code": code},
+                                    lambda p: p.attached or p.waiting == "started")
             return False
         for fd in child_fds:
             _close(fd)
@@ -244,7 +245,8 @@ class Monitor:
                        Dead=False, Pid=self.init_pid, ExitCode=0, Error="", MonitorPid=os.getpid(),
                        StartedAt=rfc3339nano(time.time_ns()),
                        **({"Health": self.health.to_json()} if self.health else {}))
-        self._broadcast_control({"event": "started", "pid": self.init_pid}, lambda p: True)
+        self._broadcast_control({"event": "started", "pid": self.init_pid},
+                                lambda p: p.attached or p.waiting == "started")
         for p in list(self.peers.values()):
             if p.waiting == "started":
                 p.waiting = None
@@ -280,8 +282,12 @@ class Monitor:
         drain_deadline: float | None = None
         while not done():
             now = time.monotonic()
-            if self.exit_status is not None and self.outputs:
-                # the init is gone; its output pipes close when its last process does
+            lagging = self._update_interest()
+            if lagging:
+                drain_deadline = None
+            elif self.exit_status is not None and self.outputs:
+                # the init is gone; its output pipes close when its last process does (while a
+                # client lags behind we read nothing, so the clock does not run)
                 drain_deadline = drain_deadline or now + DRAIN_TIMEOUT
                 if now >= drain_deadline:
                     for fd in list(self.outputs):
@@ -300,7 +306,6 @@ class Monitor:
                 wakeups.append(drain_deadline)
             # wake at least every second: a lost SIGCHLD must not leave an exited init unreaped
             timeout = min(max(0.0, min(wakeups) - now), POLL_MAX) if wakeups else POLL_MAX
-            self._update_interest()
             events = self.sel.select(timeout)
             if not events:
                 self.reap()
@@ -319,7 +324,7 @@ class Monitor:
                 elif kind == "stdin":
                     self._flush_stdin()
 
-    def _update_interest(self) -> None:
+    def _update_interest(self) -> bool:
         """Back-pressure: stop reading the container's output while a client lags behind."""
         lagging = any(len(p.out) > MAX_CLIENT_BACKLOG for p in self.peers.values())
         for fd in self.outputs:
@@ -333,6 +338,7 @@ class Monitor:
                     self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
             else:
                 del key
+        return lagging
 
     def _on_wake(self) -> None:
         try:

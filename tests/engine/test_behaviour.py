@@ -173,3 +173,17 @@ def test_commit_makes_an_image_of_the_changes(dy, client):
     p = dy("run", "--rm", *NONE, "mine:v1", "ls", "/bin/vi")
     assert p.returncode == 1  # the deletion is a whiteout in the new layer
     assert len(client.images.get("mine:v1").layers) == len(client.images.get("busybox").layers) + 1
+
+
+def test_slow_reader_gets_all_output(dy, root):
+    """Back-pressure: a client that reads late still gets every byte, and so does the log."""
+    env = dict(os.environ, DOCKYARD_ROOT=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard", "run", "--name", "big", *NONE, "busybox", "sh", "-c",
+                             "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo done"],
+                            stdout=subprocess.PIPE, env=env)
+    time.sleep(3)  # the container is done writing long before we read
+    out = proc.stdout.read()
+    assert proc.wait(timeout=30) == 0
+    assert out == b"a" * 3000000 + b"\ndone\n"
+    logged = dy("logs", "big", text=False).stdout
+    assert logged == out

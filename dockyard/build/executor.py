@@ -126,6 +126,8 @@ class StageRunner:
         return self.run.progress.start(f"[{label}{index}/{total}] {text}")
 
     def _instruction(self, instr: ins.Instruction, index: int, total: int) -> None:
+        if self.run.cancelled:
+            raise BuildError("build cancelled: another stage failed")
         handler: Callable[[Any, "Step"], bool | None] = getattr(self, "_do_" + instr.cmd.lower())
         step = self._start_step(index, total, instr.text) if instr.cmd in ("RUN", "COPY", "ADD", "WORKDIR") else None
         try:

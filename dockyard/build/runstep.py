@@ -239,7 +239,10 @@ def _run_and_wait(run: "BuildRun", runtime: Any, cid: str, bundle: Path, step: "
     try:
         try:
             with run.fork_lock:
+                if run.cancelled:
+                    raise BuildError("build cancelled: another stage failed")
                 pid = runtime.run(cid, bundle, Stdio(stdin=null, stdout=w, stderr=w))
+                run.running(cid, runtime)
         except ProcessStartError as exc:
             os.close(w)
             w = -1
@@ -265,6 +268,7 @@ def _run_and_wait(run: "BuildRun", runtime: Any, cid: str, bundle: Path, step: "
             _wait(pid)
         raise
     finally:
+        run.running(cid, None)
         if w >= 0:
             os.close(w)
         os.close(r)

@@ -34,9 +34,8 @@ from dockyard.timeutil import format_rfc3339
 if TYPE_CHECKING:  # pragma: no cover
     from concurrent.futures import Future
 
-    from dockyard.build.layerdiff import LayerBlob
-
     from dockyard.build.executor import LayerRef, StageResult
+    from dockyard.build.layerdiff import LayerBlob
     from dockyard.build.progress import Step
     from dockyard.client import Client
 
@@ -83,6 +82,9 @@ class BuildRun:
     """State shared by the stages of one build (thread-safe where stages meet)."""
 
     def __init__(self, service: "BuildService", opts: BuildOptions, plan: Plan, needed: list[int]) -> None:
+        if opts.network not in NETWORK_MODES:
+            raise InvalidArgument(f"network mode \"{opts.network}\" not supported by dockyard build "
+                                  "(use default, host or none)")
         self.service = service
         self.client = service.client
         self.opts = opts
@@ -112,9 +114,8 @@ class BuildRun:
         self._image_lock = threading.Lock()
         self._chain_lock = threading.Lock()
         self.fork_lock = threading.Lock()
-        if opts.network not in NETWORK_MODES:
-            raise InvalidArgument(f"network mode \"{opts.network}\" not supported by dockyard build "
-                                  "(use default, host or none)")
+        self.cancelled = False
+        self._running: dict[str, Any] = {}   # RUN containers in flight: id -> runtime
 
     @property
     def snapshots(self) -> Any:
@@ -183,20 +184,45 @@ class BuildRun:
             result = StageRunner(self, self.plan.stages[self.needed[0]]).execute()
             self._results[self.needed[0]] = result
             return result
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
         with ThreadPoolExecutor(max_workers=len(self.needed), thread_name_prefix="stage") as pool:
             for i in self.needed:
                 self._futures[i] = pool.submit(StageRunner(self, self.plan.stages[i]).execute)
             try:
-                # wait in dependency order; the first failure ends the build
-                for i in self.needed:
-                    self._futures[i].result()
+                done, _ = wait(list(self._futures.values()), return_when=FIRST_EXCEPTION)
+                # the first failure (in Dockerfile order among those that failed) ends the build
+                failed = [self._futures[i] for i in self.needed if self._futures[i] in done
+                          and self._futures[i].exception() is not None]
+                if failed:
+                    failed[0].result()
             except BaseException:
+                self.cancel()
                 for f in self._futures.values():
                     f.cancel()
                 raise
         return self._futures[self.needed[-1]].result()
+
+    def cancel(self) -> None:
+        """Stop the other stages: no new step starts, and RUN steps in flight are killed."""
+        import signal
+
+        self.cancelled = True
+        with self._image_lock:
+            running = list(self._running.items())
+        for cid, runtime in running:
+            try:
+                runtime.kill(cid, signal.SIGKILL, all_processes=True)
+            except Exception:  # noqa: BLE001 - it may have just exited
+                pass
+
+    def running(self, cid: str, runtime: Any | None) -> None:
+        """Register (or, with None, forget) a RUN container in flight."""
+        with self._image_lock:
+            if runtime is None:
+                self._running.pop(cid, None)
+            else:
+                self._running[cid] = runtime
 
     # -- images ------------------------------------------------------------------------------------
     def resolve_image(self, ref: str, step: "Step | None" = None) -> Any:

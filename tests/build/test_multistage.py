@@ -57,3 +57,12 @@ def test_run_steps_on_external_runtimes(runtime, build, client):
     built = build(None, "FROM dytest-busybox\nARG RT\nRUN echo via-$RT > /rt && id -u >> /rt\n",
                   build_args={"RT": runtime}, runtime=runtime, no_cache=True)
     assert imagefs.file_content(client, built.image_id, "/rt") == f"via-{runtime}\n0\n".encode()
+
+
+def test_a_failing_stage_stops_the_others(build, client):
+    start = time.monotonic()
+    with pytest.raises(StepFailed, match="exit code: 3"):
+        build(None, "FROM dytest-busybox AS slow\nRUN sleep 20\nFROM dytest-busybox AS bad\nRUN sleep 0.3; exit 3\n"
+                    "FROM dytest-busybox\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n")
+    assert time.monotonic() - start < 8, "the slow stage was not stopped"
+    assert not [s for s in client.snapshots.list() if s.kind == "active"]

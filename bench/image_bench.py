@@ -175,6 +175,10 @@ def baseline_cli(rev: str, work: Path) -> str:
     return f"{sys.executable} {launcher}"
 
 
+class ToolFailed(Exception):
+    """A peer could not do the operation on this archive (e.g. docker < 25 and an OCI layout)."""
+
+
 def timed(cmd: str, runs: int, before: str | None = None) -> tuple[float, float | None]:
     """Median wall time and the command's own peak RSS in MiB (None when it cannot be measured)."""
     times, peaks = [], []
@@ -188,7 +192,7 @@ def timed(cmd: str, runs: int, before: str | None = None) -> tuple[float, float 
             p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             dt = time.perf_counter() - t0
             if p.returncode != 0:
-                raise SystemExit(f"failed: {cmd}\n{p.stderr.decode()[-2000:]}")
+                raise ToolFailed(p.stderr.decode().strip().splitlines()[-1:] or ["exit status %d" % p.returncode])
             if use_time:
                 peaks.append(int(rss.read().split()[-1]) / 1024)
         times.append(dt)
@@ -246,13 +250,22 @@ def main() -> None:
             for tool, (cmd, cleanup) in load.items():
                 if tool in available:
                     runs = args.runs if "load" in ops else 1
-                    t, peak = timed(cmd, runs, before=cleanup)
+                    try:
+                        t, peak = timed(cmd, runs, before=cleanup)
+                    except ToolFailed as exc:
+                        print(f"{tool} load failed: {exc.args[0][0]}")
+                        available.discard(tool)
+                        continue
                     if "load" in ops:
                         rows.append(("load", tool, t, peak))
         if "save" in ops:
             for tool, cmd in save.items():
                 if tool in available:
-                    t, peak = timed(cmd, args.runs, before=f"rm -f {work}/out-*.tar")
+                    try:
+                        t, peak = timed(cmd, args.runs, before=f"rm -f {work}/out-*.tar")
+                    except ToolFailed as exc:
+                        print(f"{tool} save failed: {exc.args[0][0]}")
+                        continue
                     rows.append(("save", tool, t, peak))
         print(f"{'op':<6}{'tool':<18}{'median s':>10}{'MiB/s':>10}{'peak MiB':>10}{'dockyard speed-up':>20}")
         for op in ops:

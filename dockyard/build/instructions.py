@@ -247,7 +247,7 @@ def _build(node: Node) -> Instruction:
         if not args:
             raise _err(node, "SHELL requires at least one argument")
         if not node.json:
-            raise _err(node, f"SHELL requires the arguments to be in JSON form")
+            raise _err(node, "SHELL requires the arguments to be in JSON form")
         return Shell(**common, argv=args)
     if cmd == "HEALTHCHECK":
         return _healthcheck(node, common, flags, args)

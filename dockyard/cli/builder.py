@@ -161,7 +161,7 @@ def cmd_du(args: argparse.Namespace, ctx: "Context") -> int:
         for r in records:
             ctx.print(f"ID:\t\t{r['id']}")
             ctx.print(f"Created at:\t{_go_time(r['created'])}")
-            ctx.print(f"Mutable:\tfalse")
+            ctx.print("Mutable:\tfalse")
             ctx.print(f"Reclaimable:\t{str(not r['in_use']).lower()}")
             ctx.print(f"Shared:\t\t{str(r['shared']).lower()}")
             ctx.print(f"Size:\t\t{human_size(r['size'])}")

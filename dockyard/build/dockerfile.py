@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dockyard.build.errors import DockerfileSyntaxError
+from dockyard.build.errors import BuildError, DockerfileSyntaxError
 
 KNOWN_INSTRUCTIONS = frozenset({
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
@@ -146,6 +146,8 @@ def parse(data: bytes | str, filename: str = "Dockerfile") -> ParsedDockerfile:
     try:
         commands = gp.parse_string(text)
     except gp.GoParseError as exc:
+        if str(exc) == "file with no instructions":
+            raise BuildError(f"the Dockerfile ({filename}) cannot be empty") from None
         line = _locate_error(lines, str(exc))
         raise DockerfileSyntaxError(str(exc), filename, line, _line_text(lines, line)) from None
     nodes: list[Node] = []
@@ -160,7 +162,7 @@ def parse(data: bytes | str, filename: str = "Dockerfile") -> ParsedDockerfile:
                                         _line_text(lines, c.start_line))
         nodes.append(node)
     if not nodes:
-        raise DockerfileSyntaxError("file with no instructions", filename)
+        raise BuildError(f"the Dockerfile ({filename}) cannot be empty")
     return ParsedDockerfile(directives=directives, nodes=nodes, filename=filename, lines=lines)
 
 

@@ -135,3 +135,9 @@ def test_leftovers_of_a_killed_build_are_reaped(build, client, root, tmp_path):
     assert key not in [s.key for s in snaps.list()]
     assert not (root / "build" / "tmp" / f"{dead.pid}-cafe").exists()
     assert _leftovers(client, root) == []
+
+
+def test_empty_dockerfile(build):
+    for text in ("", "# only a comment\n\n"):
+        with pytest.raises(BuildError, match=r"the Dockerfile \(Dockerfile\) cannot be empty"):
+            build(None, text)

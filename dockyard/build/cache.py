@@ -159,7 +159,7 @@ class BuildCache:
     def file_digest(self, path: str, st: os.stat_result, remember: bool = True) -> str:
         """sha256 of a regular file's content, from the cache when its stat is unchanged.
         ``remember=False`` for files that will not be seen again (an extracted tar context)."""
-        if not remember:
+        if not remember or not path.isprintable() and not _encodable(path):
             return _hash_file(path)
         if self._sums is not None and path.startswith(self._sums_prefix):
             row = self._sums.get(path)
@@ -228,6 +228,15 @@ class BuildCache:
             self._touched.clear()
             self._sums_pending.clear()
             self._sums = None
+
+
+def _encodable(path: str) -> bool:
+    """A name with undecodable bytes (surrogate escapes) cannot be a TEXT key in SQLite."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hash_file(path: str) -> str:

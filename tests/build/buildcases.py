@@ -383,3 +383,26 @@ RUN echo "$TARGETPLATFORM $TARGETARCH" > /platform
 """, builder="buildkit"),
 ]
 BY_NAME = {c.name: c for c in CASES}
+
+CASES += [
+    Case("quoting", r"""FROM {BASE}
+ARG A=1
+ARG B=$A-two
+ENV Q="quoted \"inner\" $B" S='single "x" $B' E=a\ b\ c U=${B}_${A}
+LABEL "key with space"="v" eq="b=c" "multi.word"='x y'
+RUN echo "$B" > /b
+"""),
+    Case("metadata-only-changes", """FROM {BASE}
+RUN chmod 700 /tmp && touch /etc/passwd && chown 1:1 /var/spool
+RUN rm /etc/group && ln -s /etc/passwd /etc/group
+"""),
+    Case("from-wildcards", """FROM {BASE} AS b
+RUN mkdir -p /out/sub && echo 1 > /out/a.txt && echo 2 > /out/b.txt && echo 3 > /out/c.log && echo 4 > /out/sub/d.txt
+FROM {BASE}
+COPY --from=b /out/*.txt /txt/
+COPY --from=b /out/s* /s/
+COPY a.txt /later
+RUN rm /later
+""", files={"a.txt": "a"}),
+]
+BY_NAME = {c.name: c for c in CASES}

@@ -751,7 +751,8 @@ class Monitor:
 
     def finalize(self) -> None:
         """The container will not run again under this monitor: unmount, maybe remove, tell
-        everyone waiting (after removal, so ``run --rm`` returns when it is gone), exit."""
+        everyone waiting (once a removed container is out of sight, so ``run --rm`` returns when
+        it is gone; deleting its files comes after), exit."""
         try:
             if self.init_pid and self.exit_status is None:  # an error in the loop: leave nothing running
                 try:
@@ -771,19 +772,14 @@ class Monitor:
                 self.set_state(ManuallyStopped=True)
             code = int(self.rec.state.get("ExitCode", 0))
             removing = bool(self.rec.host_config.get("AutoRemove") or self.remove_requested)
-            if not removing:
-                try:
-                    self.client.snapshots.unmount(self.rec.rootfs)
-                except Exception:  # noqa: BLE001
-                    self.log_error()
-            if removing:
-                from dockyard.engine.containers import remove_record
-
-                try:
-                    remove_record(self.client, self.store, self.rec,
-                                  remove_volumes=bool(self.rec.host_config.get("AutoRemove")) or self.remove_volumes)
-                except Exception:  # noqa: BLE001
-                    self.log_error()
+            hidden = False
+            try:
+                self.client.snapshots.unmount(self.rec.rootfs)
+                if removing:  # out of sight and its name free: for everyone, it is gone
+                    self.store.begin_remove(self.rec)
+                    hidden = True
+            except Exception:  # noqa: BLE001
+                self.log_error()
             for p in list(self.peers.values()):
                 if p.sock.fileno() < 0:
                     continue
@@ -791,6 +787,14 @@ class Monitor:
                     self._send(p, proto.control({"ok": True, "code": code}))
                 elif p.attached or p.waiting in ("exit", "not-running", "removed", "started"):
                     self._send(p, proto.control({"event": "exit", "code": code}))
+            if hidden:  # the rest of the removal happens after the news: nobody waits for it
+                from dockyard.engine.containers import finish_remove
+
+                try:
+                    finish_remove(self.client, self.rec, unmounted=True, remove_volumes=bool(
+                        self.rec.host_config.get("AutoRemove")) or self.remove_volumes)
+                except Exception:  # noqa: BLE001
+                    self.log_error()
         finally:
             self._close_listener()
             _close(self.lock_fd)  # the container is free: start/rm need not wait for slow readers

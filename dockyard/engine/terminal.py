@@ -202,6 +202,8 @@ def relay_attach(conn: proto.Connection, *, stdin: bool, tty: bool, detach_keys:
                         return result
                     for kind, payload in reader.feed(data):
                         result = _deliver(kind, payload, result, stdout_fd, stderr_fd)
+                        if kind == proto.CONTROL and json.loads(payload).get("event") == "exit":
+                            return result  # the last word: everything before it is delivered
         finally:
             if raw is not None:
                 raw.__exit__()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -133,12 +132,13 @@ class JsonFileWriter:
 
 
 # ------------------------------------------------------------------------------------ reading
-@dataclass
 class LogEntry:
-    stream: str  # "stdout" | "stderr"
-    data: bytes
-    time_ns: int
-    time_text: str
+    """One record read back: its stream ("stdout" | "stderr"), bytes and time."""
+
+    __slots__ = ("stream", "data", "time_ns", "time_text")
+
+    def __init__(self, stream: str, data: bytes, time_ns: int, time_text: str) -> None:
+        self.stream, self.data, self.time_ns, self.time_text = stream, data, time_ns, time_text
 
 
 def _parse(line: bytes) -> LogEntry | None:

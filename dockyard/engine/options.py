@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.engine.logs import parse_size
@@ -259,33 +258,35 @@ def port_specs(host: dict[str, Any], exposed: dict[str, Any] | None) -> list[Any
 
 
 # ------------------------------------------------------------------------------ the whole body
-@dataclass
 class RunOptions:
-    """The values of ``run``/``create`` flags, as strings and lists (what the user typed)."""
+    """The values of ``run``/``create`` flags, as strings and lists (what the user typed).
+
+    A plain class (not a dataclass: seventy generated fields cost the CLI milliseconds at
+    every start); keyword arguments only, unknown names are refused."""
 
     image: str = ""
-    command: list[str] = field(default_factory=list)
+    command: list[str]
     name: str | None = None
     detach: bool = False
     interactive: bool = False
     tty: bool = False
     auto_remove: bool = False
-    env: list[str] = field(default_factory=list)
-    env_file: list[str] = field(default_factory=list)
+    env: list[str]
+    env_file: list[str]
     workdir: str | None = None
     user: str | None = None
     entrypoint: str | None = None
     hostname: str | None = None
     domainname: str | None = None
-    labels: list[str] = field(default_factory=list)
-    label_file: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    mounts: list[str] = field(default_factory=list)
-    volumes_from: list[str] = field(default_factory=list)
-    tmpfs: list[str] = field(default_factory=list)
+    labels: list[str]
+    label_file: list[str]
+    volumes: list[str]
+    mounts: list[str]
+    volumes_from: list[str]
+    tmpfs: list[str]
     read_only: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
+    cap_add: list[str]
+    cap_drop: list[str]
     privileged: bool = False
     restart: str | None = None
     init: bool = False
@@ -301,7 +302,7 @@ class RunOptions:
     pids_limit: str | None = None
     shm_size: str | None = None
     oom_kill_disable: bool = False
-    ulimits: list[str] = field(default_factory=list)
+    ulimits: list[str]
     health_cmd: str | None = None
     health_interval: str | None = None
     health_timeout: str | None = None
@@ -309,32 +310,45 @@ class RunOptions:
     health_retries: str | None = None
     no_healthcheck: bool = False
     network: str | None = None
-    network_aliases: list[str] = field(default_factory=list)
-    publish: list[str] = field(default_factory=list)
+    network_aliases: list[str]
+    publish: list[str]
     publish_all: bool = False
-    expose: list[str] = field(default_factory=list)
-    dns: list[str] = field(default_factory=list)
-    dns_search: list[str] = field(default_factory=list)
-    dns_option: list[str] = field(default_factory=list)
-    add_host: list[str] = field(default_factory=list)
+    expose: list[str]
+    dns: list[str]
+    dns_search: list[str]
+    dns_option: list[str]
+    add_host: list[str]
     ip: str | None = None
     mac_address: str | None = None
     stop_signal: str | None = None
     stop_timeout: str | None = None
     log_driver: str | None = None
-    log_opts: list[str] = field(default_factory=list)
+    log_opts: list[str]
     runtime: str | None = None
-    security_opt: list[str] = field(default_factory=list)
-    sysctl: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
-    group_add: list[str] = field(default_factory=list)
-    attach: list[str] = field(default_factory=list)
+    security_opt: list[str]
+    sysctl: list[str]
+    devices: list[str]
+    group_add: list[str]
+    attach: list[str]
     ipc: str | None = None
     pid: str | None = None
     uts: str | None = None
     cgroupns: str | None = None
     cgroup_parent: str | None = None
     platform: str | None = None
+
+    _LISTS = ("command", "env", "env_file", "labels", "label_file", "volumes", "mounts", "volumes_from", "tmpfs",
+              "cap_add", "cap_drop", "ulimits", "network_aliases", "publish", "expose", "dns", "dns_search",
+              "dns_option", "add_host", "log_opts", "security_opt", "sysctl", "devices", "group_add", "attach")
+
+    def __init__(self, **values: Any) -> None:
+        for key, value in values.items():
+            if not hasattr(RunOptions, key) and key not in self._LISTS:
+                raise TypeError(f"RunOptions has no option {key!r}")
+            setattr(self, key, value)
+        for key in self._LISTS:
+            if key not in values:
+                setattr(self, key, [])
 
 
 def _healthcheck(o: RunOptions) -> dict[str, Any] | None:

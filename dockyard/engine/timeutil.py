@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as docker writes an unset time
 
@@ -45,16 +44,27 @@ def parse_rfc3339(text: str) -> int | None:
     if not m:
         return None
     year, mon, day, hh, mm, ss, frac, tz = m.groups()
-    dt = datetime(int(year), int(mon), int(day), int(hh or 0), int(mm or 0), int(ss or 0))
+    fields = (int(year), int(mon), int(day), int(hh or 0), int(mm or 0), int(ss or 0))
     if tz is None:
-        secs = int(time.mktime(dt.timetuple()))
+        secs = int(time.mktime((*fields, 0, 0, -1)))
     else:
-        secs = int(dt.replace(tzinfo=timezone.utc).timestamp())
+        secs = _utc_seconds(*fields)
         if tz != "Z":
             sign = 1 if tz[0] == "+" else -1
             digits = tz[1:].replace(":", "")
             secs -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     return secs * 1_000_000_000 + int((frac or "0").ljust(9, "0"))
+
+
+def _utc_seconds(year: int, month: int, day: int, hh: int, mm: int, ss: int) -> int:
+    """Seconds since the epoch of a UTC calendar time (days from the civil calendar, without
+    importing datetime on the CLI's hot path)."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + hh * 3600 + mm * 60 + ss
 
 
 def parse_duration(text: str) -> int | None:

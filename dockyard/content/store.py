@@ -304,6 +304,11 @@ class VerifyingReader(io.RawIOBase):
         self._verified = False
         self.size = os.fstat(self._f.fileno()).st_size
 
+    @property
+    def digest(self) -> str:
+        """The digest this reader checks the blob against when it reaches the end."""
+        return self._digest
+
     def readable(self) -> bool:
         return True
 

@@ -137,7 +137,8 @@ class LayerStream:
     """
 
     def __init__(self, blob: BinaryIO, media_type: str = "", label: str = "layer",
-                 algorithm: str | None = "sha256", prefetch: bool = False, owns_blob: bool = False) -> None:
+                 algorithm: str | None = "sha256", prefetch: bool = False, owns_blob: bool = False,
+                 blob_digest: str | None = None) -> None:
         self._blob = blob if owns_blob else None  # closed by close()
         head = b""
         while len(head) < 8:  # enough for every magic, even from a reader with short reads
@@ -170,7 +171,12 @@ class LayerStream:
         else:  # pragma: no cover - detect() returns only the names above
             raise Unsupported(f"{label}: unsupported compression {self.compression}")
         # algorithm=None: no hashing here, the caller hashes these very bytes itself (an
-        # uncompressed layer whose blob digest it is computing: that digest is the diff_id)
+        # uncompressed layer whose blob digest it is computing: that digest is the diff_id).
+        # blob_digest: the blob reader verifies itself against it at its end (a content-store
+        # VerifyingReader); for an uncompressed blob that *is* the digest of this stream.
+        self._known = blob_digest if self.compression == "none" and blob_digest else None
+        if self._known:
+            algorithm = None
         self._hash = hashlib.new(algorithm) if algorithm else None
         self._algorithm = algorithm
         self.size = 0
@@ -245,6 +251,8 @@ class LayerStream:
     @property
     def digest(self) -> str | None:
         """The digest of the uncompressed bytes read so far (None when not hashing)."""
+        if self._known:
+            return self._known  # valid once read to the end: the blob reader raised otherwise
         if self._hash is None:
             return None
         return f"{self._algorithm}:{self._hash.hexdigest()}"

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from dockyard.content import digest as dg
 from dockyard.content import durability
-from dockyard.content.store import _pid_alive
+from dockyard.content.store import VerifyingReader, _pid_alive
 from dockyard.errors import Conflict, DigestMismatch, DockyardError, NotFound
 from dockyard.snapshot import mounts
 from dockyard.snapshot.staging import StagingArea
@@ -273,7 +273,10 @@ class SnapshotStore:
                 fs = tmp / "fs"
                 fs.mkdir(mode=0o755)
                 label = f"layer {diff_id}"
-                actual, size, _ = unpack_layer(blob, fs, media_type, policy, label, writeback=self.fsync)
+                # a content-store reader verifies the blob itself: an uncompressed one is hashed once
+                verified = blob.digest if isinstance(blob, VerifyingReader) else None
+                actual, size, _ = unpack_layer(blob, fs, media_type, policy, label, writeback=self.fsync,
+                                               blob_digest=verified)
                 if actual != diff_id:
                     raise DigestMismatch(f"{label}: the uncompressed layer hashes to {actual}; "
                                          "the blob does not match the image's diff_id")

@@ -365,14 +365,17 @@ def extract_stream(stream: LayerStream, dest: Path, policy: UnpackPolicy = Unpac
 
 
 def unpack_layer(blob: BinaryIO, dest: Path, media_type: str = "", policy: UnpackPolicy = UnpackPolicy(),
-                 label: str = "layer", *, writeback: bool = False) -> tuple[str, int, str]:
+                 label: str = "layer", *, writeback: bool = False,
+                 blob_digest: str | None = None) -> tuple[str, int, str]:
     """Extract a (compressed) layer blob into the empty directory ``dest``.
 
     Returns ``(diff_id, size, compression)``: the digest of the uncompressed stream as read, the
     bytes of regular-file data written, and the compression detected. The caller compares the
     diff_id with the expected one; on any error ``dest`` holds a partial tree to be discarded.
+    ``blob_digest``: only for a blob reader that raises at its end unless its bytes hash to it
+    (the content store's); an uncompressed blob is then not hashed a second time.
     """
-    stream = LayerStream(blob, media_type, label, prefetch=True)
+    stream = LayerStream(blob, media_type, label, prefetch=True, blob_digest=blob_digest)
     try:
         size = extract_stream(stream, dest, policy, label, writeback)
     finally:

@@ -111,3 +111,24 @@ def test_compressed_staged_layer_checks_its_own_diff_id(store):
         area.ready(staged)
         with pytest.raises(DigestMismatch):
             store.unpack(None, diff_id(b"not this layer"), io.BytesIO(blob))
+
+
+def test_a_tampered_store_blob_is_caught_though_hashed_once(client, store):
+    """Unpacking an uncompressed blob from the content store hashes it once: the store's
+    verifying reader's digest is the diff_id. A blob altered on disk still fails, and nothing
+    is kept."""
+    d = client.content.write_bytes(LAYER)
+    path = client.content.blob_path(d)
+    os.chmod(path, 0o644)
+    tampered = bytearray(LAYER)
+    tampered[-2000] ^= 1  # in the file data of data/big, same length
+    path.write_bytes(bytes(tampered))
+    with pytest.raises(DigestMismatch, match="corrupted"):
+        with client.content.open(d) as blob:
+            store.unpack(None, diff_id(LAYER), blob)
+    assert store.list() == []
+    assert list(store.tmp_dir.iterdir()) == []
+    path.write_bytes(LAYER)  # intact again: the same path unpacks
+    with client.content.open(d) as blob:
+        cid, _ = store.unpack(None, diff_id(LAYER), blob)
+    assert (store.fs_dir(cid) / "etc/hostname").read_bytes() == b"staged\n"

@@ -126,6 +126,17 @@ def measure(tool: Tool, ctx: Path, runs: int) -> dict[str, float]:
     return res
 
 
+def remove_dangling_bench_images() -> None:
+    """The classic builder leaves each rebuilt image behind, untagged: remove those of this app."""
+    if not shutil.which("docker"):
+        return
+    ids = sh(["docker", "images", "-q", "--filter", "dangling=true"], check=False).stdout.decode().split()
+    for image_id in ids:
+        env = sh(["docker", "image", "inspect", "-f", "{{json .Config.Env}}", image_id], check=False).stdout
+        if b"APP_MODE=bench" in env:
+            sh(["docker", "rmi", image_id], check=False)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -153,6 +164,7 @@ def main() -> int:
                                capture_output=True)
         for tag in ("bench-buildkit", "bench-classic"):
             subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+        remove_dangling_bench_images()
         subprocess.run(["podman", "rmi", "-f", "bench-podman"], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -72,17 +72,37 @@ def docker_base(busybox_tar: Path):
 def docker_build(ctx: Path, tag: str, builder: str, build_args: dict[str, str] | None = None,
                  target: str | None = None) -> subprocess.CompletedProcess:
     """``docker build`` with the classic builder or BuildKit (the 20.10 client drives BuildKit
-    without the buildx plugin)."""
+    without the buildx plugin). The images the classic builder leaves behind (one per step, and
+    the other stages') are removed again by :func:`docker_cleanup`."""
     env = dict(os.environ)
     if builder == "buildkit":
         exe = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
         env["DOCKER_BUILDKIT"] = "1"
+        quiet = ["-q"]
     else:
         exe = "docker"
         env["DOCKER_BUILDKIT"] = "0"
-    cmd = [exe, "build", "-q", "--no-cache", "-t", tag]
+        quiet = []  # the step log names the images each step made
+    cmd = [exe, "build", *quiet, "--no-cache", "--force-rm", "-t", tag]
     for k, v in (build_args or {}).items():
         cmd += ["--build-arg", f"{k}={v}"]
     if target:
         cmd += ["--target", target]
     return subprocess.run([*cmd, str(ctx)], capture_output=True, text=True, env=env)
+
+
+def docker_cleanup(proc: subprocess.CompletedProcess, tag: str) -> None:
+    """Remove the tag and every image a classic build made (children before parents)."""
+    import re
+
+    subprocess.run(["docker", "rmi", tag], capture_output=True)
+    made: list[str] = []
+    from_step = False
+    for line in (proc.stdout or "").splitlines():
+        if re.match(r"^Step \d+/\d+ : ", line):
+            from_step = bool(re.match(r"^Step \d+/\d+ : FROM ", line, re.I))
+        m = re.match(r"^ ---> ([0-9a-f]{12})$", line)
+        if m and not from_step:
+            made.append(m.group(1))
+    for image_id in reversed(made):
+        subprocess.run(["docker", "rmi", image_id], capture_output=True)

@@ -9,7 +9,7 @@ import pytest
 
 import imagefs
 from buildcases import BASE, CASES
-from conftest import docker_build
+from conftest import docker_build, docker_cleanup
 
 COMPARABLE = [c for c in CASES if c.builder is not None]
 
@@ -20,11 +20,13 @@ def test_same_image_as_docker(case, docker_base, build, client, tmp_path):
     ctx = case.materialize(tmp_path)
     tag = f"dytest-build-{case.name}:latest"
     proc = docker_build(ctx, tag, case.builder, case.build_args, case.target)
+    if proc.returncode != 0:
+        docker_cleanup(proc, tag)
     assert proc.returncode == 0, f"docker build failed:\n{proc.stderr[-2000:]}"
     try:
         docker_fs, docker_doc = imagefs.docker_image_fs(tag)
     finally:
-        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+        docker_cleanup(proc, tag)
     built = build(ctx, build_args=dict(case.build_args), target=case.target)
     ours_fs, ours_doc = imagefs.dockyard_image_fs(client, built.image_id)
     assert imagefs.diff_tables(docker_fs, ours_fs) == []

@@ -258,9 +258,10 @@ class BuildRun:
         try:
             pull(ref)
             return self.client.images.get(ref)
-        except DockyardError as exc:
+        except Exception as exc:  # noqa: BLE001 - a network failure is a failure to resolve, whatever its type
             if required:
-                raise BuildError(f"failed to resolve source image {ref}: {exc.message}") from None
+                reason = exc.message if isinstance(exc, DockyardError) else (str(exc) or type(exc).__name__)
+                raise BuildError(f"failed to resolve source image {ref}: {reason}") from None
             return None
 
     def ensure_chain(self, layers: "list[LayerRef]") -> str | None:

@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.build.service import BuildRun
     from dockyard.snapshot.store import ActiveSnapshot
 
-UNCOMPRESSED_TAR = "application/vnd.oci.image.layer.v1.tar"
 
 
 class LayerRef:

@@ -85,7 +85,6 @@ class TarEmitter:
         self.out = out
         self.epoch = epoch
         self.fix_tree = fix_tree
-        self.count = 0
         self.file_bytes = 0
         self._links: dict[tuple[int, int], str] = {}
 
@@ -111,10 +110,8 @@ class TarEmitter:
     def add_entry(self, path: str, name: str, st: os.stat_result) -> None:
         """One entry. ``name`` has no leading slash; directories get a trailing one."""
         mode = st.st_mode
-        self.count += 1
         pax: dict[str, str] = {}
         if self.fix_tree and not self._fix(path, st):
-            self.count -= 1
             return
         cap = _getxattr(path, CAPABILITY_XATTR) if not stat.S_ISLNK(mode) else None
         if cap is not None:
@@ -146,7 +143,6 @@ class TarEmitter:
         kind = tarfile.FIFOTYPE if stat.S_ISFIFO(mode) else tarfile.CHRTYPE if stat.S_ISCHR(mode) \
             else tarfile.BLKTYPE if stat.S_ISBLK(mode) else None
         if kind is None:
-            self.count -= 1
             return  # sockets are not layer material (docker skips them too)
         self.out(_header(name, st, kind, self.epoch, pax=pax))
 

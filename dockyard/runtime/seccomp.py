@@ -22,6 +22,7 @@ import json
 import os
 import platform
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from dockyard.errors import InvalidArgument
@@ -288,11 +289,26 @@ def default_seccomp(bounding: list[str] | tuple[str, ...] | set[str], machine: s
     return result
 
 
+@lru_cache(maxsize=1)
+def kernel_supports_seccomp() -> bool:
+    """The kernel has seccomp filters (moby checks before using a profile)."""
+    try:
+        with open("/proc/self/status") as f:
+            return any(line.startswith("Seccomp:") for line in f)
+    except OSError:
+        return False
+
+
 def container_seccomp(security: SecurityOptions, privileged: bool,
                       bounding: list[str] | tuple[str, ...] | set[str]) -> dict[str, Any] | None:
     """``linux.seccomp`` for a container (moby ``WithSeccomp``): none when privileged or
-    unconfined, the user's profile if given, docker's default otherwise."""
+    unconfined, the user's profile if given, docker's default otherwise; on a kernel without
+    seccomp, no filter (and an error for a custom profile), as docker."""
     if privileged or security.seccomp_profile == UNCONFINED:
+        return None
+    if not kernel_supports_seccomp():
+        if security.seccomp_profile not in ("", BUILTIN):
+            raise InvalidArgument("seccomp is not enabled in your kernel, cannot run a custom seccomp profile")
         return None
     if security.seccomp_profile and security.seccomp_profile != BUILTIN:
         return profile_to_oci(load_profile(security.seccomp_profile), bounding)

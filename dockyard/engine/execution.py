@@ -1,19 +1,20 @@
 """``exec``: another process in a running container's namespaces and cgroup.
 
-The CLI runs it itself, without asking the monitor: the runtime starts the process (joining
-every namespace and the cgroup of the container's init), the CLI is a child subreaper so the
-process ends up as its child whichever runtime started it, and without a terminal the process
-gets the CLI's own stdin/stdout/stderr — no copying at all. That is what keeps ``exec`` fast.
+The container's monitor starts it (it already has the runtime loaded and the container's spec
+in memory) and is its parent, so it reaps it and reports its exit code, whichever runtime ran
+it. The CLI only connects to the monitor's socket and hands over its own stdin/stdout/stderr
+with SCM_RIGHTS: without a terminal the process writes straight to the user's terminal or
+pipes, with no copying; with ``-t`` the monitor hands back the pty master and the CLI joins it
+to the user's terminal. So ``exec`` costs the CLI no runtime import at all.
 
 The process is docker's: the container's environment plus ``-e``, its user and working dir
 unless ``-u``/``-w`` say otherwise, all capabilities with ``--privileged``.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from typing import Any
+import socket
+from typing import Any, NamedTuple
 
 from dockyard.engine.store import ContainerRecord
 from dockyard.errors import Conflict, DockyardError, InvalidArgument
@@ -21,35 +22,21 @@ from dockyard.errors import Conflict, DockyardError, InvalidArgument
 EXEC_START_FAILED = 126  # docker 20.10: any failure to start the exec'd process
 
 
-@dataclass
-class ExecResult:
+class ExecResult(NamedTuple):
     """docker-py's ``exec_run`` result."""
 
     exit_code: int | None
     output: Any
 
 
-def _running_record(client: Any, ref: str) -> ContainerRecord:
-    svc = client.containers
-    rec = svc.load(ref)
-    if rec.state.get("Paused"):
-        raise Conflict(f"Container {ref} is paused, unpause the container before exec")
-    if rec.status == "restarting":
-        raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
-    if rec.status != "running" or not svc.store.monitor_alive(rec):
-        raise Conflict(f"Container {rec.id} is not running")
-    return rec
-
-
-def build_process(rec: ContainerRecord, cmd: list[str], *, env: list[str] | None = None,
-                  workdir: str | None = None, user: str | None = None, tty: bool = False,
-                  privileged: bool = False, console_size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """The OCI ``process`` of an exec, from the running container's spec."""
+def exec_spec(spec: dict[str, Any], rec: ContainerRecord, cmd: list[str], *, env: list[str] | None = None,
+              workdir: str | None = None, user: str | None = None, tty: bool = False,
+              privileged: bool = False, console_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The OCI ``process`` of an exec, from the running container's spec (docker's rules)."""
     from dockyard.runtime.spec import exec_process
 
     if not cmd:
         raise InvalidArgument("No exec command specified")
-    spec = json.loads((rec.bundle / "config.json").read_text())
     resolved = None
     if user:
         from dockyard.runtime.users import resolve_exec_user
@@ -63,81 +50,103 @@ def build_process(rec: ContainerRecord, cmd: list[str], *, env: list[str] | None
         extra.append("TERM=xterm")
     proc = exec_process(spec["process"], list(cmd), env=extra, user=resolved, cwd=workdir or None, tty=tty,
                         privileged=privileged, console_size=console_size)
+    if spec["process"].get("args", [""])[0] == "/sbin/docker-init":
+        proc["args"] = list(cmd)  # exec never goes through the container's init
     if resolved is not None:
         proc["env"] = [e for e in proc["env"] if not e.startswith("HOME=")] + [f"HOME={resolved.home}"]
-    if spec["process"].get("args", [""])[0] == "/sbin/docker-init":
-        pass  # exec never goes through the container's init
     return proc
 
 
-def _runtime(client: Any, rec: ContainerRecord) -> Any:
-    from dockyard.engine.runtimes import runtime_for
+def _connect(client: Any, ref: str) -> Any:
+    """A connection to a running container's monitor (docker's errors otherwise)."""
+    from dockyard.engine.protocol import Connection, connect_unix
 
-    return runtime_for(client, rec.config.get("Runtime"))
-
-
-def _start(client: Any, rec: ContainerRecord, process: dict[str, Any], stdio: Any) -> int:
-    """Start the process; the caller must be a subreaper (runc/crun hand the process over to
-    the nearest one) and wait for it."""
-    from dockyard.runtime.base import ProcessStartError
-
+    svc = client.containers
+    rec = svc.load(ref)
+    if rec.state.get("Paused"):
+        raise Conflict(f"Container {ref} is paused, unpause the container before exec")
+    if rec.status == "restarting":
+        raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
+    if rec.status != "running":
+        raise Conflict(f"Container {rec.id} is not running")
     try:
-        return _runtime(client, rec).exec(rec.id, process, stdio)
-    except ProcessStartError as exc:
-        raise DockyardError(exc.message, EXEC_START_FAILED) from None
+        return Connection(connect_unix(str(rec.socket_path)))
+    except OSError:
+        raise Conflict(f"Container {rec.id} is not running") from None
 
 
-def _wait(pid: int) -> int:
+def _request(conn: Any, req: dict[str, Any], fds: list[int]) -> tuple[dict[str, Any], list[int]]:
+    """Send the exec request with our stdio; the monitor's first answer (and any fd with it)."""
+    from dockyard.engine.protocol import FrameReader, control
+
+    socket.send_fds(conn.sock, [control(req)], fds)
+    reader = FrameReader()
+    got: list[int] = []
     while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 0
-        code = os.waitstatus_to_exitcode(status)
-        return 128 - code if code < 0 else code
+        data, more, _flags, _addr = socket.recv_fds(conn.sock, 65536, 1)
+        got.extend(more)
+        if not data:
+            raise DockyardError("the container's monitor went away", EXEC_START_FAILED)
+        frames = reader.feed(data)
+        if frames:
+            import json
+
+            conn.pending.extend(frames[1:])
+            msg = json.loads(frames[0][1])
+            if "error" in msg:
+                code = int(msg.get("code") or 1)
+                raise DockyardError(msg["error"], 1 if code == 409 else code)
+            return msg, got
+
+
+def _wait_exit(conn: Any) -> int:
+    msg = conn.recv_control()
+    if msg is None:
+        raise DockyardError("the container's monitor went away while the process ran", 1)
+    return int(msg.get("code", 0))
 
 
 def exec_attached(client: Any, ref: str, cmd: list[str], *, interactive: bool = False, tty: bool = False,
                   env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
                   privileged: bool = False, detach: bool = False, detach_keys: str | None = None) -> int:
     """``dockyard exec``: the process's exit code (0 at once with ``detach``)."""
-    from dockyard.engine.reaping import set_subreaper
-    from dockyard.runtime.base import Stdio
-
-    rec = _running_record(client, ref)
-    set_subreaper(True)  # the CLI exits after this command: it may stay one
-    size = None
-    if tty and not detach:
+    if not cmd:
+        raise InvalidArgument("No exec command specified")
+    conn = _connect(client, ref)
+    req: dict[str, Any] = {"op": "exec", "ref": ref, "cmd": list(cmd), "env": env or [], "workdir": workdir,
+                           "user": user, "privileged": privileged, "detach": detach}
+    try:
+        if detach:
+            _request(conn, req, [])
+            return 0
+        if not tty:
+            null = None if interactive else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _request(conn, req, [0 if interactive else null, 1, 2])
+            finally:
+                if null is not None:
+                    os.close(null)
+            try:
+                return _wait_exit(conn)
+            except KeyboardInterrupt:
+                return 130
         from dockyard.engine import terminal
 
         keys = terminal.parse_detach_keys(detach_keys)
         size = terminal.terminal_size(1) or terminal.terminal_size(0)
-    process = build_process(rec, cmd, env=env, workdir=workdir, user=user, tty=tty and not detach,
-                            privileged=privileged, console_size=size)
-    if detach:
-        _start(client, rec, process, Stdio())  # init reaps it once this CLI has exited
-        return 0
-    if not tty:
-        pid = _start(client, rec, process, Stdio(stdin=0 if interactive else None, stdout=1, stderr=2))
+        if size:
+            req.update(h=size[0], w=size[1])
+        _, fds = _request(conn, {**req, "tty": True}, [])
+        if not fds:
+            raise DockyardError("the container's monitor sent no terminal", EXEC_START_FAILED)
+        master = fds[0]
         try:
-            return _wait(pid)
-        except KeyboardInterrupt:
-            return 130
-    from dockyard.engine.monitor import ConsoleSocket
-
-    console = ConsoleSocket(rec.id)
-    try:
-        pid = _start(client, rec, process, Stdio(console_socket=console.path))
-        master = console.receive()
+            detached = terminal.relay_pty(master, stdin=interactive, detach_keys=keys)
+        finally:
+            os.close(master)
+        return 0 if detached else _wait_exit(conn)
     finally:
-        console.close()
-    try:
-        code = terminal.relay_pty(master, pid, stdin=interactive, detach_keys=keys)
-    finally:
-        os.close(master)
-    return 0 if code is None else code
+        conn.close()
 
 
 def exec_run(client: Any, ref: str, cmd: str | list[str], stdout: bool = True, stderr: bool = True,
@@ -149,42 +158,37 @@ def exec_run(client: Any, ref: str, cmd: str | list[str], stdout: bool = True, s
     import select
     import shlex
 
-    from dockyard.runtime.base import Stdio
-
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
     env = [f"{k}={v}" for k, v in environment.items()] if isinstance(environment, dict) else list(environment or [])
-    rec = _running_record(client, ref)
-    process = build_process(rec, argv, env=env, workdir=workdir, user=user or None, tty=False,
-                            privileged=privileged)
-    from dockyard.engine.reaping import subreaper
-
-    if detach:
-        import threading
-
-        with subreaper():
-            pid = _start(client, rec, process, Stdio())
-        threading.Thread(target=_wait, args=(pid,), daemon=True).start()  # no zombie left behind
-        return ExecResult(None, b"")
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    conn = _connect(client, ref)
+    req = {"op": "exec", "ref": ref, "cmd": argv, "env": env, "workdir": workdir, "user": user or None,
+           "privileged": privileged, "detach": detach}
     try:
-        with subreaper():
-            pid = _start(client, rec, process, Stdio(stdout=out_w, stderr=err_w))
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-    chunks: list[tuple[int, bytes]] = []
-    open_fds = {out_r: 1, err_r: 2}
-    while open_fds:
-        ready, _, _ = select.select(list(open_fds), [], [])
-        for fd in ready:
-            data = os.read(fd, 65536)
-            if not data:
+        if detach:
+            _request(conn, req, [])
+            return ExecResult(None, b"")
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _request(conn, req, [null, out_w, err_w])
+        finally:
+            for fd in (out_w, err_w, null):
                 os.close(fd)
-                del open_fds[fd]
-            else:
-                chunks.append((open_fds[fd], data))
-    code = _wait(pid)
+        chunks: list[tuple[int, bytes]] = []
+        open_fds = {out_r: 1, err_r: 2}
+        while open_fds:
+            ready, _, _ = select.select(list(open_fds), [], [])
+            for fd in ready:
+                data = os.read(fd, 65536)
+                if not data:
+                    os.close(fd)
+                    del open_fds[fd]
+                else:
+                    chunks.append((open_fds[fd], data))
+        code = _wait_exit(conn)
+    finally:
+        conn.close()
     if demux:
         o = b"".join(d for k, d in chunks if k == 1) if stdout else None
         e = b"".join(d for k, d in chunks if k == 2) if stderr else None

@@ -53,6 +53,7 @@ class Peer:
         self.stdin = False
         self.waiting: str | None = None  # "exit" | "removed" | "stopped"
         self.closing = False
+        self.fds: list[int] = []  # received with SCM_RIGHTS, owned until used
 
 
 class Monitor:
@@ -87,6 +88,7 @@ class Monitor:
         self.listener: socket.socket | None = None
         self.wake_r = self.wake_w = -1
         self.restart = None
+        self.spec: dict[str, Any] | None = None
 
     # ================================================================== setup
     def setup(self) -> None:
@@ -174,7 +176,7 @@ class Monitor:
             mounts = att.start_mounts(rec)
             opts = bundle.spec_options(rec, rec.rootfs, netns_path=net.netns_path, network_mode=net.mode,
                                        mounts=mounts, console_size=self.console_size)
-            spec = generate_spec(opts)
+            spec = self.spec = generate_spec(opts)
             write_bundle(rec.bundle, spec)
             stdio = Stdio()
             if tty:
@@ -468,6 +470,9 @@ class Monitor:
             self._add_peer(Peer(sock))
 
     def _drop(self, p: Peer) -> None:
+        for received in p.fds:
+            _close(received)
+        p.fds.clear()
         fd = p.sock.fileno()
         self.peers.pop(fd, None)
         try:
@@ -534,11 +539,12 @@ class Monitor:
         if not mask & selectors.EVENT_READ:
             return
         try:
-            data = p.sock.recv(65536)
+            data, fds, _flags, _addr = socket.recv_fds(p.sock, 65536, 4)
         except BlockingIOError:
             return
         except OSError:
-            data = b""
+            data, fds = b"", []
+        p.fds.extend(fds)  # file descriptors sent with a request (exec's stdio)
         if not data:
             self._drop(p)
             return
@@ -587,7 +593,7 @@ class Monitor:
             # "next-exit": the next time the process ends (restarts included); "not-running":
             # until the container is stopped for good; "removed": until it is gone
             cond = req.get("condition") or "not-running"
-            if cond == "not-running" and not self._running() and self.rec.status != "restarting":
+            if cond == "not-running" and not self.init_pid and self.rec.status != "restarting":
                 self._reply(p, {"event": "exit", "code": int(self.rec.state.get("ExitCode", 0))})
             else:
                 p.waiting = {"removed": "removed", "next-exit": "exit"}.get(cond, "not-running")
@@ -596,12 +602,78 @@ class Monitor:
             self.stop(req.get("timeout"), req.get("signal"))
         elif op == "kill":
             self._kill(p, req)
+        elif op == "exec":
+            self._exec(p, req)
         elif op in ("pause", "unpause"):
             self._pause(p, op == "pause")
         elif op == "detach":
             self._drop(p)
         else:
             self._reply(p, {"error": f"unknown request {op!r}", "code": 400})
+
+    def _spec(self) -> dict[str, Any]:
+        if self.spec is None:
+            self.spec = json.loads((self.rec.bundle / "config.json").read_text())
+        return self.spec
+
+    def _exec(self, p: Peer, req: dict[str, Any]) -> None:
+        """``exec``: start a process in the container with the stdio the client sent (its own
+        terminal or pipes, passed with SCM_RIGHTS), or a new pty whose master goes back to the
+        client. The process is our child: we reap it and report its exit code."""
+        from dockyard.engine.execution import EXEC_START_FAILED, exec_spec
+        from dockyard.errors import DockyardError
+        from dockyard.runtime.base import Stdio
+
+        fds, p.fds = p.fds, []
+        console = None
+        try:
+            if self.rec.state.get("Paused"):
+                raise DockyardError(f"Container {req.get('ref') or self.cid} is paused, unpause the container "
+                                    "before exec", 409)
+            if not self._running():
+                raise DockyardError(f"Container {self.cid} is not running", 409)
+            tty = bool(req.get("tty"))
+            size = (int(req["h"]), int(req["w"])) if req.get("h") and req.get("w") else None
+            process = exec_spec(self._spec(), self.rec, list(req.get("cmd") or []), env=req.get("env"),
+                                workdir=req.get("workdir"), user=req.get("user"), tty=tty,
+                                privileged=bool(req.get("privileged")), console_size=size)
+            if tty:
+                console = ConsoleSocket(self.cid)
+                stdio = Stdio(console_socket=console.path)
+            else:
+                stdio = Stdio(*(fds + [None, None, None])[:3])
+            try:
+                pid = self.runtime.exec(self.cid, process, stdio)
+            except DockyardError as exc:
+                raise DockyardError(exc.message, EXEC_START_FAILED) from None
+            master = console.receive() if console is not None else None
+        except Exception as exc:  # noqa: BLE001 - reported to the client, the container goes on
+            from dockyard.errors import DockyardError as _E
+
+            code = exc.exit_code if isinstance(exc, _E) else 500
+            message = exc.message if isinstance(exc, _E) else f"{type(exc).__name__}: {exc}"
+            self._reply(p, {"error": message, "code": code})
+            return
+        finally:
+            for fd in fds:
+                _close(fd)
+            if console is not None:
+                console.close()
+        started = proto.control({"event": "started", "pid": pid})
+        if master is not None:
+            try:
+                socket.send_fds(p.sock, [started], [master])
+            except OSError:
+                pass
+            _close(master)
+        else:
+            self._send(p, started)
+        if req.get("detach"):
+            self.exec_pids[pid] = lambda code: None
+            self._reply(p, {"event": "exit", "code": 0})
+            return
+        self.exec_pids[pid] = lambda code: self._reply(p, {"event": "exit", "code": code})
+        self.reap()  # it may be gone already
 
     def _attach(self, p: Peer, req: dict[str, Any], reply: bool = True) -> None:
         p.attached = True
@@ -861,8 +933,7 @@ class Monitor:
         start = time.time_ns()
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            spec = json.loads((self.rec.bundle / "config.json").read_text())
-            process = exec_process(spec["process"], self.health_cfg["argv"])
+            process = exec_process(self._spec()["process"], self.health_cfg["argv"])
             pid = self.runtime.exec(self.cid, process, Stdio(stdin=None, stdout=w, stderr=w))
         except Exception as exc:  # noqa: BLE001 - a probe that cannot start is a failed probe
             _close(r)

@@ -223,10 +223,10 @@ def _deliver(kind: int, payload: bytes, result: dict[str, Any], out: int, err: i
     return result
 
 
-def relay_pty(master: int, pid: int, *, stdin: bool, detach_keys: bytes = b"\x10\x11",
-              stdin_fd: int = 0, stdout_fd: int = 1) -> int | None:
-    """``exec -t``: copy between the user's terminal and the pty until the process ends;
-    its exit code, or None if the user detached."""
+def relay_pty(master: int, *, stdin: bool, detach_keys: bytes = b"\x10\x11", stdin_fd: int = 0,
+              stdout_fd: int = 1) -> bool:
+    """``exec -t``: copy between the user's terminal and the pty until the process has closed
+    it; True if the user detached instead (the process goes on)."""
     from dockyard.engine.monitor import set_winsize
 
     scanner = DetachScanner(detach_keys if stdin else b"")
@@ -235,27 +235,22 @@ def relay_pty(master: int, pid: int, *, stdin: bool, detach_keys: bytes = b"\x10
     if size:
         set_winsize(master, *size)
     raw = RawTerminal(stdin_fd) if (stdin and os.isatty(stdin_fd)) else None
-    status: int | None = None
-    with _SignalPipe((signal.SIGWINCH, signal.SIGCHLD)) as sigs:
+    with _SignalPipe((signal.SIGWINCH,)) as sigs:
         if raw is not None:
             raw.__enter__()
         try:
             while True:
                 rlist = [master, sigs.r] + ([stdin_fd] if stdin_open else [])
                 try:
-                    ready, _, _ = select.select(rlist, [], [], 0.5 if status is not None else None)
+                    ready, _, _ = select.select(rlist, [], [])
                 except InterruptedError:
                     continue
-                if not ready and status is not None:
-                    break  # the process is gone and nothing more comes out
                 if sigs.r in ready:
                     for s in sigs.read():
                         if s == signal.SIGWINCH:
                             size = terminal_size(stdout_fd) or terminal_size(stdin_fd)
                             if size:
                                 set_winsize(master, *size)
-                    if status is None:
-                        status = _poll_exit(pid)
                 if stdin_open and stdin_fd in ready:
                     data = os.read(stdin_fd, 65536)
                     if not data:
@@ -265,7 +260,7 @@ def relay_pty(master: int, pid: int, *, stdin: bool, detach_keys: bytes = b"\x10
                         if data:
                             _write_all(master, data)
                         if detached:
-                            return None
+                            return True
                 if master in ready:
                     try:
                         data = os.read(master, 65536)
@@ -274,28 +269,11 @@ def relay_pty(master: int, pid: int, *, stdin: bool, detach_keys: bytes = b"\x10
                             raise
                         data = b""
                     if not data:
-                        break
+                        return False  # every holder of the terminal's other side is gone
                     _write_all(stdout_fd, data)
         finally:
             if raw is not None:
                 raw.__exit__()
-    if status is None:
-        _, st = os.waitpid(pid, 0)
-        status = _code(st)
-    return status
-
-
-def _code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _poll_exit(pid: int) -> int | None:
-    try:
-        done, st = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return 0
-    return _code(st) if done else None
 
 
 def stdin_is_tty() -> bool:

@@ -123,30 +123,26 @@ class Attachments:
             pass
 
     def network_settings(self, rec: ContainerRecord) -> dict[str, Any]:
-        """docker's ``NetworkSettings`` for ``inspect``."""
+        """docker's ``NetworkSettings`` for ``inspect``: the network service's for bridges and
+        user networks; for ``none``/``host`` the one network entry docker shows."""
         mode = network_mode(rec)
         if mode not in LOCAL_MODES:
-            try:
-                return self.client.networks.settings(rec.id)
-            except ImportError:
-                pass
-        running = rec.status in ("running", "paused", "restarting")
-        networks: dict[str, Any] = {}
-        if mode in LOCAL_MODES or not networks:
-            net_id = ""
-            try:
-                net_id = self.client.networks.get(mode if mode in LOCAL_MODES else "bridge").id
-            except Exception:  # noqa: BLE001 - no network service: leave the ID empty
-                pass
-            networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": net_id,
-                              "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-                              "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                              "MacAddress": "", "DriverOpts": None}
-        return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-                "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-                "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-                "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-                "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks if running or True else {}}
+            return self.client.networks.settings(rec.id)
+        net_id = ""
+        try:
+            net_id = self.client.networks.get(mode).id
+        except Exception:  # noqa: BLE001 - no network service: leave the ID empty
+            pass
+        pid = int(rec.state.get("Pid") or 0) if mode == "none" else 0
+        sandbox = f"/proc/{pid}/ns/net" if pid else ""
+        return {"Bridge": "", "SandboxID": "", "SandboxKey": sandbox, "Ports": {}, "HairpinMode": False,
+                "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+                "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+                "Networks": {mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                                    "DriverOpts": None, "NetworkID": net_id, "EndpointID": "", "Gateway": "",
+                                    "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                                    "GlobalIPv6PrefixLen": 0}}}
 
     def published_ports(self, rec: ContainerRecord) -> list[Any]:
         """Published ports of a running container (``PortBinding`` objects), for ``ls``/``port``."""

@@ -130,20 +130,19 @@ def _image_ref(image: str) -> str:
     return image if ":" in last else image + ":latest"
 
 
-def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool, platform: str | None = None) -> None:
-    """docker's run/create: use the local image, or pull it when it is missing (``--pull``);
-    the pull's progress goes to stderr as docker's does."""
+def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool, platform: str | None = None) -> Any:
+    """docker's run/create: the local image, or pull it when it is missing (``--pull``); the
+    pull's progress goes to stderr as docker's does."""
     from dockyard.errors import NotFound
 
     if pull != "always":
         try:
-            ctx.client.images.get(image)
-            return
+            return ctx.client.images.get(image)
         except NotFound:
             if pull == "never":
                 raise NotFound(f"No such image: {_image_ref(image)}") from None
         ctx.warn(f"Unable to find image '{_image_ref(image)}' locally")
-    ctx.client.distribution.pull(image, platform=platform, progress=None if quiet else sys.stderr)
+    return ctx.client.distribution.pull(image, platform=platform, progress=None if quiet else sys.stderr)
 
 
 def _create(args: argparse.Namespace, ctx: "Context") -> Any:
@@ -156,8 +155,8 @@ def _create(args: argparse.Namespace, ctx: "Context") -> Any:
         size = terminal_size(1)
         if size:
             body["HostConfig"]["ConsoleSize"] = [size[0], size[1]]
-    _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
-    c = ctx.client.containers.create(body, args.name)
+    image = _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
+    c = ctx.client.containers.create(body, args.name, image=image)
     if args.cidfile:
         with open(args.cidfile, "x") as f:
             f.write(c.id)
@@ -351,6 +350,8 @@ def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: 
     if size:
         rw = svc.size_rw(rec)
         row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + svc._image_size(rec))})"
+    labels = rec.cfg.get("Labels") or {}
+    row["Label"] = lambda key: labels.get(key, "")  # {{.Label "com.example.key"}}
     return row
 
 
@@ -368,6 +369,8 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     cache: dict[str, Any] = {}
     rows = [container_row(ctx, c, trunc, cache, args.size) for c in containers]
     columns = PS_COLUMNS + ([("SIZE", "Size")] if args.size else [])
+    if (args.format or "").strip() == "json":
+        rows = [{k: v for k, v in r.items() if k != "Label"} for r in rows]
     out = format_output(rows, args.format, columns, PS_HEADERS)
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")

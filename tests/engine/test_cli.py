@@ -32,6 +32,7 @@ def test_ps_columns_status_and_flags(dy):
     assert dy.ok("ps", "-n", "1", "--format", "{{.Names}}") == "done3\n"
     assert dy.ok("ps", "-l", "--format", "{{.Names}}") == "done3\n"
     assert dy.ok("ps", "-a", "-f", "label=tier=web", "--format", "{{.Names}}") == "made\n"
+    assert dy.ok("ps", "-a", "-f", "name=made", "--format", "{{.Label \"tier\"}}") == "web\n"
     assert dy.ok("ps", "-f", "status=exited", "--format", "{{.Names}}") == "done3\n"
     assert dy.ok("ps", "-a", "-f", "exited=3", "--format", "{{.Names}}") == "done3\n"
     assert dy.ok("ps", "-a", "-f", "name=up", "--format", "{{.Names}}") == "up1\n"

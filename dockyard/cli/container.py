@@ -215,9 +215,9 @@ def _attach_and_wait(ctx: "Context", cid: str, attach: dict[str, Any], *, tty: b
     if start:
         conn = svc.start(cid, attach=attach)
         if conn is None:  # already running: attach instead
-            conn = _connect_attach(ctx, cid, attach)
+            conn = svc.attach(cid, **attach)
     else:
-        conn = _connect_attach(ctx, cid, attach)
+        conn = svc.attach(cid, **attach)
     try:
         result = relay_attach(conn, stdin=bool(attach.get("stdin")), tty=tty, detach_keys=keys,
                               sig_proxy=sig_proxy)
@@ -236,27 +236,6 @@ def _attach_and_wait(ctx: "Context", cid: str, attach: dict[str, Any], *, tty: b
     if rec is not None and rec.status == "exited":
         return int(rec.state.get("ExitCode", 0))
     raise DockyardError("lost the connection to the container's monitor", 125)
-
-
-def _connect_attach(ctx: "Context", cid: str, attach: dict[str, Any]) -> Any:
-    from dockyard.engine.protocol import Connection, connect_unix
-    from dockyard.errors import Conflict
-
-    rec = ctx.client.containers.load(cid)
-    if rec.status not in ("running", "paused", "restarting"):
-        raise Conflict("You cannot attach to a stopped container, start it first")
-    if rec.state.get("Paused"):
-        raise Conflict("You cannot attach to a paused container, unpause it first")
-    try:
-        conn = Connection(connect_unix(str(rec.socket_path)))
-    except OSError:
-        raise Conflict("You cannot attach to a stopped container, start it first") from None
-    conn.send_control({"op": "attach", **attach})
-    reply = conn.recv_control()
-    if reply is None or "error" in reply:
-        conn.close()
-        raise Conflict((reply or {}).get("error") or "You cannot attach to a stopped container, start it first")
-    return conn
 
 
 def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:

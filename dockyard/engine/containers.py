@@ -273,6 +273,64 @@ class ContainerService:
             raise ProcessStartError(msg.get("message", "failed to start"), exit_code=int(msg.get("code", 125)))
         return None
 
+    def attach(self, ref: str, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+               h: int = 0, w: int = 0) -> Any:
+        """Attach to a running container: a :class:`~dockyard.engine.protocol.Connection`
+        carrying its output as stdcopy frames (stdout 1, stderr 2; with a TTY all on 1), then
+        ``{"event": "exit", "code": N}``; send ``STDIN`` frames to write to its stdin."""
+        from dockyard.engine.protocol import Connection, connect_unix
+
+        rec = self.load(ref)
+        if rec.status not in ("running", "paused", "restarting"):
+            raise Conflict("You cannot attach to a stopped container, start it first")
+        if rec.state.get("Paused"):
+            raise Conflict("You cannot attach to a paused container, unpause it first")
+        try:
+            conn = Connection(connect_unix(str(rec.socket_path)))
+        except OSError:
+            raise Conflict("You cannot attach to a stopped container, start it first") from None
+        conn.send_control({"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr, "h": h, "w": w})
+        reply = conn.recv_control()
+        if reply is None or "error" in reply:
+            conn.close()
+            raise Conflict((reply or {}).get("error") or "You cannot attach to a stopped container, start it first")
+        return conn
+
+    def resize(self, ref: str, h: int, w: int) -> None:
+        """Set the size of a running container's TTY (docker's ``/containers/{id}/resize``)."""
+        rec = self.load(ref)
+        if rec.status not in ("running", "paused", "restarting"):
+            raise Conflict(f"Container {rec.id} is not running")
+        self._check(self._ask(rec, {"op": "resize", "h": int(h), "w": int(w)}))
+
+    def get_archive(self, ref: str, path: str, out: Any) -> None:
+        """Write a tar of ``path`` in the container to ``out`` (docker's GET ``/archive``)."""
+        from dockyard.engine.archive import NOT_FOUND, container_root, tar_out
+
+        with container_root(self.client, ref) as (_, root):
+            if tar_out(root, path, out) == NOT_FOUND:
+                raise NotFound(f"Could not find the file {path} in container {ref}")
+
+    def put_archive(self, ref: str, path: str, data: Any) -> None:
+        """Extract a tar stream into directory ``path`` of the container (PUT ``/archive``)."""
+        from dockyard.engine.archive import container_root, tar_in
+
+        with container_root(self.client, ref) as (_, root):
+            if tar_in(root, path, data) != 0:
+                raise NotFound(f"Could not find the file {path} in container {ref}")
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        """docker diff: (``A``|``C``|``D``, path) pairs."""
+        from dockyard.engine.archive import changes
+
+        return changes(self.client, ref)
+
+    def commit(self, ref: str, repository: str | None = None, **kw: Any) -> Any:
+        """docker commit: the new image (``changes``, ``message``, ``author``, ``pause``)."""
+        from dockyard.engine.commit import commit
+
+        return commit(self.client, ref, repository, **kw)
+
     # ================================================================== talking to a monitor
     def _ask(self, rec: ContainerRecord, request: dict[str, Any], timeout: float | None = None) -> dict[str, Any] | None:
         """One request to the container's monitor; None if there is no monitor to ask."""

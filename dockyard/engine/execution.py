@@ -99,6 +99,30 @@ def _request(conn: Any, req: dict[str, Any], fds: list[int]) -> tuple[dict[str, 
             return msg, got
 
 
+def open_exec(client: Any, ref: str, cmd: list[str], fds: list[int], *, env: list[str] | None = None,
+              workdir: str | None = None, user: str | None = None, privileged: bool = False, tty: bool = False,
+              detach: bool = False, size: tuple[int, int] | None = None) -> tuple[Any, int, int | None]:
+    """Start an exec'd process (for the Docker API's exec instances): ``fds`` are its stdin,
+    stdout, stderr (ignored with ``tty``). Returns (the monitor connection — read its exit with
+    :func:`wait_exit` —, the process's pid, the pty master with ``tty``)."""
+    conn = _connect(client, ref)
+    req: dict[str, Any] = {"op": "exec", "ref": ref, "cmd": list(cmd), "env": env or [], "workdir": workdir,
+                           "user": user, "privileged": privileged, "detach": detach, "tty": tty}
+    if size:
+        req.update(h=size[0], w=size[1])
+    try:
+        msg, got = _request(conn, req, [] if tty else fds)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, int(msg.get("pid") or 0), (got[0] if got else None)
+
+
+def wait_exit(conn: Any) -> int:
+    """The exit code an exec connection reports (blocks until the process ends)."""
+    return _wait_exit(conn)
+
+
 def _wait_exit(conn: Any) -> int:
     msg = conn.recv_control()
     if msg is None:

@@ -187,3 +187,45 @@ def test_slow_reader_gets_all_output(dy, root):
     assert out == b"a" * 3000000 + b"\ndone\n"
     logged = dy("logs", "big", text=False).stdout
     assert logged == out
+
+
+def test_api_attach_resize_archive(client, busybox):
+    """What the Docker-compatible API server drives: attach, resize, archives, diff, exec."""
+    import io
+    import tarfile
+
+    from dockyard.engine import protocol
+    from dockyard.engine.execution import open_exec, wait_exit
+
+    c = client.containers.run("busybox", ["sh", "-c", "read l; echo got:$l; stty size; sleep 60"], detach=True,
+                              name="apis", network_mode="none", tty=True, stdin_open=True)
+    conn = client.containers.attach(c.id, stdin=True)
+    client.containers.resize(c.id, 31, 97)
+    conn.send(protocol.STDIN, b"hello\r")
+    seen = b""
+    while b"31 97" not in seen:
+        kind, data = conn.recv_frame()
+        assert kind == protocol.STDOUT
+        seen += data
+    assert b"got:hello" in seen
+    conn.close()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("f.txt")
+        ti.size = 3
+        tf.addfile(ti, io.BytesIO(b"abc"))
+    client.containers.put_archive(c.id, "/tmp", io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    client.containers.get_archive(c.id, "/tmp/f.txt", out)
+    assert tarfile.open(fileobj=io.BytesIO(out.getvalue())).extractfile("f.txt").read() == b"abc"
+    assert ("A", "/tmp/f.txt") in client.containers.diff(c.id)
+    r, w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    conn, pid, master = open_exec(client, c.id, ["sh", "-c", "echo via-api; exit 9"], [null, w, w])
+    os.close(w)
+    os.close(null)
+    assert pid > 0 and master is None
+    assert wait_exit(conn) == 9 and os.read(r, 100) == b"via-api\n"
+    conn.close()
+    os.close(r)
+    client.containers.remove(c.id, force=True)

@@ -511,3 +511,16 @@ def test_kill_9_in_the_middle_of_a_load_leaves_a_consistent_store(root, tmp_path
     collect(c)
     assert _leftovers(c) == []
     c.close()
+
+
+def test_many_blobs_are_committed_in_batches(client, monkeypatch):
+    """Past PENDING_LIMIT unfinished blobs, the load syncs and commits a batch and goes on."""
+    import dockyard.image.archive_load as archive_load
+
+    monkeypatch.setattr(archive_load, "PENDING_LIMIT", 2)
+    _no_unpack_from_the_store(monkeypatch)
+    layers = [_layer({f"f{i}": os.urandom(1000 + i)}) for i in range(5)]
+    client.images.load(io.BytesIO(_image_archive(layers, [sha(l) for l in layers], fmt="oci")))
+    image = client.images.get("st:1")
+    assert len(client.snapshots.lowerdirs(image.top_chain_id)) == 5
+    assert _leftovers(client) == []

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal as signals
 import time
 from typing import Any, Iterator
@@ -640,6 +639,8 @@ class ContainerService:
         """Complete removals a crash interrupted; drop abandoned half-created records."""
         for kind, path in self.store.leftovers():
             if kind == "creating":
+                import shutil
+
                 shutil.rmtree(path, ignore_errors=True)
                 continue
             cid = path.name.split("-", 1)[1]
@@ -735,6 +736,8 @@ def finish_remove(client: Any, rec: ContainerRecord, remove_volumes: bool, unmou
         pass
     att.network_forget(rec)
     att.remove_mounts(rec, remove_volumes)
+    import shutil
+
     shutil.rmtree(rec.dir, ignore_errors=True)
 
 

@@ -71,8 +71,16 @@ class Mounted:
         return self.snap.upper
 
     def unmount(self) -> None:
+        """Detach the mount (lazily: no process of the step is left, so nothing can write any
+        more, and the upper dir is complete as it is); the snapshot store forgets the mount when
+        the snapshot is removed."""
         if self.is_mounted:
-            self.run.snapshots.unmount(self.root)
+            from dockyard.snapshot import mounts
+
+            try:
+                mounts.umount(self.root, mounts.MNT_DETACH)
+            except OSError:
+                self.run.snapshots.unmount(self.root)
             self.is_mounted = False
 
 

@@ -295,6 +295,12 @@ class ContainerService:
             raise Conflict((reply or {}).get("error") or "You cannot attach to a stopped container, start it first")
         return conn
 
+    def exec_run(self, ref: str, cmd: str | list[str], **kw: Any) -> Any:
+        """docker-py's ``exec_run``: ``ExecResult(exit_code, output)``."""
+        from dockyard.engine.execution import exec_run
+
+        return exec_run(self.client, ref, cmd, **kw)
+
     def resize(self, ref: str, h: int, w: int) -> None:
         """Set the size of a running container's TTY (docker's ``/containers/{id}/resize``)."""
         rec = self.load(ref)

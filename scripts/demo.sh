@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Install dockyard and show what it does, on a throwaway state root:
-# an offline busybox image, the image store (ls, inspect, save/load round trip), and — as those
-# capabilities land — build, push to dockyard's own registry, run and deploy.
+# Install dockyard and show the lifecycle on a throwaway state root, with the embedded defaults:
+# build an image from a Dockerfile, push it to dockyard's own registry, pull it back, run it with a
+# published port, and look at it (ps, logs, exec); then clean everything up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in busybox-static python3 python3-venv file; do
+for p in busybox-static python3 python3-venv iptables iproute2 curl file; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -17,20 +17,59 @@ fi
 .venv/bin/pip install -q -e . >/dev/null
 
 export DOCKYARD_ROOT=${DOCKYARD_ROOT:-$(mktemp -d /tmp/dockyard-demo.XXXXXX)}
-DY=.venv/bin/dockyard
-step() { printf '\n\033[1m$ dockyard %s\033[0m\n' "$*"; $DY "$@"; }
+DY="$PWD/.venv/bin/dockyard"
+step() { printf '\n\033[1m$ dockyard %s\033[0m\n' "$*"; "$DY" "$@"; }
+free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+REG_PORT=$(free_port)
+WEB_PORT=$(free_port)
+REG="127.0.0.1:$REG_PORT"
+CTX="$DOCKYARD_ROOT/demo-app"
+REG_PID=""
+cleanup() {
+  "$DY" rm -f demo-web >/dev/null 2>&1 || true
+  [[ -n "$REG_PID" ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
 
 echo "state root: $DOCKYARD_ROOT"
 step version
+
+# -- build -----------------------------------------------------------------------------------------
 step image busybox busybox:latest
+mkdir -p "$CTX"
+cat > "$CTX/Dockerfile" <<'DOCKERFILE'
+FROM busybox
+RUN mkdir -p /www && echo '<h1>hello from dockyard</h1>' > /www/index.html
+COPY app.sh /app.sh
+EXPOSE 80
+CMD ["sh", "/app.sh"]
+DOCKERFILE
+printf 'echo "serving /www on :80"\nexec httpd -f -v -p 80 -h /www\n' > "$CTX/app.sh"
+step build -t "$REG/demo/web:1" "$CTX"
 step images
-step image inspect --format '{{.Id}} {{json .Config.Cmd}} {{.Os}}/{{.Architecture}}' busybox
-step tag busybox demo/busybox:1.0
-step image save -o "$DOCKYARD_ROOT/busybox.tar" demo/busybox:1.0
-step rmi demo/busybox:1.0
-step image load -i "$DOCKYARD_ROOT/busybox.tar"
-step images --digests
-[[ -f scripts/demo.d/run.sh ]] && source scripts/demo.d/run.sh
+
+# -- ship ------------------------------------------------------------------------------------------
+printf '\n\033[1m$ dockyard registry serve --addr %s --storage ...\033[0m  (in the background)\n' "$REG"
+"$DY" registry serve --addr "$REG" --storage "$DOCKYARD_ROOT/registry" >"$DOCKYARD_ROOT/registry.log" 2>&1 &
+REG_PID=$!
+for _ in $(seq 50); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+step push "$REG/demo/web:1"
+step rmi "$REG/demo/web:1"
+step pull "$REG/demo/web:1"
+step image save -o "$DOCKYARD_ROOT/web.tar" "$REG/demo/web:1"
+step image load -i "$DOCKYARD_ROOT/web.tar"
+
+# -- run -------------------------------------------------------------------------------------------
+step run -d --name demo-web -p "127.0.0.1:$WEB_PORT:80" "$REG/demo/web:1"
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$WEB_PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+printf '\n\033[1m$ curl http://127.0.0.1:%s/\033[0m\n' "$WEB_PORT"
+curl -fsS "http://127.0.0.1:$WEB_PORT/"
+step ps
+step exec demo-web cat /etc/hostname
+step logs demo-web
+step run --rm busybox sh -c 'echo "pid 1 is: $(cat /proc/1/comm); hostname: $(hostname)"'
+step rm -f demo-web
 step system df
 echo
 echo "demo done (state root $DOCKYARD_ROOT; remove it with: rm -rf $DOCKYARD_ROOT)"

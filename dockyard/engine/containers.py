@@ -391,6 +391,27 @@ class ContainerService:
         self.stop(rec.id, timeout, signal)
         self.start(rec.id)
 
+    def _monitor_removes(self, rec: ContainerRecord, volumes: bool) -> bool:
+        """Ask the monitor to kill and remove its container; True once it is gone."""
+        from dockyard.engine.protocol import Connection, connect_unix
+
+        try:
+            conn = Connection(connect_unix(str(rec.socket_path)))
+        except OSError:
+            self._await_monitor_exit(rec, timeout=5)
+            return not self.store.exists(rec.id)
+        try:
+            conn.sock.settimeout(REMOVE_TIMEOUT)
+            conn.send_control({"op": "kill", "signal": 9, "remove": True, "volumes": volumes})
+            while conn.recv_control() is not None:
+                pass
+        except OSError:  # a monitor that does not answer is put down; reconcile does the rest
+            self._kill_monitor(rec)
+        finally:
+            conn.close()
+        self._await_monitor_exit(rec)
+        return not self.store.exists(rec.id)
+
     def _kill_monitor(self, rec: ContainerRecord) -> None:
         pid = int(self.store.read_state(rec.id).get("MonitorPid") or 0)
         if pid and self.store.monitor_alive(rec):
@@ -484,36 +505,33 @@ class ContainerService:
 
     # ================================================================== remove
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
-        """docker rm: a running container only with ``force`` (killed first)."""
+        """docker rm: a running container only with ``force`` (killed first, by its monitor)."""
         rec = self.load(ref)
-        fd = self._lock_idle(rec)
-        if fd is None:
+        for attempt in range(3):
+            fd = self._lock_idle(rec)
+            if fd is not None:
+                break
             if rec.state.get("Paused") and not force:
                 raise Conflict(f"You cannot remove a paused container {rec.id}. Unpause and then stop the "
                                "container before attempting removal or force remove")
             if not force:
                 raise Conflict(f"You cannot remove a running container {rec.id}. Stop the container before "
                                "attempting removal or force remove")
-            from dockyard.engine.protocol import Connection, connect_unix
-
-            try:
-                conn = Connection(connect_unix(str(rec.socket_path)))
-            except OSError:
+            if attempt == 0:
+                if self._monitor_removes(rec, volumes):
+                    return None
+            else:  # whoever holds the lock is not a monitor that answers: put it down
+                for pid in self.store.lock_holders(rec):
+                    try:
+                        os.kill(pid, signals.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 self._await_monitor_exit(rec, timeout=5)
-                return self.remove(rec.id, force=force, volumes=volumes)
-            try:
-                conn.sock.settimeout(REMOVE_TIMEOUT)
-                conn.send_control({"op": "kill", "signal": 9, "remove": True, "volumes": volumes})
-                while conn.recv_control() is not None:
-                    pass
-            except OSError:  # a monitor that does not answer is put down; reconcile does the rest
-                self._kill_monitor(rec)
-            finally:
-                conn.close()
-            self._await_monitor_exit(rec)
-            if self.store.exists(rec.id):  # the monitor could not finish: do it ourselves
-                return self.remove(rec.id, force=force, volumes=volumes)
-            return None
+            if not self.store.exists(rec.id):
+                return None
+            rec = self.reconcile(self.store.load(rec.id))
+        else:
+            raise DockyardError(f"could not remove container {rec.id}: its monitor does not let go")
         try:
             rec.state = self.store.read_state(rec.id)
             if rec.status in RUNNING_STATES:

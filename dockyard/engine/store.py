@@ -277,6 +277,26 @@ class ContainerStore:
             return None
         return fd
 
+    def lock_holders(self, rec: ContainerRecord) -> list[int]:
+        """Processes with the container's monitor.lock open (the monitor, or — if it died
+        between fork and exec — one of its children). Slow (scans /proc): for recovery only."""
+        target = str(rec.lock_path)
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                for fd in os.listdir(f"/proc/{entry}/fd"):
+                    try:
+                        if os.readlink(f"/proc/{entry}/fd/{fd}") == target:
+                            found.append(int(entry))
+                            break
+                    except OSError:
+                        continue
+            except OSError:
+                continue
+        return found
+
     def monitor_alive(self, rec: ContainerRecord) -> bool:
         """True while a monitor (or a command starting one) holds the container's lock."""
         try:

@@ -104,3 +104,24 @@ def test_interrupted_removal_is_finished_by_next_command(dy, root, client):
     assert dy.ok("ps", "-aq") == ""
     assert not (root / "containers" / f".removing-{cid}").exists()
     dy.ok("create", "--name", "half", "--network", "none", "busybox", "true")
+
+
+def test_rm_f_puts_down_a_stray_lock_holder(dy, root):
+    """A monitor that died leaving its lock to a child that never exec'd: rm -f still works."""
+    cid = dy.run_d("--name", "stuck", "busybox", "sleep", "60")
+    lock = root / "containers" / cid / "monitor.lock"
+    os.kill(monitor_pid(root, cid), signal.SIGKILL)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(lock)!r}, os.O_RDWR)\n"
+                               "while True:\n"
+                               "    try:\n"
+                               "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); break\n"
+                               "    except BlockingIOError: time.sleep(0.01)\n"
+                               "print('held', flush=True); time.sleep(60)\n"], stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == b"held\n"
+    t0 = time.monotonic()
+    dy.ok("rm", "-f", "stuck")
+    assert time.monotonic() - t0 < 20
+    assert holder.wait(timeout=5) == -signal.SIGKILL
+    assert dy.ok("ps", "-aq") == ""

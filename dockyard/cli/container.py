@@ -7,7 +7,6 @@ Nothing heavy is imported at module load: ``dockyard ps`` stays fast.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -179,7 +178,6 @@ def _check_tty(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.terminal import parse_detach_keys
-    from dockyard.errors import DockyardError
 
     if not args.detach:
         _check_tty(args)

@@ -568,7 +568,7 @@ class ContainerService:
         if not ids.NAME_RE.match(new):
             raise InvalidArgument(f"Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if new == rec.name:
-            raise InvalidArgument(f"Renaming a container with the same name as its current name")
+            raise InvalidArgument("Renaming a container with the same name as its current name")
         self.store.claim_name(new, rec.id)
         old = rec.name
         rec.config["Name"] = "/" + new

@@ -164,9 +164,7 @@ def _check_network(client: Any, host: dict[str, Any]) -> None:
     mode = host.get("NetworkMode") or "default"
     if mode in ("default", "bridge", "none", "host") or mode.startswith("container:"):
         if mode.startswith("container:"):
-            from dockyard.engine.containers import ContainerService  # noqa: F401 - resolve below
-
-            client.containers.store.resolve(mode.split(":", 1)[1])
+            client.containers.store.resolve(mode.split(":", 1)[1])  # NotFound if it does not exist
         return
     client.networks.get(mode)  # NotFound: "network x not found"
 

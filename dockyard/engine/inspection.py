@@ -42,7 +42,7 @@ def top(service: Any, rec: ContainerRecord, ps_args: str | None = None) -> dict[
     try:
         pid_col = titles.index("PID")
     except ValueError:
-        raise DockyardError(f"Couldn't find PID field in ps output") from None
+        raise DockyardError("Couldn't find PID field in ps output") from None
     pids = set(_pids(rec))
     rows = []
     for line in lines[1:]:

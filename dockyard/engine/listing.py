@@ -23,7 +23,7 @@ def parse_filters(values: list[str]) -> dict[str, list[str]]:
     for raw in values:
         k, eq, v = raw.partition("=")
         if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value)")
+            raise InvalidArgument("bad format of filter (expected name=value)")
         out.setdefault(k.strip().lower(), []).append(v)
     return out
 

@@ -162,7 +162,7 @@ class Monitor:
         from dockyard.runtime.spec import generate_spec, write_bundle
 
         rec = self.rec = self.store.load(self.cid)
-        cfg, host = rec.cfg, rec.host_config
+        cfg = rec.cfg
         tty = bool(cfg.get("Tty"))
         child_fds: list[int] = []
         console = None

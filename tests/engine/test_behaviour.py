@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -136,10 +135,7 @@ def test_default_bridge_network_and_published_port(dy, root, client):
     """The network service's hooks: a bridge address, a published port, released on stop."""
     import urllib.request
 
-    try:
-        from dockyard.network.service import NetworkService  # noqa: F401
-    except ImportError:
-        pytest.skip("no network service")
+    pytest.importorskip("dockyard.network.service", reason="no network service")
     port = 20000 + os.getpid() % 10000
     dy.ok("run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "sh", "-c",
           "echo hello > /tmp/i.html; httpd -f -p 80 -h /tmp")

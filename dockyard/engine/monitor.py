@@ -77,6 +77,7 @@ class Monitor:
         self.pty_fd: int | None = None
         self.logger = None
         self.manual_stop = False
+        self.shutdown_stop = False
         self.remove_requested = False
         self.started_mono = 0.0
         self.health = None
@@ -119,8 +120,9 @@ class Monitor:
                                                   int(self.rec.state.get("RestartCount") or 0))
 
     def _on_sigterm(self, *_: Any) -> None:
-        """Being asked to go (host shutdown): stop the container as ``stop`` would, then exit."""
-        self.add_timer(0, lambda: self.stop(None))
+        """Being asked to go (host shutdown): stop the container as ``stop`` would, then exit —
+        without counting as a manual stop, so ``unless-stopped`` comes back with the service."""
+        self.add_timer(0, lambda: self.stop(None, manual=False))
 
     # ================================================================== main
     def run(self, first: Peer | None, attach: dict[str, Any] | None) -> None:
@@ -245,6 +247,7 @@ class Monitor:
             self.rec.state.pop("Health", None)
         self.set_state(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                        Dead=False, Pid=self.init_pid, ExitCode=0, Error="", MonitorPid=os.getpid(),
+                       ManuallyStopped=False,
                        StartedAt=rfc3339nano(time.time_ns()),
                        **({"Health": self.health.to_json()} if self.health else {}))
         self._broadcast_control({"event": "started", "pid": self.init_pid},
@@ -689,9 +692,10 @@ class Monitor:
         if reply:
             self._reply(p, {"ok": True}, close=False)
 
-    def stop(self, timeout: Any, sig: Any = None) -> None:
+    def stop(self, timeout: Any, sig: Any = None, manual: bool = True) -> None:
         """docker stop: the stop signal (or ``sig``), then SIGKILL after ``timeout`` s (-1: never)."""
         self.manual_stop = True
+        self.shutdown_stop = not manual
         self.restart.cancel()
         if not self._running():
             self._wake_stoppers()
@@ -840,7 +844,7 @@ class Monitor:
                 self.logger = None
             if self.rec.state.get("Status") in ("running", "paused", "restarting"):
                 self.set_state(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0)
-            if self.manual_stop and not self.rec.state.get("ManuallyStopped"):
+            if self.manual_stop and not self.shutdown_stop:
                 self.set_state(ManuallyStopped=True)
             code = int(self.rec.state.get("ExitCode", 0))
             removing = bool(self.rec.host_config.get("AutoRemove") or self.remove_requested)

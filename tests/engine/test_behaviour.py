@@ -225,3 +225,21 @@ def test_api_attach_resize_archive(client, busybox):
     conn.close()
     os.close(r)
     client.containers.remove(c.id, force=True)
+
+
+def test_start_from_a_threaded_process(client, busybox):
+    """A multi-threaded caller (the API server) gets its monitor from a fresh interpreter, not a fork."""
+    import threading
+
+    from dockyard.engine.options import RunOptions, build_body
+
+    body = build_body(RunOptions(image="busybox", command=["sh", "-c", "sleep 0.2; exit 5"], network="none"))
+    c = client.containers.create(body, "threaded")
+    result: dict[str, int] = {}
+    waiter = threading.Thread(target=lambda: result.update(code=client.containers.wait(c.id, "next-exit")))
+    waiter.start()
+    time.sleep(0.1)
+    client.containers.start(c.id)
+    waiter.join(20)
+    assert result == {"code": 5}
+    assert client.containers.get(c.id).status == "exited"

@@ -85,15 +85,19 @@ def test_reconcile_after_reboot_and_restore(dy, root, client):
     """Monitors all gone (a reboot): the next command reconciles; restore() restarts 'always'."""
     a = dy.run_d("--name", "always", "--restart", "always", "busybox", "sleep", "60")
     b = dy.run_d("--name", "plain", "busybox", "sleep", "60")
-    for cid in (a, b):
+    u = dy.run_d("--name", "unless", "--restart", "unless-stopped", "busybox", "sleep", "60")
+    dy.run_d("--name", "stopped", "--restart", "unless-stopped", "busybox", "sleep", "60")
+    dy.ok("stop", "-t", "0", "stopped")  # stopped by hand: stays stopped
+    for cid in (a, b, u):
         os.kill(monitor_pid(root, cid), signal.SIGKILL)
     time.sleep(0.1)
     rows = dict(r.split(" ", 1) for r in dy.ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").splitlines())
     assert rows["always"].startswith("Exited (255)") and rows["plain"].startswith("Exited (255)")
     started = client.containers.restore()
-    assert started == [a]
+    assert sorted(started) == sorted([a, u])
     rows = dict(r.split(" ", 1) for r in dy.ok("ps", "-a", "--format", "{{.Names}} {{.Status}}").splitlines())
-    assert rows["always"].startswith("Up") and rows["plain"].startswith("Exited (255)")
+    assert rows["always"].startswith("Up") and rows["unless"].startswith("Up")
+    assert rows["plain"].startswith("Exited (255)") and rows["stopped"].startswith("Exited (137)")
 
 
 def test_interrupted_removal_is_finished_by_next_command(dy, root, client):

@@ -64,6 +64,7 @@ class DistributionService:
         self._transport: "Transport | None" = None
         self._registries: dict[str, "RegistryClient"] = {}
         self._lock = threading.Lock()
+        self._request_credentials: Credentials | None = None
 
     # -- configuration ------------------------------------------------------------------------
     def configure(self, insecure_registries: Iterable[str] = (), config_dir: str | None = None) -> None:
@@ -93,9 +94,23 @@ class DistributionService:
             if reg is None:
                 from dockyard.distribution.registry import RegistryClient
 
+                fixed = self._request_credentials
                 store = self.credentials
-                reg = self._registries[domain] = RegistryClient(domain, transport, lambda: store.get(domain))
+                getter = (lambda: fixed) if fixed is not None else (lambda: store.get(domain))
+                reg = self._registries[domain] = RegistryClient(domain, transport, getter)
             return reg
+
+    def with_credentials(self, credentials: Credentials | None) -> "DistributionService":
+        """A service for one request whose registries use ``credentials`` (the Engine API's
+        ``X-Registry-Auth``) instead of the stored ones; it shares this one's connections.
+        With ``None`` it is this service."""
+        if credentials is None:
+            return self
+        svc = DistributionService(self.client)
+        svc._insecure, svc._config_dir = self._insecure, self._config_dir
+        svc._transport = self.transport
+        svc._request_credentials = credentials
+        return svc
 
     def close(self) -> None:
         with self._lock:
@@ -165,6 +180,14 @@ class DistributionService:
     # -- credentials --------------------------------------------------------------------------
     def login(self, server: str | None, username: str, password: str) -> LoginResult:
         """Check the credentials against the registry, then store them (nothing is stored if wrong)."""
+        domain = self.verify_login(server, username, password)
+        store = self.credentials
+        stored_in = store.store(domain, Credentials(username, password))
+        return LoginResult(domain, stored_in, store.uses_helper(domain))
+
+    def verify_login(self, server: str | None, username: str, password: str) -> str:
+        """Check credentials against the registry without storing them (the Engine API's
+        ``/auth``); returns the registry domain."""
         from dockyard.distribution.registry import RegistryClient
 
         domain = normalize_server(server)
@@ -173,7 +196,6 @@ class DistributionService:
         if not password:
             raise InvalidArgument("password is required")
         creds = Credentials(username, password)
-        store = self.credentials
         reg = RegistryClient(domain, self.transport, lambda: creds)  # these, not the stored ones
         status = reg.ping()
         url = f"{reg.base}/v2/"
@@ -187,8 +209,7 @@ class DistributionService:
         if resp.status != 200:
             raise Unauthorized(f"login attempt to {url} failed with status: {resp.status} {resp.reason}",
                                resp.status)
-        stored_in = store.store(domain, creds)
-        return LoginResult(domain, stored_in, store.uses_helper(domain))
+        return domain
 
     def stored_login(self, server: str | None) -> Credentials | None:
         return self.credentials.get(normalize_server(server))

@@ -67,3 +67,22 @@ def cli(root: Path) -> CliRunner:
         return proc
 
     return run
+
+
+def docker_available() -> bool:
+    """A docker CLI and a running dockerd (the side-by-side tests compare with it)."""
+    import shutil
+
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def docker_busybox(busybox_tar: Path):
+    """The same busybox rootfs imported into docker (removed at the end of the session)."""
+    if not docker_available():
+        pytest.skip("docker CLI or daemon not available")
+    tag = f"dockyard-test-busybox:{os.getpid()}"
+    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(busybox_tar), tag], check=True, capture_output=True)
+    yield tag
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)

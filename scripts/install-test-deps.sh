@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(busybox-static runc crun skopeo umoci podman docker.io docker-registry iptables iproute2 jq curl tini
-      python3 python3-venv python3-pip file)
+      python3 python3-venv python3-pip file time gcc libc6-dev libseccomp2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

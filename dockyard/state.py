@@ -61,6 +61,7 @@ class StateRoot:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_root(root)
         self._local = threading.local()
+        self._schemas: set[str] = set()
         _OPEN_ROOTS.add(self)
 
     def dir(self, *parts: str, create: bool = True) -> Path:
@@ -74,8 +75,11 @@ class StateRoot:
     def db_path(self) -> Path:
         return self.path / "metadata.db"
 
-    def db(self) -> sqlite3.Connection:
-        """This thread's connection to the metadata DB (WAL, autocommit, 30 s busy timeout)."""
+    def db(self, schema: str | None = None) -> sqlite3.Connection:
+        """This thread's connection to the metadata DB (WAL, autocommit, 30 s busy timeout).
+
+        ``schema`` (a script of ``CREATE ... IF NOT EXISTS``) is run the first time this process
+        asks for it: each subsystem passes its own tables and never thinks about it again."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -86,13 +90,16 @@ class StateRoot:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
+        if schema is not None and schema not in self._schemas:
+            conn.executescript(schema)
+            self._schemas.add(schema)
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, schema: str | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction on this thread's connection (BEGIN IMMEDIATE: concurrent
         writers queue up on the busy timeout instead of failing half-way)."""
-        conn = self.db()
+        conn = self.db(schema)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

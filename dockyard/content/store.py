@@ -343,14 +343,9 @@ class ContentStore:
         self.ingest_dir = self.path / "ingest"
         self.ingest_dir.mkdir(exist_ok=True)
         self.fsync = os.environ.get("DOCKYARD_FSYNC", "1") != "0"
-        self._schema_ready = False
 
     def _db(self):  # noqa: ANN202
-        db = self.state.db()
-        if not self._schema_ready:
-            db.executescript(_SCHEMA)
-            self._schema_ready = True
-        return db
+        return self.state.db(_SCHEMA)
 
     # -- reader -----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:

@@ -40,14 +40,9 @@ class BlobRecords:
 
     def __init__(self, state: "StateRoot") -> None:
         self.state = state
-        self._ready = False
 
     def _db(self):  # noqa: ANN202
-        db = self.state.db()
-        if not self._ready:
-            db.executescript(_SCHEMA)
-            self._ready = True
-        return db
+        return self.state.db(_SCHEMA)
 
     def seen(self, digest: str, registry: str, repository: str) -> None:
         self._db().execute(

@@ -113,15 +113,10 @@ class ImageService:
     def __init__(self, client: "Client") -> None:
         self.client = client
         self.state = client.state
-        self._schema_ready = False
 
     # -- storage -------------------------------------------------------------------------------
     def _db(self):  # noqa: ANN202
-        db = self.state.db()
-        if not self._schema_ready:
-            db.executescript(_SCHEMA)
-            self._schema_ready = True
-        return db
+        return self.state.db(_SCHEMA)
 
     @property
     def content(self):  # noqa: ANN201

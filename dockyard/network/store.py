@@ -120,9 +120,8 @@ class NetworkStore:
 
     @property
     def db(self) -> sqlite3.Connection:
-        conn = self.state.db()
+        conn = self.state.db(SCHEMA)
         if not self._ready:
-            conn.executescript(SCHEMA)
             self._ready = True
             self._ensure_builtins(conn)
         return conn

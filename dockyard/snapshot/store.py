@@ -27,6 +27,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,28 +157,15 @@ class SnapshotStore:
         for d in (self.tmp_dir, self.locks_dir, self.active_dir, self.links_dir):
             d.mkdir(mode=0o700, exist_ok=True)
         self.fsync = os.environ.get("DOCKYARD_FSYNC", "1") != "0"
-        self._schema_ready = False
         self._staging: list[StagingArea] = []
 
     # -- database ---------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        db = self.state.db()
-        if not self._schema_ready:
-            db.executescript(_SCHEMA)
-            self._schema_ready = True
-        return db
+        return self.state.db(_SCHEMA)
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
         """A write transaction: checks and changes in it see one consistent state."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        return self.state.transaction(_SCHEMA)
 
     def _layer_row(self, cid: str) -> sqlite3.Row | None:
         return self._db().execute("SELECT * FROM snapshot_layers WHERE chain_id = ?", (cid,)).fetchone()

@@ -47,21 +47,15 @@ class Volume:
 class VolumeStore:
     def __init__(self, state: StateRoot) -> None:
         self.state = state
-        self._ready = False
 
     @property
     def db(self) -> sqlite3.Connection:
-        conn = self.state.db()
-        if not self._ready:
-            conn.executescript(SCHEMA)
-            self._ready = True
-        return conn
+        return self.state.db(SCHEMA)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, with the schema in place."""
-        self.db  # noqa: B018 - creates the tables on first use
-        with self.state.transaction() as conn:
+        with self.state.transaction(SCHEMA) as conn:
             yield conn
 
     @staticmethod

@@ -8,6 +8,7 @@ context (``../x``, or a symlink pointing out) is refused by name.
 """
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -21,7 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from dockyard.build.dockerignore import PatternMatcher
 
 _WILDCARDS = set("*?[")
-MAX_SYMLINKS = 255
 
 
 class SourceNotFound(BuildError):
@@ -268,38 +268,14 @@ def clean_source(src: str) -> str | None:
 def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
     """Resolve ``path`` as if ``root`` were ``/``: symlinks (absolute or relative) are followed
     but can never lead outside ``root`` (docker's symlink.FollowSymlinkInScope)."""
-    root = root.rstrip("/") or "/"
-    pending = [p for p in path.split("/") if p not in ("", ".")]
-    pending.reverse()
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root + "/" + "/".join([*resolved, part])
-        if not pending and not follow_last:
-            resolved.append(part)
-            break
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise BuildError(f"too many levels of symbolic links resolving {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            more = [p for p in target.split("/") if p not in ("", ".")]
-            pending.extend(reversed(more))
-            continue
-        resolved.append(part)
-    return root + ("/" + "/".join(resolved) if resolved else "") if root != "/" else "/" + "/".join(resolved)
+    from dockyard.runtime.paths import secure_join
+
+    try:
+        return str(secure_join(root, path, follow_last))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BuildError(f"too many levels of symbolic links resolving {path}") from None
+        raise
 
 
 def extract_context_tar(stream: BinaryIO, dest: Path) -> None:

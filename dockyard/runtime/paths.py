@@ -13,11 +13,12 @@ from pathlib import Path
 MAX_SYMLINKS = 255
 
 
-def secure_join(root: str | os.PathLike[str], unsafe_path: str) -> Path:
+def secure_join(root: str | os.PathLike[str], unsafe_path: str, follow_last: bool = True) -> Path:
     """``root`` joined with ``unsafe_path``, every symlink resolved with ``root`` as ``/``.
 
     Components that do not exist (yet) are kept as they are, so the result can be used to
-    create a mount target. Raises ``OSError(ELOOP)`` on symlink loops.
+    create a mount target. ``follow_last=False`` leaves a final symlink itself (for lstat,
+    unlink, chown of the link). Raises ``OSError(ELOOP)`` on symlink loops.
     """
     root_s = os.path.abspath(root)
     parts = [p for p in unsafe_path.split("/") if p not in ("", ".")]
@@ -30,6 +31,9 @@ def secure_join(root: str | os.PathLike[str], unsafe_path: str) -> Path:
                 resolved.pop()
             continue
         candidate = os.path.join(root_s, *resolved, part)
+        if not parts and not follow_last:
+            resolved.append(part)
+            break
         try:
             target = os.readlink(candidate)
         except OSError as exc:

@@ -172,6 +172,69 @@ def _stat_in(root: str, path: str) -> str:
     return kind or "nodir"
 
 
+def path_stat(root: str, path: str) -> dict[str, Any] | None:
+    """lstat of ``path`` inside ``root`` (docker's ``ContainerPathStat``: name, size, mode as
+    ``st_mode``, mtime in seconds, a symlink's target resolved inside the root); None if absent."""
+    import json
+
+    r, w = os.pipe()
+
+    def body() -> None:
+        os.close(r)
+        p = os.path.normpath("/" + path)
+        try:
+            st = os.lstat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            raise _Report("not found", NOT_FOUND) from None
+        if path.endswith("/") and not stat.S_ISDIR(os.stat(p).st_mode):
+            raise _Report("not a directory", NOT_DIR)
+        link = os.path.realpath(p) if stat.S_ISLNK(st.st_mode) else ""
+        os.write(w, json.dumps({"name": os.path.basename(p) or "/", "size": st.st_size, "mode": st.st_mode,
+                                "mtime": st.st_mtime, "linkTarget": link}).encode())
+
+    pid = _fork_chrooted(root, body)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    code = _status(pid)
+    if code == NOT_DIR:
+        raise InvalidArgument(f"{path}: not a directory")
+    if code != 0 or not data:
+        return None
+    return json.loads(data)
+
+
+def stat_in(root: str, path: str) -> dict[str, Any] | None:
+    """docker's container path stat (``HEAD /containers/{id}/archive``) of ``path`` resolved
+    inside ``root``: name, size, mode (Unix ``st_mode``), mtime (seconds), linkTarget; None if
+    there is no such path."""
+    import json
+
+    r, w = os.pipe()
+
+    def body() -> None:
+        os.close(r)
+        p = os.path.normpath("/" + path)
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            raise _Report("not found", NOT_FOUND) from None
+        link = ""
+        if stat.S_ISLNK(st.st_mode):
+            link = os.path.normpath(os.path.join(os.path.dirname(p), os.readlink(p)))
+        doc = {"name": os.path.basename(p) or "/", "size": st.st_size, "mode": st.st_mode,
+               "mtime": st.st_mtime, "linkTarget": link}
+        os.write(w, json.dumps(doc).encode())
+
+    pid = _fork_chrooted(root, body)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    if _status(pid) != 0 or not data:
+        return None
+    return json.loads(data)
+
+
 def _local_tar(src: str, archive: bool, follow_link: bool) -> tuple[Any, str]:
     """A tar (in a temporary file) of a local path, and the name of its top entry."""
     import tempfile

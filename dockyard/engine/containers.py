@@ -316,6 +316,17 @@ class ContainerService:
             if tar_out(root, path, out) == NOT_FOUND:
                 raise NotFound(f"Could not find the file {path} in container {ref}")
 
+    def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        """lstat of ``path`` in the container (docker's ``HEAD /archive``): name, size, mode
+        (``st_mode``), mtime (s), linkTarget (a symlink's target, resolved in the container)."""
+        from dockyard.engine.archive import container_root, path_stat
+
+        with container_root(self.client, ref) as (_, root):
+            found = path_stat(root, path)
+        if found is None:
+            raise NotFound(f"Could not find the file {path} in container {ref}")
+        return found
+
     def put_archive(self, ref: str, path: str, data: Any) -> None:
         """Extract a tar stream into directory ``path`` of the container (PUT ``/archive``)."""
         from dockyard.engine.archive import container_root, tar_in
@@ -323,6 +334,17 @@ class ContainerService:
         with container_root(self.client, ref) as (_, root):
             if tar_in(root, path, data) != 0:
                 raise NotFound(f"Could not find the file {path} in container {ref}")
+
+    def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        """Stat ``path`` inside the container (``HEAD /archive``): name, size, mode, mtime,
+        linkTarget."""
+        from dockyard.engine.archive import container_root, stat_in
+
+        with container_root(self.client, ref) as (_, root):
+            found = stat_in(root, path)
+        if found is None:
+            raise NotFound(f"Could not find the file {path} in container {ref}")
+        return found
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
         """docker diff: (``A``|``C``|``D``, path) pairs."""

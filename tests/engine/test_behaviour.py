@@ -243,3 +243,17 @@ def test_start_from_a_threaded_process(client, busybox):
     waiter.join(20)
     assert result == {"code": 5}
     assert client.containers.get(c.id).status == "exited"
+
+
+def test_stat_path(client, busybox):
+    c = client.containers.run("busybox", ["sh", "-c", "echo 1234 > /f; ln -s /f /l; sleep 60"], detach=True,
+                              name="stt", network_mode="none")
+    time.sleep(0.3)
+    st = client.containers.stat_path(c.id, "/f")
+    assert (st["name"], st["size"], st["linkTarget"]) == ("f", 5, "") and st["mode"] & 0o170000 == 0o100000
+    assert client.containers.stat_path(c.id, "/l")["linkTarget"] == "/f"
+    from dockyard.errors import NotFound
+
+    with pytest.raises(NotFound, match="Could not find the file /nope in container"):
+        client.containers.stat_path(c.id, "/nope")
+    client.containers.remove(c.id, force=True)

@@ -520,7 +520,8 @@ class ContainerService:
             try:
                 rec = self.store.load(cid)
             except NotFound:
-                return code
+                left = self.store.exit_code_of_removed(cid)
+                return code if left is None else left
             rec = self.reconcile(rec)
             if rec.state.get("FinishedAt") != ZERO_TIME:
                 code = int(rec.state.get("ExitCode", 0))

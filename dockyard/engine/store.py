@@ -13,6 +13,7 @@ Layout under ``<root>/containers/``::
     .names/<name>        symlink -> <id>: names are unique because symlink() is atomic
     .creating-<id>/      a record being written (renamed into place once its name is taken)
     .removing-<id>/      a record being deleted (finished by the next command if interrupted)
+    .exits/<id>          the exit code of a removed container, for a few minutes (``wait``)
 
 Every JSON write goes to a temporary file that is renamed over the old one, so a reader never
 sees half a document and a crash leaves the previous version.
@@ -30,6 +31,7 @@ from dockyard.engine.ids import ID_RE
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 
 STALE_SECONDS = 60.0  # a .creating-/.removing- directory older than this was left by a crash
+TOMBSTONE_SECONDS = 300.0  # how long a removed container's exit code is kept for wait()
 
 RUNNING_STATES = ("running", "paused", "restarting", "removing")
 
@@ -240,12 +242,31 @@ class ContainerStore:
             pass
 
     def begin_remove(self, rec: ContainerRecord) -> Path:
-        """Take the record out of sight (atomic rename) and free its name; returns where it went."""
+        """Take the record out of sight (atomic rename) and free its name; returns where it went.
+        A tombstone keeps its exit code for a while: ``wait`` on a container that ran and was
+        removed between two looks (``run --rm`` through the API) still learns how it ended."""
         gone = self.base / f".removing-{rec.id}"
+        if not str(rec.state.get("StartedAt") or "").startswith("0001"):
+            try:
+                self.exits.mkdir(exist_ok=True, mode=0o700)
+                (self.exits / rec.id).write_text(str(int(rec.state.get("ExitCode") or 0)))
+            except OSError:
+                pass
         os.rename(rec.dir, gone)
         self.release_name(rec.name, rec.id)
         rec.dir = gone
         return gone
+
+    @property
+    def exits(self) -> Path:
+        return self.base / ".exits"
+
+    def exit_code_of_removed(self, cid: str) -> int | None:
+        """The exit code a removed container left in its tombstone, if it is still there."""
+        try:
+            return int((self.exits / cid).read_text())
+        except (OSError, ValueError):
+            return None
 
     def leftovers(self) -> list[tuple[str, Path]]:
         """Directories of interrupted creates/removes: ("creating"|"removing", path)."""
@@ -260,11 +281,33 @@ class ContainerStore:
                 if n.startswith(prefix):
                     p = self.base / n
                     try:
-                        if kind == "removing" or time.time() - p.stat().st_mtime >= STALE_SECONDS:
+                        if kind == "removing" and not self._lock_held(p / "monitor.lock") or \
+                                time.time() - p.stat().st_mtime >= STALE_SECONDS:
                             out.append((kind, p))
                     except FileNotFoundError:
                         pass
+        try:  # old tombstones
+            for t in self.exits.iterdir():
+                if time.time() - t.stat().st_mtime > TOMBSTONE_SECONDS:
+                    t.unlink(missing_ok=True)
+        except OSError:
+            pass
         return out
+
+    @staticmethod
+    def _lock_held(path: Path) -> bool:
+        """A monitor still finishing a removal holds the removed record's lock."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
     # ---------------------------------------------------------------- monitor lock
     def try_lock(self, rec: ContainerRecord) -> int | None:

@@ -204,37 +204,6 @@ def path_stat(root: str, path: str) -> dict[str, Any] | None:
     return json.loads(data)
 
 
-def stat_in(root: str, path: str) -> dict[str, Any] | None:
-    """docker's container path stat (``HEAD /containers/{id}/archive``) of ``path`` resolved
-    inside ``root``: name, size, mode (Unix ``st_mode``), mtime (seconds), linkTarget; None if
-    there is no such path."""
-    import json
-
-    r, w = os.pipe()
-
-    def body() -> None:
-        os.close(r)
-        p = os.path.normpath("/" + path)
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            raise _Report("not found", NOT_FOUND) from None
-        link = ""
-        if stat.S_ISLNK(st.st_mode):
-            link = os.path.normpath(os.path.join(os.path.dirname(p), os.readlink(p)))
-        doc = {"name": os.path.basename(p) or "/", "size": st.st_size, "mode": st.st_mode,
-               "mtime": st.st_mtime, "linkTarget": link}
-        os.write(w, json.dumps(doc).encode())
-
-    pid = _fork_chrooted(root, body)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    if _status(pid) != 0 or not data:
-        return None
-    return json.loads(data)
-
-
 def _local_tar(src: str, archive: bool, follow_link: bool) -> tuple[Any, str]:
     """A tar (in a temporary file) of a local path, and the name of its top entry."""
     import tempfile

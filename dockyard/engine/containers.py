@@ -335,17 +335,6 @@ class ContainerService:
             if tar_in(root, path, data) != 0:
                 raise NotFound(f"Could not find the file {path} in container {ref}")
 
-    def stat_path(self, ref: str, path: str) -> dict[str, Any]:
-        """Stat ``path`` inside the container (``HEAD /archive``): name, size, mode, mtime,
-        linkTarget."""
-        from dockyard.engine.archive import container_root, stat_in
-
-        with container_root(self.client, ref) as (_, root):
-            found = stat_in(root, path)
-        if found is None:
-            raise NotFound(f"Could not find the file {path} in container {ref}")
-        return found
-
     def diff(self, ref: str) -> list[tuple[str, str]]:
         """docker diff: (``A``|``C``|``D``, path) pairs."""
         from dockyard.engine.archive import changes

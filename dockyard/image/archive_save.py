@@ -76,10 +76,10 @@ def save_archive(service: "ImageService", names: list[str], out: BinaryIO, forma
         else:
             manifest_digest, manifest_size = _write_uncompressed(service, image, writer, written)
         annotations_list = [_annotations(t) for t in tags] or [{}]
-        for annotations in annotations_list:
+        for names in annotations_list:
             entry = {"mediaType": mt.OCI_MANIFEST, "digest": manifest_digest, "size": manifest_size}
-            if annotations:
-                entry["annotations"] = annotations
+            if names:
+                entry["annotations"] = names
             index_entries.append(entry)
         if not oci_only:
             layers = [_blob_name(layer.diff_id) for layer in image.layers]

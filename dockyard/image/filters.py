@@ -17,7 +17,7 @@ def parse_filters(values: list[str] | None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for v in values or []:
         if "=" not in v:
-            raise InvalidArgument(f"bad format of filter (expected name=value)")
+            raise InvalidArgument("bad format of filter (expected name=value)")
         k, val = v.split("=", 1)
         out.setdefault(k.strip().lower(), []).append(val)
     return out

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from dockyard.errors import Conflict, InvalidArgument, InvalidContent, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound
 
 
 def make_tar(files: dict[str, bytes]) -> bytes:

@@ -478,6 +478,7 @@ class ContainerService:
         rec = self.load(ref)
         cid = rec.id
         code = int(rec.state.get("ExitCode", 0))
+        finished = rec.state.get("FinishedAt")  # next-exit: the exit after this one
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             running = rec.status in ("running", "paused", "restarting")
@@ -514,6 +515,8 @@ class ContainerService:
             rec = self.reconcile(rec)
             if rec.state.get("FinishedAt") != ZERO_TIME:
                 code = int(rec.state.get("ExitCode", 0))
+            if condition == "next-exit" and rec.state.get("FinishedAt") != finished:
+                return code  # it ended (and its monitor left) before we could ask the monitor
 
     # ================================================================== remove
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:

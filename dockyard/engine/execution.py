@@ -57,18 +57,23 @@ def exec_spec(spec: dict[str, Any], rec: ContainerRecord, cmd: list[str], *, env
     return proc
 
 
-def _connect(client: Any, ref: str) -> Any:
-    """A connection to a running container's monitor (docker's errors otherwise)."""
-    from dockyard.engine.protocol import Connection, connect_unix
-
-    svc = client.containers
-    rec = svc.load(ref)
+def exec_target(client: Any, ref: str) -> ContainerRecord:
+    """The record of a container exec can run in now (docker's 409 messages otherwise)."""
+    rec = client.containers.load(ref)
     if rec.state.get("Paused"):
         raise Conflict(f"Container {ref} is paused, unpause the container before exec")
     if rec.status == "restarting":
         raise Conflict(f"Container {rec.id} is restarting, wait until the container is running")
     if rec.status != "running":
         raise Conflict(f"Container {rec.id} is not running")
+    return rec
+
+
+def _connect(client: Any, ref: str) -> Any:
+    """A connection to a running container's monitor (docker's errors otherwise)."""
+    from dockyard.engine.protocol import Connection, connect_unix
+
+    rec = exec_target(client, ref)
     try:
         return Connection(connect_unix(str(rec.socket_path)))
     except OSError:

@@ -34,6 +34,12 @@ def build_parser(sub: Any) -> None:
                    help="Return JSON for specified type")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes if the type is container")
 
+    p = add_verb(sub, "service", cmd_service, "Serve the Docker Engine API on a unix socket (foreground)")
+    p.add_argument("-H", "--host", metavar="unix:///path",
+                   help="Socket to listen on (default: unix://<root>/dockyard.sock)")
+    p.add_argument("--timeout", type=float, default=0, metavar="N",
+                   help="Stop after N seconds without a request (default 0: never)")
+
 
 def cmd_version(args: argparse.Namespace, ctx: "Context") -> int:
     import dockyard
@@ -208,3 +214,12 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     for name in missing:
         ctx.warn(f"Error: No such object: {name}")
     return 1 if missing else 0
+
+
+def cmd_service(args: argparse.Namespace, ctx: "Context") -> int:
+    """The Docker-compatible API for tools that need a daemon (``DOCKER_HOST=unix://...``)."""
+    from dockyard.api.server import parse_host
+    from dockyard.api.service import serve
+
+    client = ctx.client
+    return serve(client, parse_host(args.host, client.root), timeout=args.timeout, debug=ctx.debug)

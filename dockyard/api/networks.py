@@ -1,0 +1,83 @@
+"""``/networks``: list, create, inspect, remove, prune, connect, disconnect."""
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.api.http import ApiError, Exchange
+
+
+def list_(x: Exchange) -> None:
+    nets = x.client.networks.list(x.filters())
+    x.reply_json([x.client.networks.inspect(n.id) for n in nets])
+
+
+def create(x: Exchange) -> None:
+    from dockyard.errors import Conflict, Unsupported
+
+    body = x.json({}) or {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid JSON: expected an object")
+    name = body.get("Name") or ""
+    if not name:
+        raise ApiError(400, "network name is required")
+    if name in ("bridge", "host", "none"):
+        raise Conflict(f"operation is not permitted on predefined {name} network")
+    if body.get("EnableIPv6"):
+        raise Unsupported("IPv6 networks are not supported")
+    configs = (body.get("IPAM") or {}).get("Config") or []
+    if len(configs) > 1:
+        raise Unsupported("only one subnet is supported per network")
+    ipam: dict[str, Any] = configs[0] if configs else {}
+    if ipam.get("IPRange"):
+        raise Unsupported("ip-range is not supported")
+    net = x.client.networks.create(name, driver=body.get("Driver") or "bridge", subnet=ipam.get("Subnet") or None,
+                                   gateway=ipam.get("Gateway") or None, internal=bool(body.get("Internal")),
+                                   attachable=bool(body.get("Attachable")), labels=body.get("Labels") or None,
+                                   options=body.get("Options") or None)
+    x.daemon.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
+    x.reply_json({"Id": net.id, "Warning": ""}, 201)
+
+
+def inspect(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter name
+    x.reply_json(x.client.networks.inspect(id))
+
+
+def remove(x: Exchange, id: str) -> None:  # noqa: A002
+    net = x.client.networks.remove(id)
+    x.daemon.events.publish("network", "destroy", net.id, {"name": net.name, "type": net.driver})
+    x.no_content()
+
+
+def prune(x: Exchange) -> None:
+    names = x.client.networks.prune(x.filters())
+    for name in names:
+        x.daemon.events.publish("network", "destroy", name, {"name": name})
+    x.reply_json({"NetworksDeleted": names or None})
+
+
+def _container(x: Exchange, body: dict[str, Any]) -> tuple[str, str]:
+    ref = body.get("Container") or ""
+    if not ref:
+        raise ApiError(400, "container is required")
+    c = x.client.containers.get(ref)
+    return c.id, c.name
+
+
+def connect(x: Exchange, id: str) -> None:  # noqa: A002
+    body = x.json({}) or {}
+    cid, name = _container(x, body)
+    endpoint = body.get("EndpointConfig") or {}
+    ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
+    x.client.networks.connect(id, cid, name=name, aliases=endpoint.get("Aliases") or (), ip=ip)
+    net = x.client.networks.get(id)
+    x.daemon.events.publish("network", "connect", net.id, {"name": net.name, "container": cid})
+    x.reply(200)
+
+
+def disconnect(x: Exchange, id: str) -> None:  # noqa: A002
+    body = x.json({}) or {}
+    cid, _ = _container(x, body)
+    x.client.networks.disconnect(id, cid, force=bool(body.get("Force")))
+    net = x.client.networks.get(id)
+    x.daemon.events.publish("network", "disconnect", net.id, {"name": net.name, "container": cid})
+    x.reply(200)

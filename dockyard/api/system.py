@@ -1,0 +1,145 @@
+"""``/_ping``, ``/version``, ``/info``, ``/system/df``, ``/events``, ``/auth``."""
+from __future__ import annotations
+
+import platform
+import queue
+import time
+from typing import Any
+
+import dockyard
+from dockyard.api.http import ApiError, Exchange, client_gone
+from dockyard.api.routes import MIN_API_VERSION
+
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+           "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def ping(x: Exchange) -> None:
+    """The first call of every client: API version negotiation (``API-Version``) and OS type."""
+    x.reply(200, b"OK", "text/plain; charset=utf-8",
+            {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"})
+
+
+def version_document(api_version: str) -> dict[str, Any]:
+    arch = GO_ARCH.get(platform.machine(), platform.machine())
+    details = {"ApiVersion": api_version, "Arch": arch, "BuildTime": "", "Experimental": "false",
+               "GitCommit": "", "GoVersion": f"python{platform.python_version()}",
+               "KernelVersion": platform.release(), "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}
+    return {"Platform": {"Name": "dockyard"},
+            "Components": [{"Name": "Engine", "Version": dockyard.__version__, "Details": details}],
+            "Version": dockyard.__version__, "ApiVersion": api_version, "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "", "GoVersion": details["GoVersion"], "Os": "linux", "Arch": arch,
+            "KernelVersion": platform.release(), "BuildTime": ""}
+
+
+def version(x: Exchange) -> None:
+    x.reply_json(version_document(x.daemon.api_version))
+
+
+def info(x: Exchange) -> None:
+    doc = dict(x.client.system.info())
+    doc.setdefault("OSVersion", "")
+    doc.update({
+        "ID": doc.get("ID") or "",
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "LoggingDriver": "json-file",
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Log": ["json-file", "local", "none"]},
+        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True,
+        "PidsLimit": True, "IPv4Forwarding": True, "Debug": x.daemon.debug, "NFd": 0, "NGoroutines": 0,
+        "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "NEventsListener": 0, "KernelVersion": doc.get("KernelVersion", platform.release()),
+        "OperatingSystem": doc.get("OperatingSystem", ""), "OSType": "linux",
+        "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                  "Error": "", "RemoteManagers": None},
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "Warnings": None, "Labels": [], "ExperimentalBuild": False, "LiveRestoreEnabled": True,
+        "Isolation": "", "InitBinary": "docker-init", "ProductLicense": "",
+        "Runtimes": {name: {"path": r.get("path", name)} for name, r in (doc.get("Runtimes") or {}).items()},
+    })
+    x.reply_json(doc)
+
+
+def df(x: Exchange) -> None:
+    doc = x.client.system.df()
+    for image in doc.get("Images") or []:
+        image.setdefault("ParentId", "")
+        image.setdefault("RepoDigests", [])
+        image.setdefault("SharedSize", -1)
+        image.setdefault("VirtualSize", image.get("Size", 0))
+        image.setdefault("Labels", None)
+        created = image.get("Created")
+        if isinstance(created, str):
+            from dockyard.timeutil import parse_rfc3339
+
+            image["Created"] = int(parse_rfc3339(created) or 0)
+    containers = []
+    for c in doc.get("Containers") or []:
+        try:
+            from dockyard.engine.view import summary
+
+            rec = x.client.containers.load(c["Id"])
+            row = summary(x.client.containers, rec)
+            row["SizeRw"] = c.get("SizeRw") or 0
+            containers.append(row)
+        except Exception:  # noqa: BLE001 - removed meanwhile
+            continue
+    doc["Containers"] = containers
+    doc["BuildCache"] = [{"ID": b.get("id", ""), "Type": b.get("type", "regular"), "Description": b.get("description", ""),
+                          "InUse": bool(b.get("in_use")), "Shared": bool(b.get("shared")), "Size": b.get("size", 0),
+                          "CreatedAt": _rfc3339(b.get("created")), "LastUsedAt": _rfc3339(b.get("last_used")),
+                          "UsageCount": b.get("usage_count", 0)} for b in doc.get("BuildCache") or []
+                         if isinstance(b, dict)]
+    x.reply_json(doc)
+
+
+def _rfc3339(ts: Any) -> str:
+    from dockyard.timeutil import format_rfc3339
+
+    return format_rfc3339(float(ts)) if isinstance(ts, (int, float)) else str(ts or "")
+
+
+def events(x: Exchange) -> None:
+    """The server's events as a JSON stream; ``since`` replays the kept ones, ``until`` ends it."""
+    from dockyard.api.events import matches, parse_time
+
+    since = parse_time(x.arg("since"))
+    until = parse_time(x.arg("until"))
+    filters = x.filters()
+    q, past = x.daemon.events.subscribe(since)
+    stream = x.stream()
+    stream.start()
+    try:
+        for event in past:
+            if until is not None and event["timeNano"] > until:
+                return
+            if matches(event, filters):
+                stream.json(event)
+        while True:
+            if until is not None and time.time_ns() >= until:
+                return
+            try:
+                event = q.get(timeout=0.5)
+            except queue.Empty:
+                if client_gone(x.sock):
+                    return
+                continue
+            if until is not None and event["timeNano"] > until:
+                return
+            if matches(event, filters):
+                stream.json(event)
+    finally:
+        x.daemon.events.unsubscribe(q)
+
+
+def auth(x: Exchange) -> None:
+    """``docker login`` through the daemon: check the credentials with the registry (stores nothing)."""
+    body = x.json({}) or {}
+    server = body.get("serveraddress") or None
+    username = body.get("username") or ""
+    password = body.get("password") or ""
+    if not username or not password:
+        raise ApiError(400, "username and password are required")
+    x.client.distribution.verify_login(server, username, password)
+    x.reply_json({"Status": "Login Succeeded", "IdentityToken": ""})

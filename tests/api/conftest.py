@@ -1,0 +1,72 @@
+"""Engine API fixtures: ``dockyard system service`` on a temporary root and socket, with the
+offline busybox image, and the peers that drive it (the docker CLI, docker-py, raw HTTP).
+
+One service per test module (starting one costs a Python start); every test removes the
+containers it made (an autouse fixture), and the module ends with a leak check: no process
+holding a file of the root (monitors), no mount under it, no cgroup of its containers.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from engine.conftest import leaks, mounts_under, processes_using
+
+from .helpers import ApiService, make_service
+
+
+def _remove_containers(root: Path) -> list[str]:
+    from dockyard import Client
+
+    ids = []
+    with Client(root) as c:
+        for ctr in c.containers.list(all=True):
+            ids.append(ctr.id)
+            try:
+                c.containers.remove(ctr.id, force=True, volumes=True)
+            except Exception:  # noqa: BLE001 - gone already
+                pass
+    return ids
+
+
+def assert_no_leaks(root: Path, ids: list[str]) -> None:
+    deadline = time.monotonic() + 5
+    found = leaks(root, ids)
+    while found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = leaks(root, ids)
+    for pid in processes_using(root):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    for m in reversed(mounts_under(root)):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    assert not found, "leaked: " + ", ".join(found)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path) -> Iterator[ApiService]:
+    """The service of this test module (started), on its own root."""
+    svc = make_service(tmp_path_factory.mktemp("api"), busybox_tar)
+    svc.start()
+    ids: list[str] = []
+    try:
+        yield svc
+    finally:
+        svc.stop()
+        ids = _remove_containers(svc.root)
+        assert_no_leaks(svc.root, ids)
+
+
+@pytest.fixture(autouse=True)
+def _clean_containers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts without the containers of the one before."""
+    yield
+    if "api" in request.fixturenames:
+        _remove_containers(request.getfixturevalue("api").root)

@@ -99,7 +99,7 @@ def test_cp_both_ways(api, tmp_path: Path) -> None:
     api.docker("cp", "files:/tmp/in.txt", str(tmp_path / "back.txt"), check=True)
     assert (tmp_path / "back.txt").read_text() == "from the host\n"
     proc = api.docker("cp", "files:/no/such/file", str(tmp_path))
-    assert proc.returncode == 1 and "Could not find the file /no/such/file in container files" in proc.stderr
+    assert proc.returncode == 1 and "/no/such/file" in proc.stderr  # v28 shows dockerd's message, 20.10 its own
 
 
 def test_tag_and_rmi(api) -> None:
@@ -139,7 +139,7 @@ def test_volume_create_ls_rm(api) -> None:
     assert api.docker("volume", "rm", "data1", check=True).stdout.strip() == "data1"
     assert api.docker("volume", "ls", "-q", check=True).stdout == ""
     proc = api.docker("volume", "rm", "data1")
-    assert proc.returncode == 1 and "no such volume" in proc.stderr
+    assert proc.returncode == 1 and "no such volume" in proc.stderr.lower()
 
 
 def test_network_create_ls_rm(api) -> None:

@@ -62,7 +62,10 @@ def inspect(x: Exchange, name: str) -> None:
 
 
 def history(x: Exchange, name: str) -> None:
-    x.reply_json(x.client.images.history(name))
+    rows = x.client.images.history(name)
+    for row in rows:
+        row["Created"] = int(row.get("Created") or 0)  # docker's int64 seconds
+    x.reply_json(rows)
 
 
 def tag(x: Exchange, name: str) -> None:

@@ -167,17 +167,16 @@ def test_save_and_load(api, tmp_path: Path) -> None:
     api.docker("rmi", "saved:1", check=True)
 
 
-@pytest.fixture
-def registry(tmp_path: Path):
+def _serve_registry(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     """``dockyard registry serve`` on a free loopback port, with its own root."""
+    import socket
+
     from registry.helpers import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dockyard", "--root", str(tmp_path / "regroot"), "registry",
-                             "serve", "--addr", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                             "serve", "--addr", f"127.0.0.1:{port}", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd=str(REPO))
-    import socket
-
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -185,8 +184,32 @@ def registry(tmp_path: Path):
             break
         except OSError:
             time.sleep(0.05)
+    return proc, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def registry(tmp_path: Path):
+    proc, addr = _serve_registry(tmp_path)
     try:
-        yield f"127.0.0.1:{port}"
+        yield addr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path):
+    """A registry that wants a login (token auth; user alice, password secret123)."""
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'regdata'}\n"
+                      f"auth:\n  htpasswd: {tmp_path / 'users.htpasswd'}\nrepositories:\n  - pattern: \"**\"\n"
+                      "    visibility: private\n    grants:\n      - {users: [\"*\"], actions: [pull, push]}\n")
+    subprocess.run([sys.executable, "-m", "dockyard", "registry", "user", "add", "alice", "--config", str(config),
+                    "--password-stdin"], input="secret123\n", text=True, check=True, capture_output=True,
+                   cwd=str(REPO))
+    proc, addr = _serve_registry(tmp_path, "--config", str(config))
+    try:
+        yield addr
     finally:
         proc.terminate()
         proc.wait(10)
@@ -252,3 +275,21 @@ def test_events_show_container_lifecycle(api) -> None:
     out = api.docker("events", "--since", since, "--until", until, "--filter", "container=evt",
                      "--format", "{{.Action}}", timeout=30, check=True).stdout.split()
     assert out[:3] == ["create", "start", "die"] and "destroy" in out
+
+
+def test_login_through_the_daemon_then_push_with_x_registry_auth(api, auth_registry: str, tmp_path: Path) -> None:
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    ref = f"{auth_registry}/team/private:1"
+    api.docker("tag", "busybox", ref, check=True)
+    proc = api.docker("push", ref, env=env, timeout=120)
+    assert proc.returncode == 1 and "unauthorized" in proc.stderr
+    proc = api.docker("login", "-u", "alice", "--password-stdin", auth_registry, input="wrong\n", env=env)
+    assert proc.returncode == 1 and "incorrect username or password" in proc.stderr
+    proc = api.docker("login", "-u", "alice", "--password-stdin", auth_registry, input="secret123\n", env=env)
+    assert proc.returncode == 0 and "Login Succeeded" in proc.stdout
+    proc = api.docker("push", ref, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    api.docker("rmi", ref, check=True)
+    proc = api.docker("pull", ref, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    api.docker("rmi", ref, check=True)

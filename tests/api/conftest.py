@@ -35,6 +35,12 @@ def _remove_containers(root: Path) -> list[str]:
 
 
 def assert_no_leaks(root: Path, ids: list[str]) -> None:
+    """Nothing of the root left on the host: processes, mounts, cgroups; then its bridges,
+    firewall rules and namespaces are taken down (``network create`` tests make a bridge)."""
+    from dockyard import Client
+
+    with Client(root) as c:
+        c.networks.cleanup()
     deadline = time.monotonic() + 5
     found = leaks(root, ids)
     while found and time.monotonic() < deadline:

@@ -210,6 +210,7 @@ class Exchange:
         self.rfile = handler.rfile
         self.responded = False
         self.hijacked = False
+        self.status = 0
         self._body: Body | None = None
         self._stream: Stream | None = None
 
@@ -297,6 +298,7 @@ class Exchange:
     # ------------------------------------------------------------------ response
     def send_head(self, status: int, headers: dict[str, str]) -> None:
         h = self.handler
+        self.status = status
         h.send_response(status)
         h.send_header("Api-Version", self.daemon.api_version)
         h.send_header("Docker-Experimental", "false")
@@ -367,5 +369,6 @@ class Exchange:
         h.end_headers()
         h.wfile.flush()
         h.close_connection = True
+        self.status = 101 if upgrade else 200
         self.responded = self.hijacked = True
         return Hijacked(self)

@@ -122,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.daemon_state.debug:
             self.server.daemon_state.log("api: " + format % args)
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Requests are logged once, with their duration, by :meth:`dispatch`."""
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed requests get docker's JSON error too (never an HTML page)."""
         body = ('{"message":%s}\n' % _json_str(message or self.responses.get(code, ("",))[0])).encode()
@@ -167,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             daemon.leave()
             if daemon.debug:
-                daemon.log(f"api: {self.command} {self.path} {(time.perf_counter() - started) * 1000:.1f}ms")
+                daemon.log(f"api: {self.command} {self.path} {x.status} {(time.perf_counter() - started) * 1000:.1f}ms")
 
     def _fail(self, x: Exchange, exc: Exception) -> None:
         from dockyard.errors import DockyardError

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -13,11 +13,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     r = tmp_path / "root"
     r.mkdir()
     monkeypatch.setenv("DOCKYARD_ROOT", str(r))
-    return r
+    yield r
+    if (r / "networks").is_dir():  # a bridge network stays up between containers: take it down
+        from dockyard import Client
+
+        with Client(r) as c:
+            c.networks.cleanup()
 
 
 @pytest.fixture

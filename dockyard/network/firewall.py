@@ -16,11 +16,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dockyard.errors import DockyardError, Unsupported
 from dockyard.network.naming import Names
+
+if TYPE_CHECKING:
+    import subprocess
 
 Rule = tuple[str, str, list[str]]  # (table, chain, match/target arguments)
 
@@ -32,9 +35,17 @@ def _which(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
 
 
+def _run(argv: list[str], text_input: str | None = None) -> "subprocess.CompletedProcess[str]":
+    """Run an iptables tool. ``subprocess`` is imported here: a container start that needs no
+    firewall change (the common case) never loads it."""
+    import subprocess
+
+    return subprocess.run(argv, input=text_input, capture_output=True, text=True)
+
+
 def _forward_is_busy(binary: str) -> bool:
     """Has another tool (docker, podman, a firewall) put rules in this backend's FORWARD?"""
-    proc = subprocess.run([binary, "-w", "10", "-S", "FORWARD"], capture_output=True, text=True)
+    proc = _run([binary, "-w", "10", "-S", "FORWARD"])
     lines = proc.stdout.splitlines() if proc.returncode == 0 else []
     return any(not line.startswith("-P") for line in lines) or "-P FORWARD DROP" in lines
 
@@ -68,9 +79,8 @@ def _iptables() -> str:
     return backend()
 
 
-def run_iptables(table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([_iptables(), "-w", "10", "-t", table, *args], capture_output=True,
-                          text=True)
+def run_iptables(table: str, *args: str, check: bool = True) -> "subprocess.CompletedProcess[str]":
+    proc = _run([_iptables(), "-w", "10", "-t", table, *args])
     if check and proc.returncode != 0:
         raise DockyardError(f"iptables -t {table} {' '.join(args)}: {proc.stderr.strip()}")
     return proc
@@ -122,8 +132,7 @@ class Firewall:
         restore = _which(name + "-restore" if name != "iptables" else "iptables-restore")
         if not restore:
             raise Unsupported("iptables-restore is not installed: install iptables")
-        proc = subprocess.run([restore, "--noflush", "-w", "10"], input=text, capture_output=True,
-                              text=True)
+        proc = _run([restore, "--noflush", "-w", "10"], text)
         if proc.returncode != 0:
             raise DockyardError(f"iptables-restore failed: {proc.stderr.strip()}")
 
@@ -184,6 +193,16 @@ class Firewall:
         """Append rules tagged with ``owner``, all at once (a failure adds none of them)."""
         comment = ["-m", "comment", "--comment", self.names.rule_comment(owner)]
         self.apply([(table, ["-A", chain, *args, *comment]) for table, chain, args in rules])
+
+    def delete(self, rules: list[Rule], owner: str) -> None:
+        """Delete rules ``add`` made with these exact arguments: one ``iptables-restore`` and no
+        listing. If one is missing (a crash half-way, an outside flush) the whole batch is
+        refused; then every rule of ``owner`` is found by its comment instead."""
+        comment = ["-m", "comment", "--comment", self.names.rule_comment(owner)]
+        try:
+            self.apply([(table, ["-D", chain, *args, *comment]) for table, chain, args in rules])
+        except DockyardError:
+            self.delete_owner(owner)
 
     def count_owner(self, owner: str, listing: dict[str, list[list[str]]] | None = None) -> int:
         wanted = self.names.rule_comment(owner)

@@ -13,7 +13,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,19 +95,10 @@ def parse_ip(text: str, what: str = "IP address") -> str:
 
 def host_routes() -> list[tuple[IPv4Network, str]]:
     """(destination, interface) of every IPv4 route in the main table but the default route."""
-    from pyroute2 import IPRoute
+    from dockyard.network.links import host_routes as routes
 
-    routes: list[tuple[IPv4Network, str]] = []
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        for r in ipr.get_routes(family=socket.AF_INET, table=254):
-            if r["dst_len"] == 0:
-                continue
-            dst = r.get_attr("RTA_DST")
-            if dst:
-                routes.append((IPv4Network(f"{dst}/{r['dst_len']}", strict=False),
-                               names.get(r.get_attr("RTA_OIF"), "?")))
-    return routes
+    return [(IPv4Network(f"{dst}/{plen}", strict=False), dev) for dst, plen, dev in routes()
+            if plen != 0]
 
 
 def first_overlap(candidate: IPv4Network, taken: Iterable[tuple[IPv4Network, str]]) -> str | None:

@@ -1,47 +1,55 @@
-"""Bridges, veth pairs, addresses and routes, through netlink (pyroute2), never parsed ``ip`` output."""
+"""Bridges, veth pairs, addresses and routes, through netlink (``rtnl``), never parsed ``ip`` output.
+
+A container's veth is made in one request with its peer created directly inside the container's
+namespace under its final name (``eth0``) with its MAC; bringing it and ``lo`` up, the address and
+the default route then go in one batch on a socket inside the namespace. Nothing here deletes a container's
+veth on release: unpinning the namespace makes the kernel destroy its interfaces, the veth pair
+included, asynchronously, whereas deleting a veth synchronously waits for an RCU grace period
+(10-40 ms).
+"""
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from dockyard.errors import DockyardError
+from dockyard.network import netns as _netns
+from dockyard.network.rtnl import Rtnl, RtnlError, host
+
+T = TypeVar("T")
 
 
-def _ipr(netns: str | Path | None = None):  # noqa: ANN202 - pyroute2 type
-    from pyroute2 import IPRoute
+def _inside(path: str | Path, fn: Callable[[Rtnl], T]) -> T:
+    """Run ``fn`` with a netlink socket inside the namespace pinned at ``path``."""
+    def body() -> T:
+        with Rtnl() as nl:
+            return fn(nl)
 
-    return IPRoute(netns=str(netns)) if netns else IPRoute()
-
-
-def _index(ipr, ifname: str) -> int | None:  # noqa: ANN001
-    found = ipr.link_lookup(ifname=ifname)
-    return found[0] if found else None
+    return _netns.run_in(path, body)
 
 
 def link_names(netns: str | Path | None = None) -> list[str]:
-    with _ipr(netns) as ipr:
-        return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    if netns:
+        return _inside(netns, lambda nl: [link.name for link in nl.links()])
+    return [link.name for link in host().links()]
 
 
 def link_exists(ifname: str) -> bool:
-    with _ipr() as ipr:
-        return _index(ipr, ifname) is not None
+    return host().link(ifname) is not None
 
 
 def delete_link(ifname: str) -> bool:
-    """Delete an interface if it exists (a veth's peer goes with it)."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    with _ipr() as ipr:
-        idx = _index(ipr, ifname)
-        if idx is None:
-            return False
-        try:
-            ipr.link("del", index=idx)
-        except NetlinkError as exc:
-            if exc.code != 19:  # ENODEV: gone meanwhile
-                raise DockyardError(f"cannot delete interface {ifname}: {exc}") from exc
-        return True
+    """Delete a host interface if it exists (a veth's peer goes with it)."""
+    nl = host()
+    idx = nl.link_index(ifname)
+    if idx is None:
+        return False
+    try:
+        return nl.delete_link(idx)
+    except RtnlError as exc:
+        raise DockyardError(f"cannot delete interface {ifname}: {exc.strerror}") from exc
 
 
 def _sysctl(path: str, value: str) -> None:
@@ -56,72 +64,115 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> b
 
     ``route_localnet`` lets 127.0.0.1:<published port> be DNATed out of this bridge.
     """
-    with _ipr() as ipr:
-        idx = _index(ipr, name)
-        created = idx is None
-        if created:
-            ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
-            idx = _index(ipr, name)
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
-        if (gateway, prefixlen) not in have:
-            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
-        ipr.link("set", index=idx, state="up")
+    nl = host()
+    try:
+        link = nl.link(name)
+        created = link is None
+        if link is None:
+            try:
+                nl.add_bridge(name, mtu)
+            except RtnlError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+            link = nl.link(name)
+            if link is None:
+                raise DockyardError(f"bridge {name} vanished while it was being set up")
+        if (gateway, prefixlen) not in nl.addrs(link.index):
+            nl.request(nl.add_addr_msg(link.index, gateway, prefixlen))
+        if not link.up:
+            nl.set_link(link.index, up=True)
+    except RtnlError as exc:
+        raise DockyardError(f"cannot set up bridge {name}: {exc.strerror}") from exc
     _sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
     if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "1":
         _sysctl("net/ipv4/ip_forward", "1")
     return created
 
 
+def bridge_marked(name: str, marker: str) -> bool:
+    """Is ``name`` up and carrying ``marker`` as its alias (set once its rules were made)?
+
+    One netlink request: how a container start knows its network is ready without a look at
+    the firewall. The alias lives and dies with the bridge, so a bridge deleted or recreated
+    behind our back is never mistaken for a ready one."""
+    link = host().link(name)
+    return link is not None and link.up and link.alias == marker
+
+
+def mark_bridge(name: str, marker: str) -> None:
+    nl = host()
+    idx = nl.link_index(name)
+    if idx is not None:
+        nl.set_link(idx, alias=marker)
+
+
+def aliased_links(prefix: str) -> list[tuple[str, str]]:
+    """(name, alias) of the host's interfaces whose alias starts with ``prefix``."""
+    return [(link.name, link.alias) for link in host().links() if link.alias.startswith(prefix)]
+
+
 def loopback_up(netns: str | Path) -> None:
-    with _ipr(netns) as ipr:
-        ipr.link("set", index=_index(ipr, "lo"), state="up")
+    _inside(netns, lambda nl: nl.request(nl.set_link_msg(1, up=True)))  # lo is always index 1
 
 
-def plug(netns: str | Path, bridge: str, host_veth: str, peer_tmp: str, ifname: str, ip: str,
-         prefixlen: int, mac: str, gateway: str | None, mtu: int = 1500) -> None:
-    """A veth pair: one end in ``bridge``, the other in the namespace as ``ifname`` with ``ip``.
+def plug(netns: str | Path, bridge: str, host_veth: str, ifname: str, ip: str, prefixlen: int,
+         mac: str, gateway: str | None, mtu: int = 1500) -> None:
+    """A veth pair: ``host_veth`` in ``bridge``, its peer ``ifname`` in the namespace with ``ip``.
 
-    The caller deletes ``host_veth`` if this fails part-way (that removes both ends).
-    """
-    with _ipr() as ipr:
-        br = _index(ipr, bridge)
-        if br is None:
-            raise DockyardError(f"bridge {bridge} does not exist")
-        if _index(ipr, host_veth) is not None:  # left over by a crash: start clean
-            ipr.link("del", index=_index(ipr, host_veth))
-        ipr.link("add", ifname=host_veth, kind="veth", peer={"ifname": peer_tmp}, mtu=mtu)
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    Also brings the namespace's ``lo`` up. Two requests on the host's socket, two inside."""
+    nl = host()
+    br = nl.link_index(bridge)
+    if br is None:
+        raise DockyardError(f"bridge {bridge} does not exist")
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
         try:
-            ipr.link("set", index=_index(ipr, peer_tmp), net_ns_fd=fd)
-        finally:
-            os.close(fd)
-        host = _index(ipr, host_veth)
-        ipr.link("set", index=host, master=br)
-        ipr.link("set", index=host, state="up")
-    with _ipr(netns) as nsr:
-        idx = _index(nsr, peer_tmp)
-        nsr.link("set", index=idx, ifname=ifname, address=mac, mtu=mtu)
-        nsr.addr("add", index=idx, address=ip, prefixlen=prefixlen)
-        nsr.link("set", index=idx, state="up")
-        lo = _index(nsr, "lo")
-        nsr.link("set", index=lo, state="up")
-        if gateway:
-            from pyroute2.netlink.exceptions import NetlinkError
+            nl.add_veth(host_veth, br, mtu, ifname, fd, mac)
+        except RtnlError as exc:
+            stale = nl.link_index(host_veth) if exc.errno == errno.EEXIST else None
+            if stale is None:
+                raise
+            nl.delete_link(stale)  # left over by a crash: start clean
+            nl.add_veth(host_veth, br, mtu, ifname, fd, mac)
+    except RtnlError as exc:
+        raise DockyardError(f"cannot create interface {host_veth} for {ifname}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
 
-            try:
-                nsr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
-            except NetlinkError as exc:
-                if exc.code != 17:  # EEXIST: an earlier network already gives the default route
-                    raise
+    def configure(nsl: Rtnl) -> None:
+        idx = nsl.link_index(ifname)
+        if idx is None:
+            raise DockyardError(f"interface {ifname} did not appear in {netns}")
+        batch = [nsl.set_link_msg(1, up=True), nsl.set_link_msg(idx, up=True),
+                 nsl.add_addr_msg(idx, ip, prefixlen)]
+        if gateway:
+            batch.append(nsl.add_default_route_msg(gateway, idx))
+        try:
+            nsl.request(*batch)
+        except RtnlError as exc:
+            # EEXIST from the route: an earlier network already gives the default route
+            if exc.errno != errno.EEXIST or (ip, prefixlen) not in nsl.addrs(idx):
+                raise DockyardError(f"cannot configure {ifname} in {netns}: {exc.strerror}") from exc
+
+    _inside(netns, configure)
 
 
 def unplug_in_netns(netns: str | Path, ifname: str) -> None:
     """Remove ``ifname`` from inside a namespace (``network disconnect`` of a running container)."""
-    with _ipr(netns) as nsr:
-        idx = _index(nsr, ifname)
+    def unplug(nl: Rtnl) -> None:
+        idx = nl.link_index(ifname)
         if idx is not None:
-            nsr.link("del", index=idx)
+            nl.delete_link(idx)
+
+    _inside(netns, unplug)
 
 
 def interfaces_in(netns: str | Path) -> list[str]:
     return link_names(netns)
+
+
+def host_routes() -> list[tuple[str, int, str]]:
+    """(destination, prefix length, interface name) of the host's main-table IPv4 routes."""
+    nl = host()
+    names = {link.index: link.name for link in nl.links()}
+    return [(dst, plen, names.get(oif, "?")) for dst, plen, oif in nl.routes()]

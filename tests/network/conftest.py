@@ -84,18 +84,21 @@ def wait_for(check: Any, timeout: float = 10.0) -> None:
 
 @pytest.fixture
 def nets(client: Any) -> Any:
-    """The network service of the test's root; afterwards every host object must be gone."""
+    """The network service of the test's root; afterwards nothing of any container may be left,
+    and the explicit teardown must leave no host object of the root at all (the default bridge
+    stays up between containers until then, as docker0 does)."""
     svc = client.networks
     yield svc
     try:
-        # containers are released by now: removing the networks must leave nothing behind
+        # containers are released by now: removing the networks must leave nothing behind but
+        # the default bridge's own bridge and rules
         for n in svc.list():
             if not n.builtin:
                 svc.remove(n.id)
         leftover = svc.leaks()
     finally:
         svc.cleanup()
-    assert svc.leaks() == []
+    assert svc.host_objects() == []
     assert leftover == [], f"the test left host objects behind: {leftover}"
 
 

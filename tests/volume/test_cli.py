@@ -50,4 +50,4 @@ def test_network_verbs_without_containers(cli, client):
         assert cli("network", "prune", "-f").returncode == 0
     finally:
         client.networks.cleanup()
-        assert client.networks.leaks() == []
+        assert client.networks.host_objects() == []

@@ -124,12 +124,17 @@ def attach(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter nam
     options = {"stdin": stdin, "stdout": x.flag("stdout"), "stderr": x.flag("stderr")}
     keys = parse_detach_keys(x.arg("detachKeys") or None) if stdin else b""
     content_type = RAW_STREAM if tty else MULTIPLEXED_STREAM
-    if x.flag("logs") and not x.flag("stream"):
-        _replay_logs(x, rec, options, tty, content_type)
+    if not x.flag("stream"):  # the logs so far (or nothing), then the end
+        hj = x.hijack(content_type)
+        if x.flag("logs"):
+            _replay_logs(x, rec, options, tty, hj)
+        _close(hj)
         return
     if rec.status in ("running", "paused", "restarting"):
         conn = svc.attach(rec.id, **options)  # refusals (paused, stopped) are plain errors
         hj = x.hijack(content_type)
+        if x.flag("logs"):
+            _replay_logs(x, rec, options, tty, hj)
         relay(conn, hj, [], tty=tty, stdin=stdin, detach_keys=keys)
         return
     pending = PendingAttach(**options)
@@ -147,15 +152,12 @@ def attach(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter nam
     relay(pending.conn, hj, pending.early, tty=tty, stdin=stdin, detach_keys=keys)
 
 
-def _replay_logs(x: Exchange, rec: Any, options: dict[str, bool], tty: bool, content_type: str) -> None:
+def _replay_logs(x: Exchange, rec: Any, options: dict[str, bool], tty: bool, hj: Hijacked) -> None:
     from dockyard.api.streams import Framer
 
     framer = Framer(tty)
-    entries = x.client.containers.logs(rec.id, stdout=options["stdout"], stderr=options["stderr"])
-    hj = x.hijack(content_type)
-    for name, data in entries:
+    for name, data in x.client.containers.logs(rec.id, stdout=options["stdout"], stderr=options["stderr"]):
         hj.send(framer.frame(2 if name == "stderr" else 1, data))
-    _close(hj)
 
 
 def relay(conn: Any, hj: Hijacked, early: list[tuple[int, bytes]], *, tty: bool, stdin: bool,

@@ -66,6 +66,29 @@ def client_gone(sock: socket.socket) -> bool:
         return True
 
 
+def _await_read(sock: socket.socket, timeout: float = 1.0) -> None:
+    """Wait until the client has read what we sent (the kernel's unread count is 0).
+
+    Clients that parse the ``101`` reply through a buffered reader and then read the raw socket
+    (docker-py, anything on Python's http.client) lose whatever arrived with the headers; so
+    the stream starts only once the headers are taken."""
+    import fcntl
+    import struct
+    import termios
+    import time
+
+    deadline = time.monotonic() + timeout
+    buf = bytearray(4)
+    while time.monotonic() < deadline:
+        try:
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf)
+        except OSError:
+            return
+        if struct.unpack("i", buf)[0] == 0:
+            return
+        time.sleep(0.0005)
+
+
 class Body(io.RawIOBase):
     """The request body as a stream: ``Content-Length`` bytes, or chunked transfer decoded."""
 
@@ -368,6 +391,7 @@ class Exchange:
         h.send_header("Api-Version", self.daemon.api_version)
         h.end_headers()
         h.wfile.flush()
+        _await_read(self.sock)
         h.close_connection = True
         self.status = 101 if upgrade else 200
         self.responded = self.hijacked = True

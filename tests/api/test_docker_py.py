@@ -46,6 +46,7 @@ def test_run_detached_logs_exec_wait(dc) -> None:
         time.sleep(0.05)
     assert c.logs(stderr=False) == b"one\n"
     assert c.logs(stdout=False) == b"two\n"
+    assert c.attach(logs=True, stream=False) == b"one\ntwo\n"
     res = c.exec_run(["sh", "-c", "echo ex; echo ee >&2; exit 2"])
     assert res.exit_code == 2 and res.output == b"ex\nee\n"
     res = c.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True)

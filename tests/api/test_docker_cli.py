@@ -293,3 +293,26 @@ def test_login_through_the_daemon_then_push_with_x_registry_auth(api, auth_regis
     proc = api.docker("pull", ref, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     api.docker("rmi", ref, check=True)
+
+
+def test_import_and_history(api, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = b"imported file\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    proc = subprocess.run(["docker", "-H", api.host, "import", "-c", "LABEL src=import", "-m", "from a test",
+                           "-", "imported:1"], input=buf.getvalue(), capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    image_id = proc.stdout.decode().strip()
+    assert image_id.startswith("sha256:")
+    doc = json.loads(api.docker("image", "inspect", "imported:1", check=True).stdout)[0]
+    assert doc["Id"] == image_id and doc["Config"]["Labels"] == {"src": "import"}
+    rows = api.docker("history", "--format", "{{.ID}}|{{.Comment}}", "--no-trunc", "imported:1",
+                      check=True).stdout.splitlines()
+    assert rows == [f"{image_id}|from a test"]
+    api.docker("rmi", "imported:1", check=True)

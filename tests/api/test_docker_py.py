@@ -117,3 +117,13 @@ def test_errors_map_to_docker_py_exceptions(dc) -> None:
     with pytest.raises(docker.errors.APIError) as exc:
         dc.containers.create("busybox", "true", name="dup", network_mode="none")
     assert exc.value.status_code == 409
+
+
+def test_image_save_and_load(dc) -> None:
+    dc.images.get("busybox").tag("pysaved", "1")
+    data = b"".join(dc.images.get("pysaved:1").save(named="pysaved:1"))
+    assert len(data) > 100_000
+    dc.images.remove("pysaved:1")
+    loaded = dc.images.load(data)
+    assert len(loaded) == 1 and "pysaved:1" in loaded[0].tags  # the same image as busybox
+    dc.images.remove("pysaved:1")

@@ -52,13 +52,16 @@ class PendingAttaches:
         with self._lock:
             self._by_id.setdefault(cid, []).append(pending)
 
-    def remove(self, cid: str, pending: PendingAttach) -> None:
+    def remove(self, cid: str, pending: PendingAttach) -> bool:
+        """Withdraw a waiting attach; False if a start took it already."""
         with self._lock:
             waiting = self._by_id.get(cid) or []
-            if pending in waiting:
+            found = pending in waiting
+            if found:
                 waiting.remove(pending)
             if not waiting:
                 self._by_id.pop(cid, None)
+            return found
 
     def take(self, cid: str) -> PendingAttach | None:
         with self._lock:
@@ -141,15 +144,35 @@ def attach(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter nam
     x.daemon.attaches.add(rec.id, pending)
     try:
         hj = x.hijack(content_type)
-        while not pending.wait(WAIT_POLL):
-            if not svc.store.exists(rec.id):
-                break
+        _await_start(x, rec.id, pending, hj, watch_client=not stdin)
     finally:
         x.daemon.attaches.remove(rec.id, pending)
     if pending.conn is None:
         _close(hj)
         return
     relay(pending.conn, hj, pending.early, tty=tty, stdin=stdin, detach_keys=keys)
+
+
+def _await_start(x: Exchange, cid: str, pending: PendingAttach, hj: Hijacked, watch_client: bool) -> None:
+    """Wait for the ``start`` endpoint to hand the container over. Also ends when the container
+    is removed, when the client leaves (only noticed without stdin: a closed stdin looks the
+    same), or when the container was started some other way (then: a late attach)."""
+    from dockyard.api.http import client_gone
+
+    svc = x.client.containers
+    while not pending.wait(WAIT_POLL):
+        if not svc.store.exists(cid) or (watch_client and client_gone(hj.sock)):
+            return
+        try:
+            running = svc.store.read_state(cid).get("Status") in ("running", "paused", "restarting")
+        except Exception:  # noqa: BLE001 - removed meanwhile
+            return
+        if running and x.daemon.attaches.remove(cid, pending):
+            try:
+                pending.hand_over(svc.attach(cid, **pending.options), [])
+            except Exception as exc:  # noqa: BLE001 - it stopped again: nothing to attach to
+                pending.fail(str(exc))
+            return
 
 
 def _replay_logs(x: Exchange, rec: Any, options: dict[str, bool], tty: bool, hj: Hijacked) -> None:

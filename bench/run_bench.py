@@ -4,7 +4,10 @@
 Command level (``--section commands``): the whole ``dockyard run --rm busybox true`` as a user
 types it (the installed ``dockyard`` script, default networking and ``--network none``) and
 ``dockyard exec CONTAINER true``, beside ``docker``, ``podman --runtime crun`` (in a private
-storage root) and the raw ``crun run``; medians, and ratios to docker and podman.
+storage root) and the raw ``crun run``; medians, and ratios to docker and podman. Default
+networking is each tool's bridge, already up as docker0 is (dockyard's comes up in the warm-up run
+and stays up until ``network prune``); it adds one veth, one address and no firewall change per
+container.
 
 Runtime level (``--section runtime``): create + start + wait + delete of ``/bin/true``
 on one OCI bundle (the busybox rootfs, with the spec our generator writes for ``docker run``),
@@ -170,6 +173,9 @@ class Peers:
         ids = subprocess.run([*self.dockyard, "ps", "-aq"], capture_output=True, text=True).stdout.split()
         if ids:
             subprocess.run([*self.dockyard, "rm", "-f", *ids], capture_output=True)
+        # the default bridge stays up between containers (as docker0 does): take it down with
+        # the bench's state root, as a user would with `network prune`
+        subprocess.run([*self.dockyard, "network", "prune", "-f"], capture_output=True)
 
 
 def commands_section(runs: int, work: Path, bundle: Path | None) -> None:

@@ -15,15 +15,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from dockyard.network import ipam, links, netns
-from dockyard.network.firewall import Firewall, PortRule, published_host_ports
 from dockyard.network.hostsfile import hosts as hosts_text, resolv_conf
 from dockyard.network.naming import Names
 from dockyard.network.ports import PortBinding, PortSpec, choose_bindings, parse_port_specs
 from dockyard.network.store import Endpoint, Network, NetworkStore, Sandbox, new_id, now
+
+if TYPE_CHECKING:
+    from dockyard.network.firewall import Firewall
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 MARKER_PREFIX = "dockyard "  # bridge aliases: see NetworkService._marker
@@ -60,7 +63,12 @@ class NetworkService:
         self.state = client.state
         self.names = Names(self.state.path)
         self.store = NetworkStore(self.state)
-        self.firewall = Firewall(self.names)
+
+    @cached_property
+    def firewall(self) -> "Firewall":
+        """This root's chains and rules; the module loads only when something needs changing
+        (a container without published ports on a network that is up never does)."""
+        return firewall_of(self.names)
 
     # -- helpers ------------------------------------------------------------------------------
     @property
@@ -200,7 +208,7 @@ class NetworkService:
             links.delete_link(ifname)
             for pin in sorted((stale.run_dir / "netns").glob("*")):
                 netns.remove(pin)
-            Firewall(stale).remove_base()
+            firewall_of(stale).remove_base()
 
     def _maybe_remove_base(self) -> None:
         """Drop our chains once no bridge of this root is left (keeps the host clean)."""
@@ -368,6 +376,8 @@ class NetworkService:
         bindings: list[PortBinding] = []
         bridge_joins = [j for j in joins if not j[0].internal]
         if specs and bridge_joins:
+            from dockyard.network.firewall import published_host_ports
+
             taken = published_host_ports() | self._our_port_claims()
             bindings = choose_bindings(specs, taken, name or cid[:12])
         path = str(self.names.netns_path(cid))
@@ -381,6 +391,8 @@ class NetworkService:
             links.loopback_up(path)  # else plug brings lo up with the first interface
         endpoints = [self._plug(cid, name, n, a, i, path) for n, a, i in joins]
         if bindings:
+            from dockyard.network.firewall import PortRule
+
             target = next(e for e in endpoints if e.network_id == bridge_joins[0][0].id)
             rules = self.firewall.port_rules([
                 PortRule(b.proto, b.host_ip, b.host_port, target.ip, b.container_port)
@@ -733,6 +745,12 @@ class NetworkService:
             network_owners = {n.id[:12] for n in nets}
             found += [f"iptables rules of {o}" for o in sorted(self.firewall.owners() - network_owners)]
         return found
+
+
+def firewall_of(names: Names) -> "Firewall":
+    from dockyard.network.firewall import Firewall
+
+    return Firewall(names)
 
 
 def _dns() -> Any:

@@ -316,3 +316,15 @@ def test_import_and_history(api, tmp_path: Path) -> None:
                       check=True).stdout.splitlines()
     assert rows == [f"{image_id}|from a test"]
     api.docker("rmi", "imported:1", check=True)
+
+
+def test_logs_tail_timestamps_and_streams(api) -> None:
+    api.docker("run", "--name", "talk", *NONE, "busybox", "sh", "-c", "echo a; echo b; echo c >&2", check=True)
+    proc = api.docker("logs", "--tail", "1", "talk", check=True)
+    assert (proc.stdout, proc.stderr) == ("", "c\n")  # the last line is stderr's
+    proc = api.docker("logs", "-t", "talk", check=True)
+    lines = proc.stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["a", "b"]
+    assert all(line[:4].isdigit() and line.split(" ", 1)[0].endswith("Z") for line in lines)
+    proc = api.docker("logs", "--until", "1h", "talk", check=True)  # until an hour ago: nothing
+    assert (proc.stdout, proc.stderr) == ("", "")

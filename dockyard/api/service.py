@@ -16,12 +16,14 @@ from typing import Any, Callable
 
 
 def restore_containers(daemon: Any) -> list[str]:
-    """Reconcile every container and start the ones whose restart policy says so."""
+    """Reconcile every container and start the ones whose restart policy says so; every
+    running container is watched from now on (its ``die`` event)."""
     client = daemon.client
     started = client.containers.restore()
     for cid in started:
         daemon.events.container(client, cid, "start")
-        daemon.watch_exit(cid)
+    for c in client.containers.list():
+        daemon.watch_exit(c.id)
     return started
 
 

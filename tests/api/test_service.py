@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -75,6 +76,9 @@ def test_restart_policies_bring_containers_back_when_the_service_starts(svc: Api
     st = _state(svc, plain)
     assert st["Status"] == "exited" and st["ExitCode"] == 255 and "monitor" in st["Error"]
     assert "restored 2 container(s)" in svc.log.read_text()
+    body = svc.request("GET", f"/events?since=1&until={time.time():.3f}")[2]
+    started = {json.loads(line)["Actor"]["ID"] for line in body.splitlines() if b'"start"' in line}
+    assert started == {always, unless}
     out = svc.request("POST", f"/containers/{always}/exec", {"Cmd": ["true"]})
     assert out[0] == 201  # really running: exec is accepted
 

@@ -121,20 +121,24 @@ def make_service(base: Path, busybox_tar: Path) -> ApiService:
     return ApiService(root, base / "api.sock", base / "service.log")
 
 
-def read_frames(sock: socket.socket, already: bytes = b"") -> list[tuple[int, bytes]]:
-    """Read a multiplexed stream to its end: (stream, bytes) frames, docker's 8-byte headers."""
-    data = already
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+def split_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """A multiplexed stream as (stream, bytes) frames (docker's 8-byte headers)."""
     frames = []
     while data:
         kind, size = struct.unpack(">B3xI", data[:8])
         frames.append((kind, data[8:8 + size]))
         data = data[8 + size:]
     return frames
+
+
+def read_frames(sock: socket.socket, already: bytes = b"") -> list[tuple[int, bytes]]:
+    """Read a multiplexed stream to its end."""
+    data = already
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return split_frames(data)
+        data += chunk
 
 
 need_docker = pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed (apt-get install docker.io)")

@@ -6,11 +6,10 @@ import json
 import os
 import socket
 import stat
-import struct
 import threading
 import time
 
-from .helpers import UnixHTTPConnection, read_frames
+from .helpers import UnixHTTPConnection, read_frames, split_frames
 
 
 def test_socket_is_0660(api) -> None:
@@ -255,19 +254,10 @@ def test_logs_are_multiplexed_and_filtered(api) -> None:
     api.request("POST", f"/containers/{cid}/wait")
     status, headers, body = api.request("GET", f"/containers/{cid}/logs?stdout=1&stderr=1")
     assert status == 200 and headers["content-type"] == "application/vnd.docker.multiplexed-stream"
-    assert _split_frames(body) == [(1, b"a\n"), (2, b"b\n")]
-    assert _split_frames(api.request("GET", f"/containers/{cid}/logs?stderr=1")[2]) == [(2, b"b\n")]
+    assert split_frames(body) == [(1, b"a\n"), (2, b"b\n")]
+    assert split_frames(api.request("GET", f"/containers/{cid}/logs?stderr=1")[2]) == [(2, b"b\n")]
     status, _, body = api.request("GET", f"/containers/{cid}/logs")
     assert status == 400 and "choose at least one stream" in json.loads(body)["message"]
-
-
-def _split_frames(data: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    while data:
-        kind, size = struct.unpack(">B3xI", data[:8])
-        out.append((kind, data[8:8 + size]))
-        data = data[8 + size:]
-    return out
 
 
 def test_events_stream_what_the_server_does(api) -> None:

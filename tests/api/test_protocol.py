@@ -279,3 +279,30 @@ def test_events_stream_what_the_server_does(api) -> None:
     body = api.request("GET", f"/events?since={since:.9f}&until={time.time():.9f}&filters="
                               '%7B%22event%22%3A%5B%22destroy%22%5D%7D')[2]
     assert [json.loads(line)["Actor"]["ID"] for line in body.splitlines() if line.strip()] == [cid]
+
+
+def test_resize_of_a_container_and_of_an_exec_tty(api) -> None:
+    status, _, body = api.request("POST", "/containers/create", {
+        "Image": "busybox", "Cmd": ["sh", "-c", "sleep 1; stty size; sleep 60"], "Tty": True,
+        "HostConfig": {"NetworkMode": "none"}})
+    cid = json.loads(body)["Id"]
+    assert api.request("POST", f"/containers/{cid}/start")[0] == 204
+    assert api.request("POST", f"/containers/{cid}/resize?h=40&w=120")[0] == 200
+    exec_id = json.loads(api.request("POST", f"/containers/{cid}/exec", {
+        "Cmd": ["sh", "-c", "sleep 0.5; stty size"], "AttachStdout": True, "Tty": True})[2])["Id"]
+    s, rest = _hijack(api, f"/v1.43/exec/{exec_id}/start", {"Detach": False, "Tty": True})
+    time.sleep(0.1)
+    assert api.request("POST", f"/exec/{exec_id}/resize?h=33&w=77")[0] == 200
+    data = rest
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    assert data.strip() == b"33 77"
+    deadline = time.monotonic() + 10
+    logs = b""
+    while b"40 120" not in logs and time.monotonic() < deadline:
+        time.sleep(0.1)
+        logs = api.request("GET", f"/containers/{cid}/logs?stdout=1")[2]
+    assert logs.strip() == b"40 120"  # a TTY container's logs are one raw stream
+    status, _, body = api.request("POST", "/exec/nosuch/resize?h=1&w=1")
+    assert status == 404 and json.loads(body) == {"message": "No such exec instance: nosuch"}

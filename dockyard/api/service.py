@@ -41,7 +41,8 @@ def serve(client: Any, socket_path: str, timeout: float = 0, debug: bool = False
             stopping.set()
             threading.Thread(target=server.shutdown, name="api-shutdown", daemon=True).start()
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    in_main = threading.current_thread() is threading.main_thread()  # signals can only be caught there
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         started = restore_containers(daemon)
         if started:

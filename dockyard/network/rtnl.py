@@ -55,6 +55,8 @@ class RtnlError(OSError):
 
 @dataclass(frozen=True)
 class Link:
+    """An interface as RTM_GETLINK reports it (the fields we use)."""
+
     index: int
     name: str
     flags: int

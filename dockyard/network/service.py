@@ -14,8 +14,8 @@ import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound, Unsupported
@@ -166,7 +166,9 @@ class NetworkService:
 
     def _is_up(self, net: Network) -> bool:
         """Bridge up with our marker: one netlink request, no look at the firewall."""
-        return bool(net.bridge and net.subnet) and links.bridge_marked(net.bridge, self._marker(net))  # type: ignore[arg-type]
+        if not (net.bridge and net.subnet):
+            return False
+        return links.bridge_marked(net.bridge, self._marker(net))
 
     def _bring_up(self, net: Network) -> None:
         """Bridge, address, firewall rules; idempotent (repairs a half-made network).
@@ -748,6 +750,7 @@ class NetworkService:
 
 
 def firewall_of(names: Names) -> "Firewall":
+    """A root's ``Firewall``, importing the module (and subprocess) only now."""
     from dockyard.network.firewall import Firewall
 
     return Firewall(names)

@@ -48,6 +48,8 @@ def new_id() -> str:
 
 @dataclass
 class Network:
+    """A network record (bridge networks, and the built-in ``host`` and ``none``)."""
+
     id: str
     name: str
     driver: str
@@ -80,6 +82,8 @@ class Network:
 
 @dataclass
 class Endpoint:
+    """A container's interface on one network: its address, MAC and veth."""
+
     container_id: str
     network_id: str
     endpoint_id: str
@@ -98,6 +102,8 @@ class Endpoint:
 
 @dataclass
 class Sandbox:
+    """A container's network namespace and what was set up in it (ports, extra hosts)."""
+
     container_id: str
     name: str | None
     hostname: str | None

@@ -256,7 +256,7 @@ class ContainerService:
             rec.state = self.store.read_state(rec.id)
             if rec.status in RUNNING_STATES:
                 self._reconcile_locked(rec)
-            sock = monitor.spawn(self.client.root, rec.id, fd, attach)
+            sock = monitor.spawn(self.client.root, rec.id, fd, attach, warm_cgroups=_external_runtime(rec))
         finally:
             os.close(fd)
         conn = Connection(sock)
@@ -760,6 +760,13 @@ def remove_record(client: Any, store: ContainerStore, rec: ContainerRecord, remo
     client.snapshots.unmount(rec.rootfs)
     store.begin_remove(rec)
     finish_remove(client, rec, remove_volumes, unmounted=True)
+
+
+def _external_runtime(rec: ContainerRecord) -> bool:
+    """runc/crun move their init into its cgroup the slow way (see ``monitor._warm_cgroup_moves``)."""
+    from dockyard.runtime import BUILTIN_NAMES, default_runtime_name
+
+    return (rec.config.get("Runtime") or default_runtime_name()) not in BUILTIN_NAMES
 
 
 def finish_remove(client: Any, rec: ContainerRecord, remove_volumes: bool, unmounted: bool = False) -> None:

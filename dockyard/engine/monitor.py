@@ -26,7 +26,6 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable
 
@@ -634,6 +633,9 @@ class Monitor:
                 raise DockyardError(f"Container {req.get('ref') or self.cid} is paused, unpause the container "
                                     "before exec", 409)
             if not self._running():
+                if self.rec.status == "restarting":  # a restart back-off (the CLI's own words)
+                    raise DockyardError(f"Container {self.cid} is restarting, wait until the container is "
+                                        "running", 409)
                 raise DockyardError(f"Container {self.cid} is not running", 409)
             tty = bool(req.get("tty"))
             size = (int(req["h"]), int(req["w"])) if req.get("h") and req.get("w") else None
@@ -909,9 +911,12 @@ class Monitor:
 
     # ================================================================== health
     def setup_health(self) -> None:
+        self.stop_health()
+        if not self.rec.cfg.get("Healthcheck"):  # the usual case: no import (a dataclass module)
+            self.health_cfg = self.health = None
+            return
         from dockyard.engine.health import HealthState, effective_config
 
-        self.stop_health()
         self.health_cfg = effective_config(self.rec.cfg.get("Healthcheck"))
         if self.health_cfg is None:
             self.health = None
@@ -1036,6 +1041,8 @@ class Monitor:
     def log_error(self) -> None:
         try:
             with open(self.rec.dir / "monitor.log", "a") as f:
+                import traceback  # only when something went wrong (textwrap, linecache behind it)
+
                 f.write(time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime()) + traceback.format_exc() + "\n")
         except OSError:
             pass
@@ -1119,7 +1126,11 @@ def _warm_cgroup_moves() -> None:
     writing, which first waits for an RCU grace period (5-15 ms) — unless another move happened
     a moment before. So the monitor's short-lived parent moves itself (to the cgroup it is
     already in: nothing changes) while the monitor prepares the bundle; the init's moves a few
-    milliseconds later find the way clear. Best effort: any error is ignored."""
+    milliseconds later find the way clear. Best effort: any error is ignored.
+
+    Only for runc/crun: the built-in runtime forks the init into its cgroups without that lock
+    (``dockyard.runtime.builtin.forking``), and a move in flight would hold up its cgroup mkdirs
+    (the move waits for the grace period holding cgroup_mutex)."""
     try:
         with open("/proc/self/cgroup") as f:
             lines = f.read().splitlines()
@@ -1170,18 +1181,22 @@ def _serve(root: str, cid: str, lock_fd: int, sock: socket.socket | None, attach
         else:
             try:
                 with open(Path(root, "containers", cid, "monitor.log"), "a") as f:
+                    import traceback
+
                     f.write(traceback.format_exc())
             except OSError:
                 pass
         return 1
 
 
-def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = None) -> socket.socket:
+def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = None,
+          warm_cgroups: bool = False) -> socket.socket:
     """Start the monitor of ``cid`` as a daemon and return the caller's end of its first
     connection (the start result, then the attach stream if ``attach`` was given).
 
     ``lock_fd`` is the container's locked ``monitor.lock``: the monitor inherits the lock, so
-    there is no moment when the container is starting and nobody holds it."""
+    there is no moment when the container is starting and nobody holds it. ``warm_cgroups``:
+    see :func:`_warm_cgroup_moves` (for the external runtimes)."""
     import threading
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -1189,7 +1204,8 @@ def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = Non
     if threading.active_count() > 1:  # forking a threaded process is unsafe: start a fresh one
         import subprocess
 
-        args = [sys.executable, "-m", "dockyard.engine.monitor", root, cid, str(lock_fd), str(theirs.fileno())]
+        args = [sys.executable, "-m", "dockyard.engine.monitor", root, cid, str(lock_fd), str(theirs.fileno()),
+                "warm" if warm_cgroups else "-"]
         if attach:
             args.append(json.dumps(attach))
         os.set_inheritable(lock_fd, True)
@@ -1212,7 +1228,8 @@ def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = Non
                 ours.close()
                 os.setsid()
                 if os.fork() != 0:
-                    _warm_cgroup_moves()
+                    if warm_cgroups:
+                        _warm_cgroup_moves()
                     os._exit(0)
                 _daemon_stdio(Path(root, "containers", cid))
                 code = _serve(root, cid, lock_fd, theirs, attach)
@@ -1224,12 +1241,13 @@ def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dockyard.engine.monitor ROOT ID LOCK_FD SOCK_FD [ATTACH_JSON]``."""
+    """``python -m dockyard.engine.monitor ROOT ID LOCK_FD SOCK_FD warm|- [ATTACH_JSON]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     root, cid, lock_fd, sock_fd = argv[0], argv[1], int(argv[2]), int(argv[3])
-    attach = json.loads(argv[4]) if len(argv) > 4 else None
+    attach = json.loads(argv[5]) if len(argv) > 5 else None
     if os.fork() != 0:
-        _warm_cgroup_moves()
+        if argv[4] == "warm":
+            _warm_cgroup_moves()
         os._exit(0)
     os.setsid()
     _daemon_stdio(Path(root, "containers", cid))

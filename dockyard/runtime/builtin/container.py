@@ -16,6 +16,7 @@ from dockyard.runtime.base import Stdio
 from dockyard.runtime.builtin import process as proc_setup
 from dockyard.runtime.builtin import rootfs as rootfs_setup
 from dockyard.runtime.builtin import seccomp_setup
+from dockyard.runtime.builtin.forking import join_cgroup
 from dockyard.runtime.cgroups import Cgroup
 from dockyard.runtime.paths import secure_join
 from dockyard.runtime.seccomp_bpf import CompiledFilter
@@ -31,8 +32,9 @@ def _report(w: int, **msg: Any) -> None:
 
 
 def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cgroup, stdio: Stdio,
-               console_sock: Any, seccomp: CompiledFilter | None = None) -> None:
-    """The container's init, from fork to execve. Never returns."""
+               console_sock: Any, seccomp: CompiledFilter | None = None, placed: bool = False) -> None:
+    """The container's init, from fork to execve. Never returns. ``placed``: the fork created
+    it in the cgroup's v2 directory already (see ``forking``)."""
     process = config["process"]
     linux_cfg = config.get("linux") or {}
     namespaces = linux_cfg.get("namespaces") or []
@@ -41,7 +43,7 @@ def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cg
         _harden()
         os.setsid()
         proc_setup.install_stdio([None, None, None] if console_sock else [stdio.stdin, stdio.stdout, stdio.stderr])
-        cgroup.join(0)
+        join_cgroup(cgroup, placed)
         _set_oom_score_adj(process.get("oomScoreAdj"))
         flags = 0
         for ns in namespaces:
@@ -106,13 +108,13 @@ def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cg
 
 
 def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgroup, stdio: Stdio,
-               console_sock: Any, seccomp: CompiledFilter | None = None) -> None:
+               console_sock: Any, seccomp: CompiledFilter | None = None, placed: bool = False) -> None:
     """An exec'd process, from fork to execve: join cgroup and namespaces, become ``process``."""
     try:
         _harden()
         os.setsid()
         proc_setup.install_stdio([None, None, None] if console_sock else [stdio.stdin, stdio.stdout, stdio.stderr])
-        cgroup.join(0)
+        join_cgroup(cgroup, placed)
         for t in JOIN_ORDER:
             if t in fds:
                 linux.setns(fds[t], linux.NAMESPACE_FLAGS[t], f"join {t} namespace")

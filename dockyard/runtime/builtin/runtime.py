@@ -13,7 +13,7 @@ import signal as signal_module
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound, Unsupported
 from dockyard.runtime import linux
@@ -21,6 +21,7 @@ from dockyard.runtime.base import (ProcessStartError, Runtime, RuntimeState, Std
                                    start_error_exit_code, status_conflict)
 from dockyard.runtime.builtin import seccomp_setup
 from dockyard.runtime.builtin.container import JOIN_ORDER, exec_main, init_main
+from dockyard.runtime.builtin.forking import fork_in_namespaces
 from dockyard.runtime.builtin.state import (EXEC_FIFO, ContainerState, alive, process_start_time,
                                             validate_id)
 from dockyard.runtime.cgroups import Cgroup
@@ -97,8 +98,8 @@ class BuiltinRuntime(Runtime):
             r, w = os.pipe()
             pid_ns = next((ns for ns in namespaces if ns.get("type") == "pid"), None)
             try:
-                pid = _fork_in_pid_namespace(pid_ns, lambda: init_main(
-                    w, config, rootfs, str(fifo), cgroup, stdio, console_sock, seccomp_filter))
+                pid = fork_in_namespaces(pid_ns, cgroup, lambda placed: init_main(
+                    w, config, rootfs, str(fifo), cgroup, stdio, console_sock, seccomp_filter, placed))
             finally:
                 os.close(w)
                 if console_sock is not None:
@@ -241,8 +242,8 @@ class BuiltinRuntime(Runtime):
             r, w = os.pipe()
             cgroup = Cgroup(st.cgroups_path)
             pid_ns = {"type": "pid", "fd": fds["pid"]} if "pid" in fds else None
-            pid = _fork_in_pid_namespace(pid_ns, lambda: exec_main(
-                w, process, fds, cgroup, stdio, console_sock, seccomp_filter))
+            pid = fork_in_namespaces(pid_ns, cgroup, lambda placed: exec_main(
+                w, process, fds, cgroup, stdio, console_sock, seccomp_filter, placed))
             os.close(w)
             w = -1
             try:
@@ -286,42 +287,6 @@ def _kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-
-
-def _fork_in_pid_namespace(pid_ns: dict[str, Any] | None, child: Callable[[], None]) -> int:
-    """Fork ``child`` (which never returns) as PID 1 of a new pid namespace, or into an existing
-    one (``path``/``fd``), or plainly when ``pid_ns`` is None. Only the calling thread's
-    namespace for children changes, and it is restored before returning."""
-    own = -1
-    if pid_ns is not None:
-        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if "fd" in pid_ns:
-                linux.setns(pid_ns["fd"], linux.CLONE_NEWPID, "setns pid")
-            elif pid_ns.get("path"):
-                fd = os.open(pid_ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    linux.setns(fd, linux.CLONE_NEWPID, "setns pid")
-                finally:
-                    os.close(fd)
-            else:
-                linux.unshare(linux.CLONE_NEWPID)
-        except BaseException:
-            os.close(own)
-            raise
-    try:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                signal_module.set_wakeup_fd(-1)  # the caller's wakeup pipe is not ours to write
-                child()
-            finally:
-                os._exit(1)
-    finally:
-        if own >= 0:
-            linux.setns(own, linux.CLONE_NEWPID, "setns back to the runtime's pid namespace")
-            os.close(own)
-    return pid
 
 
 def _await_sync(r: int, pid: int, what: str) -> None:

@@ -5,12 +5,14 @@ The public entry point is :class:`dockyard.Client`; it is imported lazily so tha
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # not typing's: importing typing costs every command milliseconds
 
 __version__ = "0.1.0"
 API_VERSION = "1.43"
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from dockyard.client import Client
     from dockyard.errors import DockyardError
 

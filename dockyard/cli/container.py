@@ -638,15 +638,16 @@ def _logs_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _exec_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
-    p.add_argument("--detach-keys", help="Override the key sequence for detaching a container")
-    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
-    p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
-    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
-    p.add_argument("--privileged", action="store_true", help="Give extended privileges to the command")
-    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
-    p.add_argument("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])")
-    p.add_argument("-w", "--workdir", help="Working directory inside the container")
+    from dockyard.cli.fast_exec import EXEC_FLAGS  # one flag table for argparse and the fast path
+
+    for short, long, kind, help_ in EXEC_FLAGS:
+        names = [n for n in (short, long) if n]
+        if kind == "bool":
+            p.add_argument(*names, action="store_true", help=help_)
+        elif kind == "append":
+            p.add_argument(*names, action="append", default=[], help=help_)
+        else:
+            p.add_argument(*names, help=help_)
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - typing costs a dockyard exec milliseconds
+    from typing import Sequence
 
 # object name -> (module, one-line help)
 OBJECTS: dict[str, tuple[str, str]] = {
@@ -151,14 +154,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         return _fail(f"dockyard: '{name}' is not a dockyard command.\nSee 'dockyard --help'", 1)
 
-    from dockyard.cli.common import run_object
+    rc: int | None = None
+    if obj == "container" and rest[:1] == ["exec"]:  # timed against docker: no argparse if possible
+        from dockyard.cli.fast_exec import run as fast_exec
 
-    module = OBJECTS[obj][0] if obj in OBJECTS else HIDDEN_OBJECTS[obj]
-    rc = run_object(module, prog, rest, debug=bool(opts["debug"]),
-                    alias=name if name in ALIASES else None)
+        rc = fast_exec(rest[1:])
+    if rc is None:
+        rc = _run_object(obj, name, prog, rest, bool(opts["debug"]))
     if argv_given is None:  # we are the program, not a caller's function call
         _exit_now(rc)
     return rc
+
+
+def _run_object(obj: str, name: str, prog: str, rest: list[str], debug: bool) -> int:
+    from dockyard.cli.common import run_object
+
+    module = OBJECTS[obj][0] if obj in OBJECTS else HIDDEN_OBJECTS[obj]
+    return run_object(module, prog, rest, debug=debug, alias=name if name in ALIASES else None)
 
 
 def _exit_now(rc: int) -> None:

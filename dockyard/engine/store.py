@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dockyard.engine.ids import ID_RE
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.engine import refs
+from dockyard.errors import Conflict, NotFound
 
 STALE_SECONDS = 60.0  # a .creating-/.removing- directory older than this was left by a crash
 TOMBSTONE_SECONDS = 300.0  # how long a removed container's exit code is kept for wait()
@@ -132,39 +132,17 @@ class ContainerStore:
         return self.base / cid
 
     def ids(self) -> list[str]:
-        try:
-            return [n for n in os.listdir(self.base) if len(n) == 64 and ID_RE.match(n)]
-        except FileNotFoundError:
-            return []
+        return refs.ids(str(self.base))
 
     def exists(self, cid: str) -> bool:
-        return (self.base / cid / "config.json").is_file()
+        return refs.exists(str(self.base), cid)
 
     def id_for_name(self, name: str) -> str | None:
-        try:
-            cid = os.readlink(self.names / name.lstrip("/"))
-        except (FileNotFoundError, OSError):
-            return None
-        return cid if self.exists(cid) else None
+        return refs.id_for_name(str(self.base), name)
 
     def resolve(self, ref: str) -> str:
         """A full ID, a name (with or without ``/``) or a unique ID prefix → the ID, as docker."""
-        if not ref:
-            raise NotFound("No such container: ")
-        if len(ref) == 64 and self.exists(ref):
-            return ref
-        if "/" not in ref.lstrip("/"):
-            by_name = self.id_for_name(ref)
-            if by_name:
-                return by_name
-        ref_l = ref.lower()
-        if all(c in "0123456789abcdef" for c in ref_l):
-            matches = [cid for cid in self.ids() if cid.startswith(ref_l)]
-            if len(matches) > 1:
-                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
-            if matches and self.exists(matches[0]):
-                return matches[0]
-        raise NotFound(f"No such container: {ref}")
+        return refs.resolve(str(self.base), ref)
 
     # ---------------------------------------------------------------- records
     def load(self, cid: str) -> ContainerRecord:

@@ -18,8 +18,36 @@ class UsageError(Exception):
     """Raised by the parser instead of exiting, so that main() picks the exit code."""
 
 
+# docker's messages are English whatever the locale, and Python ships no argparse translations:
+# skip argparse's gettext lookups (a locale normalisation and four stat() calls for each of the
+# ~50 strings a parser build looks up: milliseconds of every command)
+argparse._ = lambda message: message  # type: ignore[attr-defined]
+argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural  # type: ignore[attr-defined]
+
+_terminal_width: list[int] = []
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse makes a formatter for every ``add_argument`` (to check its nargs), and each one
+    asks the terminal for its width: once per process is enough."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            if not _terminal_width:
+                import shutil
+
+                _terminal_width.append(shutil.get_terminal_size().columns - 2)  # as argparse does
+            width = _terminal_width[0]
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with docker's way of reporting bad flags: one line, then a hint, exit 125."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\nSee '{self.prog} --help'.")

@@ -171,9 +171,11 @@ def _check_network(client: Any, host: dict[str, Any]) -> None:
 
 def _check_runtime(client: Any, host: dict[str, Any]) -> str:
     from dockyard.engine.runtimes import runtime_for
-    from dockyard.runtime import default_runtime_name
+    from dockyard.runtime import BUILTIN_NAMES, default_runtime_name
 
     name = host.get("Runtime") or default_runtime_name()
+    if name in BUILTIN_NAMES:
+        return name  # always there (and its import is the monitor's business)
     try:
         runtime_for(client, name)
     except NotFound:

@@ -511,6 +511,8 @@ def build_body(o: RunOptions) -> dict[str, Any]:
 
 def _security_opts(values: list[str]) -> list[str] | None:
     """docker/cli: ``seccomp=<file>`` is sent as the file's JSON (see ``runtime.seccomp``)."""
+    if not values:
+        return None  # (the usual case: no import of the seccomp compiler in the CLI)
     from dockyard.runtime.seccomp import resolve_security_opts
 
     return resolve_security_opts(values) or None

@@ -9,7 +9,6 @@ mounts with those short relative names (a chdir in the parent would race its oth
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import hashlib
 import os
@@ -33,7 +32,8 @@ _libc = None
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the interpreter's own libc: find_library("c") would run `ldconfig -p` (a fork+exec per process)
+        _libc = ctypes.CDLL(None, use_errno=True)
         _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                                 ctypes.c_char_p]
         _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]

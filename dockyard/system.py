@@ -131,7 +131,7 @@ class SystemService:
         ctr_rows = [{"Id": getattr(c, "id", ""), "SizeRw": _optional(lambda c=c: c.size_rw(), 0),
                      "State": getattr(c, "status", "")} for c in containers]
         volumes = _optional(lambda: self.client.volumes.df(), [])
-        build = _optional(lambda: self.client.builder.df(), [])
+        build = _optional(lambda: self.client.builder.du(), [])
         return {"LayersSize": sum(i.size for i in images), "Images": img_rows, "Containers": ctr_rows,
                 "Volumes": volumes, "BuildCache": build}
 
@@ -141,11 +141,15 @@ class SystemService:
 
         report: dict[str, Any] = {}
         report["Containers"] = _optional(lambda: self.client.containers.prune(), {})
-        report["Networks"] = _optional(lambda: self.client.networks.prune(), {})
+        networks = _optional(lambda: self.client.networks.prune(), [])
+        report["Networks"] = {"NetworksDeleted": networks or None}
         if volumes:
-            report["Volumes"] = _optional(lambda: self.client.volumes.prune(), {})
+            names, space = _optional(lambda: self.client.volumes.prune(), ([], 0))
+            report["Volumes"] = {"VolumesDeleted": names or None, "SpaceReclaimed": space}
         report["Images"] = self.client.images.prune(all=all)
-        report["BuildCache"] = _optional(lambda: self.client.builder.prune(all=all), {})
+        cache = _optional(lambda: self.client.builder.prune(all=all), {})
+        report["BuildCache"] = {"CachesDeleted": cache.get("deleted") or None,
+                                "SpaceReclaimed": cache.get("reclaimed", 0)}
         report["Store"] = collect(self.client)
         return report
 

@@ -111,12 +111,12 @@ def cmd_df(args: argparse.Namespace, ctx: "Context") -> int:
     ctr_active = [c for c in ctrs if c["State"] in ("running", "paused")]
     ctr_reclaim = ctr_size - sum(c["SizeRw"] or 0 for c in ctr_active)
     vols = df["Volumes"]
-    vol_size = sum((v.get("UsageData") or {}).get("Size", 0) for v in vols)
+    vol_size = sum(max(0, (v.get("UsageData") or {}).get("Size", 0)) for v in vols)
     vol_active = [v for v in vols if (v.get("UsageData") or {}).get("RefCount", 0)]
-    vol_reclaim = vol_size - sum((v.get("UsageData") or {}).get("Size", 0) for v in vol_active)
+    vol_reclaim = vol_size - sum(max(0, (v.get("UsageData") or {}).get("Size", 0)) for v in vol_active)
     cache = df["BuildCache"]
-    cache_size = sum(b.get("Size", 0) for b in cache)
-    cache_active = [b for b in cache if b.get("InUse")]
+    cache_size = sum(b.get("size", 0) for b in cache)
+    cache_active = [b for b in cache if b.get("in_use")]
 
     def pct(part: int, whole: int) -> str:
         return f"{human_size(part)} ({int(part * 100 / whole) if whole else 0}%)"
@@ -129,7 +129,7 @@ def cmd_df(args: argparse.Namespace, ctx: "Context") -> int:
         {"Type": "Local Volumes", "TotalCount": str(len(vols)), "Active": str(len(vol_active)),
          "Size": human_size(vol_size), "Reclaimable": pct(vol_reclaim, vol_size) if vol_size else "0B"},
         {"Type": "Build Cache", "TotalCount": str(len(cache)), "Active": str(len(cache_active)),
-         "Size": human_size(cache_size), "Reclaimable": human_size(cache_size - sum(b.get("Size", 0) for b in cache_active))},
+         "Size": human_size(cache_size), "Reclaimable": human_size(cache_size - sum(b.get("size", 0) for b in cache_active))},
     ]
     columns = [("TYPE", "Type"), ("TOTAL", "TotalCount"), ("ACTIVE", "Active"), ("SIZE", "Size"),
                ("RECLAIMABLE", "Reclaimable")]

@@ -132,6 +132,16 @@ class VolumeService:
             vols = [v for v in vols if any(_matches(v, key, val, used) for val in values)]
         return vols
 
+    def df(self) -> list[dict[str, Any]]:
+        """docker's /system/df ``Volumes``: each volume with its size and how many containers use it."""
+        out = []
+        for v in self.list():
+            doc = v.inspect()
+            size = _dir_size(self.mountpoint(v.name)) if not (v.options or {}) else -1
+            doc["UsageData"] = {"Size": size, "RefCount": len(self.store.refs(v.name))}
+            out.append(doc)
+        return out
+
     def remove(self, name: str, force: bool = False) -> None:
         v = self.store.get(name)
         if v is None:

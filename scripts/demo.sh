@@ -14,6 +14,8 @@ if ((${#need[@]})); then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
+# a current pip writes a `dockyard` script that does not import re (a few ms of every command)
+.venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/pip install -q -e . >/dev/null
 
 export DOCKYARD_ROOT=${DOCKYARD_ROOT:-$(mktemp -d /tmp/dockyard-demo.XXXXXX)}

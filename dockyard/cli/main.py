@@ -159,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dockyard.cli.fast_exec import run as fast_exec
 
         rc = fast_exec(rest[1:])
+    elif obj == "container" and rest[:1] in (["run"], ["start"]) and "--help" not in rest:
+        from dockyard.engine import prefork
+
+        prefork.start()  # the container's monitor imports what it needs while we do our part
     if rc is None:
         rc = _run_object(obj, name, prog, rest, bool(opts["debug"]))
     if argv_given is None:  # we are the program, not a caller's function call

@@ -45,6 +45,18 @@ def ensure_workdir(rootfs: Path, workdir: str, uid: int = 0, gid: int = 0) -> No
     target.mkdir(mode=0o755, parents=True, exist_ok=True)
 
 
+# the HostConfig keys resources() reads
+LIMIT_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "OomKillDisable", "NanoCpus", "CpuPeriod", "CpuQuota",
+              "CpuShares", "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight")
+
+
+def validate_limits(host: dict[str, Any]) -> None:
+    """docker's checks of the resource limits at create; none set (the usual ``run``): nothing
+    to check, and no import of the spec generator in the CLI."""
+    if any(host.get(k) for k in LIMIT_KEYS):
+        resources(host).validate()
+
+
 def resources(host: dict[str, Any]):  # noqa: ANN201 - dockyard.runtime.spec.Resources
     """HostConfig limits → the runtime's ``Resources`` (docker's semantics live there)."""
     from dockyard.runtime.spec import Resources

@@ -128,11 +128,13 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
     policy = (host.get("RestartPolicy") or {}).get("Name") or "no"
     if host.get("AutoRemove") and policy != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
-    from dockyard.engine.bundle import resources
-    from dockyard.runtime.seccomp import parse_security_opts
+    from dockyard.engine.bundle import validate_limits
 
-    resources(host).validate()
-    parse_security_opts(host.get("SecurityOpt"))  # moby's "invalid --security-opt" at create
+    validate_limits(host)
+    if host.get("SecurityOpt"):  # (none: no import of the seccomp compiler in the CLI)
+        from dockyard.runtime.seccomp import parse_security_opts
+
+        parse_security_opts(host["SecurityOpt"])  # moby's "invalid --security-opt" at create
     log = host.get("LogConfig") or {}
     driver = log.get("Type") or "json-file"
     if driver not in LOG_DRIVERS:
@@ -218,7 +220,7 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     if host.get("Ulimits") is None:
         host["Ulimits"] = []
     if not host.get("Privileged") and host.get("MaskedPaths") is None:
-        from dockyard.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+        from dockyard.runtime.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
         host["MaskedPaths"] = list(DEFAULT_MASKED_PATHS)
         host["ReadonlyPaths"] = list(DEFAULT_READONLY_PATHS)

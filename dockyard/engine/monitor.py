@@ -1153,7 +1153,7 @@ def _warm_cgroup_moves() -> None:
         pass
 
 
-def _daemon_stdio(rec_dir: Path) -> None:
+def _daemon_stdio() -> None:
     """The monitor keeps none of the CLI's stdio (a pipe left open would hang the CLI's caller)."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -1200,6 +1200,11 @@ def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = Non
     import threading
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    from dockyard.engine import prefork
+
+    if prefork.hand_over(root, cid, lock_fd, theirs.fileno(), attach, warm_cgroups):
+        theirs.close()  # a monitor started ahead of need has it (see dockyard.engine.prefork)
+        return ours
     os.set_inheritable(theirs.fileno(), True)
     if threading.active_count() > 1:  # forking a threaded process is unsafe: start a fresh one
         import subprocess
@@ -1231,7 +1236,7 @@ def spawn(root: str, cid: str, lock_fd: int, attach: dict[str, Any] | None = Non
                     if warm_cgroups:
                         _warm_cgroup_moves()
                     os._exit(0)
-                _daemon_stdio(Path(root, "containers", cid))
+                _daemon_stdio()
                 code = _serve(root, cid, lock_fd, theirs, attach)
             finally:
                 os._exit(code)
@@ -1250,7 +1255,7 @@ def main(argv: list[str] | None = None) -> int:
             _warm_cgroup_moves()
         os._exit(0)
     os.setsid()
-    _daemon_stdio(Path(root, "containers", cid))
+    _daemon_stdio()
     sock = socket.socket(fileno=sock_fd)
     os.set_inheritable(lock_fd, False)
     return _serve(root, cid, lock_fd, sock, attach)

@@ -17,6 +17,7 @@ from typing import Any
 
 from dockyard.errors import InvalidArgument, Unsupported
 from dockyard.runtime import capabilities, seccomp
+from dockyard.runtime.defaults import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 from dockyard.runtime.users import ExecUser, resolve_exec_user, resolve_group, resolve_user
 
 OCI_VERSION = "1.0.2-dev"
@@ -26,14 +27,6 @@ CGROUP_PARENT = "/dockyard"
 INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/local/bin/docker-init", "/sbin/tini-static")
 
-DEFAULT_MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-)
-DEFAULT_READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-)
 # docker's device cgroup rules for an unprivileged container: deny all, then the basic devices
 # (runc adds its own allow list — c *:* m, b *:* m, pts, ptmx, tun — on top of these).
 DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (

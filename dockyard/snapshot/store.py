@@ -38,12 +38,12 @@ from dockyard.content import durability
 from dockyard.content.store import VerifyingReader, _pid_alive
 from dockyard.errors import Conflict, DigestMismatch, DockyardError, NotFound
 from dockyard.snapshot import mounts
-from dockyard.snapshot.staging import StagingArea
-from dockyard.snapshot.unpack import UnpackPolicy, unpack_layer
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - unpacking (tarfile...) is imported by the methods that unpack
     from dockyard.client import Client
     from dockyard.content.store import Lease
+    from dockyard.snapshot.staging import StagingArea
+    from dockyard.snapshot.unpack import UnpackPolicy
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_layers (
@@ -229,7 +229,11 @@ class SnapshotStore:
                                f"{diff_id} first")
             with self._lock(cid):
                 if not self.has(cid):
-                    self._unpack_new(cid, parent, diff_id, blob, media_type, lease, policy or UnpackPolicy())
+                    if policy is None:
+                        from dockyard.snapshot.unpack import UnpackPolicy
+
+                        policy = UnpackPolicy()
+                    self._unpack_new(cid, parent, diff_id, blob, media_type, lease, policy)
         row = self._layer_row(cid)
         if lease is not None:
             lease.add("snapshot", cid)
@@ -238,6 +242,8 @@ class SnapshotStore:
     def staging(self) -> StagingArea:
         """``with store.staging() as area``: layers unpacked while their blobs stream in, which
         :meth:`unpack` publishes instead of unpacking again (see :mod:`dockyard.snapshot.staging`)."""
+        from dockyard.snapshot.staging import StagingArea
+
         return StagingArea(self)
 
     def _take_staged(self, diff_id: str, policy: UnpackPolicy):  # noqa: ANN202
@@ -263,6 +269,8 @@ class SnapshotStore:
                 label = f"layer {diff_id}"
                 # a content-store reader verifies the blob itself: an uncompressed one is hashed once
                 verified = blob.digest if isinstance(blob, VerifyingReader) else None
+                from dockyard.snapshot.unpack import unpack_layer
+
                 actual, size, _ = unpack_layer(blob, fs, media_type, policy, label, writeback=self.fsync,
                                                blob_digest=verified)
                 if actual != diff_id:

@@ -13,10 +13,14 @@ directories that hold them.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import ctypes
+
+# ctypes is imported on first use: reading the stores (run, exec) never syncs
 _libc: ctypes.CDLL | None = None
 SYNC_FILE_RANGE_WRITE = 2
 WRITEBACK_STEP = 8 << 20  # start writing a big file out every 8 MiB
@@ -25,6 +29,8 @@ WRITEBACK_STEP = 8 << 20  # start writing a big file out every 8 MiB
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
+        import ctypes
+
         lib = ctypes.CDLL(None, use_errno=True)
         lib.syncfs.argtypes = [ctypes.c_int]
         lib.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
@@ -35,6 +41,8 @@ def _lib() -> ctypes.CDLL:
 def syncfs(fd: int) -> None:
     """Flush the whole filesystem holding ``fd`` (data and metadata) and wait for it."""
     if _lib().syncfs(fd) != 0:
+        import ctypes
+
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

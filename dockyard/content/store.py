@@ -20,11 +20,9 @@ import fcntl
 import hashlib
 import io
 import os
-import queue
 import shutil
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +84,8 @@ class _WriteBehind:
     is raised by the next ``put`` or by ``finish``."""
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
+        import queue  # (here: reading the store, as run and exec do, needs no writer thread)
+
         self._write = write
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
@@ -386,7 +386,7 @@ class ContentStore:
                algorithm: str = "sha256", *, background: bool = False) -> Writer:
         """Open a writer. The same ``ref`` resumes a previous, unfinished write.
         ``background``: write the file in a second thread while hashing (big blobs)."""
-        return Writer(self, ref or f"tmp-{uuid.uuid4().hex}", lease, algorithm, background)
+        return Writer(self, ref or f"tmp-{os.urandom(16).hex()}", lease, algorithm, background)
 
     def write_bytes(self, data: bytes, expected: str | None = None, lease: Lease | None = None) -> str:
         alg = dg.parse(expected)[0] if expected else "sha256"
@@ -460,7 +460,7 @@ class ContentStore:
     @contextmanager
     def lease(self, expires_in: float | None = 24 * 3600) -> Iterator[Lease]:
         """Hold the blobs this operation writes until it ends (or its process dies)."""
-        lease_id = uuid.uuid4().hex
+        lease_id = os.urandom(16).hex()  # (not uuid: its import costs every CLI command ~2 ms)
         now = time.time()
         self._db().execute("INSERT INTO leases (id, pid, created, expires) VALUES (?, ?, ?, ?)",
                            (lease_id, os.getpid(), now, now + expires_in if expires_in else None))

@@ -33,7 +33,8 @@ _waiting: tuple[int, Any] | None = None  # (pid, our end of its control socket)
 
 def start() -> None:
     """Fork the next monitor now; it waits for :func:`hand_over`. Not in a threaded process
-    (forking one is unsafe), and once per process."""
+    (forking one is unsafe), and once per process. For the CLI, which is never a child
+    subreaper: the monitor, orphaned by the waiting process, must not become the caller's."""
     global _waiting
     threading = sys.modules.get("threading")
     if _waiting is not None or (threading is not None and threading.active_count() > 1):
@@ -109,18 +110,15 @@ def hand_over(root: str, cid: str, lock_fd: int, conn_fd: int, attach: dict[str,
     import json
     import socket
 
-    from dockyard.engine.reaping import not_subreaper
-
     sent = False
-    with not_subreaper():  # its monitor must be init's child, not ours
-        try:
-            msg = json.dumps({"root": root, "cid": cid, "attach": attach, "warm": warm_cgroups}) + "\n"
-            ctl.sendmsg([msg.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                          b"".join(fd.to_bytes(4, sys.byteorder) for fd in (lock_fd, conn_fd)))])
-            sent = True
-        except OSError:
-            pass  # it is gone: the caller forks a monitor the ordinary way
-        finally:
-            ctl.close()
-        _, status = os.waitpid(pid, 0)
+    try:
+        msg = json.dumps({"root": root, "cid": cid, "attach": attach, "warm": warm_cgroups}) + "\n"
+        ctl.sendmsg([msg.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                      b"".join(fd.to_bytes(4, sys.byteorder) for fd in (lock_fd, conn_fd)))])
+        sent = True
+    except OSError:
+        pass  # it is gone: the caller forks a monitor the ordinary way
+    finally:
+        ctl.close()
+    _, status = os.waitpid(pid, 0)
     return sent and os.waitstatus_to_exitcode(status) == 0

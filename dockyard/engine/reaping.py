@@ -8,23 +8,29 @@ become its zombie child instead of init's: there the flag is set around one oper
 """
 from __future__ import annotations
 
-import ctypes
 from contextlib import contextmanager
 from typing import Iterator
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
-_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(*args: object) -> int:
+    import ctypes  # on first use (run's CLI imports this module, and no ctypes otherwise)
+
+    return ctypes.CDLL(None, use_errno=True).prctl(*args)
 
 
 def is_subreaper() -> bool:
+    import ctypes
+
     flag = ctypes.c_int(0)
-    _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
+    _prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
     return bool(flag.value)
 
 
 def set_subreaper(on: bool) -> None:
-    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
 
 
 @contextmanager

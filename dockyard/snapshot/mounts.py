@@ -8,7 +8,6 @@ mounts with those short relative names (a chdir in the parent would race its oth
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import hashlib
 import os
@@ -16,6 +15,10 @@ import re
 from pathlib import Path
 
 from dockyard.errors import DockyardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover
+    import ctypes
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -32,12 +35,20 @@ _libc = None
 def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
+        import ctypes  # on first use: run's CLI reads the snapshot store but mounts nothing
+
         # the interpreter's own libc: find_library("c") would run `ldconfig -p` (a fork+exec per process)
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                                 ctypes.c_char_p]
         _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
     return _libc
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def _b(value: str | os.PathLike[str] | None) -> bytes | None:
@@ -48,14 +59,14 @@ def mount(source: str | os.PathLike[str] | None, target: str | os.PathLike[str],
           flags: int = 0, data: str | None = None) -> None:
     """mount(2); raises OSError with the kernel's errno."""
     if _lib().mount(_b(source), _b(target), _b(fstype), flags, _b(data)) != 0:
-        err = ctypes.get_errno()
+        err = _errno()
         raise OSError(err, os.strerror(err), str(target))
 
 
 def umount(target: str | os.PathLike[str], flags: int = 0) -> None:
     """umount2(2); raises OSError with the kernel's errno."""
     if _lib().umount2(_b(target), flags) != 0:
-        err = ctypes.get_errno()
+        err = _errno()
         raise OSError(err, os.strerror(err), str(target))
 
 
@@ -158,7 +169,7 @@ def _mount_from(cwd: Path, target: str, fstype: str, flags: int, data: str) -> N
         try:
             os.chdir(cwd)
             rc = _lib().mount(b"overlay", os.fsencode(target), fstype.encode(), flags, data.encode())
-            code = 0 if rc == 0 else (ctypes.get_errno() or 255)
+            code = 0 if rc == 0 else (_errno() or 255)
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)

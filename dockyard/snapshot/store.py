@@ -26,12 +26,11 @@ import os
 import shutil
 import sqlite3
 import time
-import uuid
 import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 from dockyard.content import digest as dg
 from dockyard.content import durability
@@ -44,6 +43,14 @@ if TYPE_CHECKING:  # pragma: no cover - unpacking (tarfile...) is imported by th
     from dockyard.content.store import Lease
     from dockyard.snapshot.staging import StagingArea
     from dockyard.snapshot.unpack import UnpackPolicy
+
+def unpack_layer(*args: Any, **kwargs: Any) -> Any:
+    """:func:`dockyard.snapshot.unpack.unpack_layer`, imported on first use: tarfile and the
+    rest are not needed to run a container, only to unpack one."""
+    from dockyard.snapshot.unpack import unpack_layer as unpack
+
+    return unpack(*args, **kwargs)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot_layers (
@@ -259,7 +266,7 @@ class SnapshotStore:
         if staged is not None:  # unpacked (and its diff_id verified) while the blob arrived
             tmp, size, synced = staged.dir, staged.size, staged.synced
         else:
-            tmp = self.tmp_dir / f"{_hex(cid)}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            tmp = self.tmp_dir / f"{_hex(cid)}.{os.getpid()}.{os.urandom(4).hex()}"
             tmp.mkdir(mode=0o700)
             synced = False
         try:
@@ -269,8 +276,6 @@ class SnapshotStore:
                 label = f"layer {diff_id}"
                 # a content-store reader verifies the blob itself: an uncompressed one is hashed once
                 verified = blob.digest if isinstance(blob, VerifyingReader) else None
-                from dockyard.snapshot.unpack import unpack_layer
-
                 actual, size, _ = unpack_layer(blob, fs, media_type, policy, label, writeback=self.fsync,
                                                blob_digest=verified)
                 if actual != diff_id:
@@ -315,7 +320,7 @@ class SnapshotStore:
 
     def _discard(self, path: Path) -> None:
         """Remove a directory tree without it ever being seen half-deleted: move it to .tmp first."""
-        trash = self.tmp_dir / f"rm.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        trash = self.tmp_dir / f"rm.{os.getpid()}.{os.urandom(4).hex()}"
         try:
             os.rename(path, trash)
         except FileNotFoundError:

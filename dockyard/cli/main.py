@@ -159,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dockyard.cli.fast_exec import run as fast_exec
 
         rc = fast_exec(rest[1:])
-    elif obj == "container" and rest[:1] in (["run"], ["start"]) and "--help" not in rest:
+    elif (obj == "container" and rest[:1] in (["run"], ["start"]) and "--help" not in rest
+          and argv_given is None):  # (a caller's function call must not fork its process)
         from dockyard.engine import prefork
 
         prefork.start()  # the container's monitor imports what it needs while we do our part

@@ -41,10 +41,16 @@ def _fork_and_report(cg: cgroups.Cgroup) -> tuple[bool, dict[str, str], dict[str
         try:
             os.close(r)
             forking.join_cgroup(cg, placed)
+            hold_r, hold_w = os.pipe()
             grandchild = os.fork()
             if grandchild == 0:
+                # stay alive until our cgroups are read: an exiting task is moved to the root cgroup
+                os.close(hold_w)
+                os.read(hold_r, 1)
                 os._exit(0)
+            os.close(hold_r)
             mine, its = _membership(os.getpid()), _membership(grandchild)
+            os.close(hold_w)
             os.waitpid(grandchild, 0)
             os.write(w, repr((placed, mine, its)).encode())
         finally:

@@ -225,7 +225,13 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
         host["MaskedPaths"] = list(DEFAULT_MASKED_PATHS)
         host["ReadonlyPaths"] = list(DEFAULT_READONLY_PATHS)
     cid = ids.new_id()
-    if not cfg.get("Hostname"):
+    joined = (host.get("NetworkMode") or "").startswith("container:")
+    if joined and cfg.get("Hostname"):
+        raise InvalidArgument("conflicting options: hostname and the network mode")
+    if joined:  # docker: the container takes the hostname of the one whose network it joins
+        other = service.load(host["NetworkMode"].split(":", 1)[1])
+        cfg["Hostname"] = other.cfg.get("Hostname") or other.id[:12]
+    elif not cfg.get("Hostname"):
         cfg["Hostname"] = socket.gethostname() if host.get("NetworkMode") == "host" else cid[:12]
     for key, default in (("Domainname", ""), ("AttachStdin", False), ("AttachStdout", False),
                          ("AttachStderr", False), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False)):

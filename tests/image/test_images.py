@@ -4,21 +4,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import tarfile
 
 import pytest
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 
-
-def make_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
+from .tarutil import tar_of
 
 
 def test_import_busybox(client, busybox, busybox_tar):
@@ -37,7 +28,7 @@ def test_import_busybox(client, busybox, busybox_tar):
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_import_compressed(client, compression):
-    raw = make_tar({"hello.txt": b"hello\n"})
+    raw = tar_of({"hello.txt": b"hello\n"})
     if compression == "gzip":
         data = gzip.compress(raw)
     else:
@@ -52,7 +43,7 @@ def test_import_compressed(client, compression):
 
 def test_import_changes(client):
     image = client.images.import_rootfs(
-        io.BytesIO(make_tar({"a": b"x"})), "changes:1",
+        io.BytesIO(tar_of({"a": b"x"})), "changes:1",
         changes=['ENTRYPOINT ["/bin/app"]', "EXPOSE 80 53/udp", "LABEL a=b \"c d\"=e", "USER 1000:1000",
                  "WORKDIR /srv", "WORKDIR data", "VOLUME /data", "ENV P=/x", "ENV Q=$P/y", "STOPSIGNAL SIGINT"],
         message="my message")
@@ -70,7 +61,7 @@ def test_import_changes(client):
 
 def test_import_rejects_bad_input_and_stores_nothing(client):
     with pytest.raises(InvalidArgument):
-        client.images.import_rootfs(io.BytesIO(make_tar({"a": b"x"})), "Bad_Name")
+        client.images.import_rootfs(io.BytesIO(tar_of({"a": b"x"})), "Bad_Name")
     with pytest.raises(InvalidArgument):
         client.images.import_rootfs(io.BytesIO(b"x"), "ok:1", changes=["RUN echo nope"])
     with pytest.raises(NotFound):
@@ -78,7 +69,7 @@ def test_import_rejects_bad_input_and_stores_nothing(client):
     with pytest.raises(Exception) as exc:
         client.images.import_rootfs(io.BytesIO(b"this is not a tar archive at all" * 100), "ok:1")
     assert "\n" not in str(exc.value)
-    truncated = make_tar({"big": b"y" * 100_000})[:50_000]
+    truncated = tar_of({"big": b"y" * 100_000})[:50_000]
     with pytest.raises(Exception):
         client.images.import_rootfs(io.BytesIO(truncated), "ok:2")
     assert client.images.list(all=True) == []
@@ -117,7 +108,7 @@ def test_last_tag_removal_deletes(client, busybox):
 
 
 def test_retag_makes_old_image_dangling(client, busybox):
-    other = client.images.import_rootfs(io.BytesIO(make_tar({"f": b"1"})), "busybox:latest")
+    other = client.images.import_rootfs(io.BytesIO(tar_of({"f": b"1"})), "busybox:latest")
     assert other.id != busybox
     dangling = client.images.list(filters={"dangling": ["true"]})
     assert [i.id for i in dangling] == [busybox]
@@ -127,7 +118,7 @@ def test_retag_makes_old_image_dangling(client, busybox):
 
 
 def test_filters(client, busybox):
-    client.images.import_rootfs(io.BytesIO(make_tar({"f": b"1"})), "other/thing:2", changes=["LABEL team=x"])
+    client.images.import_rootfs(io.BytesIO(tar_of({"f": b"1"})), "other/thing:2", changes=["LABEL team=x"])
     ids = lambda **f: [i.repo_tags[0] for i in client.images.list(filters={k: [v] for k, v in f.items()})]
     assert ids(reference="busybox") == ["busybox:latest"]
     assert ids(reference="other/*") == ["other/thing:2"]

@@ -30,6 +30,7 @@ CTX="$DOCKYARD_ROOT/demo-app"
 REG_PID=""
 cleanup() {
   "$DY" rm -f demo-web >/dev/null 2>&1 || true
+  "$DY" network prune -f >/dev/null 2>&1 || true   # the default bridge stays up otherwise, like docker0
   [[ -n "$REG_PID" ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -262,22 +262,13 @@ class _Pipes:
 def _relay_pty(hj: Hijacked, master: int, stdin: bool) -> None:
     """Copy the pty to the client (and the client to the pty) until every holder of the
     terminal's other side is gone."""
-    import errno
-
     from dockyard.api.streams import pump_input, write_all
+    from dockyard.engine.ptyio import read_pty
 
     if stdin:  # the thread writes to its own descriptor of the pty, and closes it
         wfd = os.dup(master)
         pump_input(hj.recv, lambda data: write_all(wfd, data), lambda: _close_fd(wfd))
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                raise
-            data = b""
-        if not data:
-            return
+    while data := read_pty(master):
         hj.send(data)
 
 

@@ -371,14 +371,12 @@ class Monitor:
 
     # ================================================================== output
     def _read_output(self, fd: int) -> None:
+        from dockyard.engine.ptyio import read_pty
+
         try:
-            data = os.read(fd, 65536)
+            data = read_pty(fd)
         except BlockingIOError:
             return
-        except OSError as exc:  # EIO: the pty's other side is closed
-            if exc.errno != errno.EIO:
-                raise
-            data = b""
         kind = self.outputs.get(fd)
         if kind is None:
             return

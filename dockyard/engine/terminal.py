@@ -8,7 +8,6 @@ container (docker's ``--sig-proxy``).
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import select
@@ -17,6 +16,7 @@ import sys
 from typing import Any
 
 from dockyard.engine import protocol as proto
+from dockyard.engine.ptyio import read_pty
 from dockyard.errors import InvalidArgument
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
@@ -262,12 +262,7 @@ def relay_pty(master: int, *, stdin: bool, detach_keys: bytes = b"\x10\x11", std
                         if detached:
                             return True
                 if master in ready:
-                    try:
-                        data = os.read(master, 65536)
-                    except OSError as exc:
-                        if exc.errno != errno.EIO:
-                            raise
-                        data = b""
+                    data = read_pty(master)
                     if not data:
                         return False  # every holder of the terminal's other side is gone
                     _write_all(stdout_fd, data)

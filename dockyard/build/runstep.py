@@ -244,10 +244,8 @@ def _run_and_wait(run: "BuildRun", runtime: Any, cid: str, bundle: Path, step: "
                 pid = runtime.run(cid, bundle, Stdio(stdin=null, stdout=w, stderr=w))
                 run.running(cid, runtime)
         except ProcessStartError as exc:
-            os.close(w)
-            w = -1
-            run.progress.log(step, (str(exc) + "\n").encode())
-            return getattr(exc, "exit_code", 127) or 127
+            # as BuildKit: the runtime's own message is the error ("OCI runtime create failed: ...")
+            raise StepFailed(str(exc), getattr(exc, "exit_code", 125) or 125, bytes(step.output)) from None
         os.close(w)
         w = -1
         while True:

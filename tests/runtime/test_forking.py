@@ -93,3 +93,62 @@ def test_refused_clone3_falls_back_to_fork(cgroup: cgroups.Cgroup, monkeypatch: 
     assert forking._clone3_works is False
     expected = _expected(cgroup)
     assert {k: child[k] for k in expected} == expected
+
+
+def test_threaded_parent_children_never_hang_in_setgroups(cgroup: cgroups.Cgroup,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parallel build forks container inits while other threads start and stop. A raw clone3
+    there left the child holding glibc's thread-stack lock as another thread had it, and its
+    ``setgroups`` (which takes that lock) hung for ever. With other threads alive the fork must
+    go through glibc (``os.fork``): every child gets through setgroups/setresgid at once."""
+    import threading
+    import time
+
+    monkeypatch.setattr(forking, "_clone3_works", True)
+    stop = threading.Event()
+
+    def churn() -> None:  # thread creation and exit take the stack lock all the time
+        while not stop.is_set():
+            t = threading.Thread(target=lambda: None)
+            t.start()
+            t.join()
+
+    churners = [threading.Thread(target=churn) for _ in range(2)]
+    for t in churners:
+        t.start()
+    hung = 0
+    try:
+        for _ in range(150):
+            pid, placed = forking.fork_child(cgroup)
+            if pid == 0:  # pragma: no cover - the child
+                try:
+                    forking.join_cgroup(cgroup, placed)
+                    os.setgroups([0])
+                    os.setresgid(0, 0, 0)
+                finally:
+                    os._exit(0)
+            assert not placed, "clone3 used while other threads run"
+            deadline = time.monotonic() + 5
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    hung += 1
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.002)
+    finally:
+        stop.set()
+        for t in churners:
+            t.join()
+    assert hung == 0
+
+
+def test_single_threaded_parent_still_uses_clone3(cgroup: cgroups.Cgroup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path stays for the CLI and the monitor, which fork from one thread."""
+    if cgroup.unified is None:
+        pytest.skip("no cgroup v2 hierarchy: clone3(CLONE_INTO_CGROUP) does not apply")
+    monkeypatch.setattr(forking, "_clone3_works", True)
+    if not forking._single_threaded():
+        pytest.skip("the test process runs other threads")
+    placed, _, _ = _fork_and_report(cgroup)
+    assert placed

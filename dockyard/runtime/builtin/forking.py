@@ -14,6 +14,14 @@ both used here:
 
 Where ``clone3`` is refused (an old kernel, a seccomp filter, a cgroup that cannot take
 processes), a plain ``fork`` and ``cgroup.procs`` do the same job, slowly.
+
+``clone3`` is only used while the calling process has one thread. A raw clone bypasses glibc's
+own fork handling: in the child, glibc still believes the parent's other threads exist and
+keeps whatever internal lock one of them held at that instant (the thread-stack lock that
+``setgroups``/``setresuid`` take to broadcast the new identity to "all threads", malloc's arena
+locks). A child of a multi-threaded parent (a parallel build, the API service) would then hang
+forever in ``setgroups`` — seen once in a few hundred parallel builds. ``os.fork`` takes and
+resets those locks; it is what a threaded parent gets.
 """
 from __future__ import annotations
 
@@ -61,9 +69,18 @@ def _clone_into(cgroup_fd: int) -> int:
     return pid
 
 
+def _single_threaded() -> bool:
+    """Whether this process has exactly one thread (procfs counts threads + 2 as the task
+    directory's links: one stat, no listing)."""
+    try:
+        return os.stat("/proc/self/task").st_nlink == 3
+    except OSError:
+        return False
+
+
 def _unified_fd(cgroup: Cgroup) -> int | None:
     d = cgroup.unified
-    if d is None or not _clone3_works:
+    if d is None or not _clone3_works or not _single_threaded():
         return None
     try:
         return os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -11,6 +11,8 @@ class DockyardError(Exception):
     """Base class: a failure with a one-line, human message."""
 
     exit_code: int = 1
+    #: what the CLI prints before the message; docker prints some errors bare (template errors)
+    cli_prefix: str = "Error: "
 
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)

@@ -21,6 +21,16 @@ def format_rfc3339(ts: float | None) -> str:
     return f"{base}.{fraction}Z" if fraction else f"{base}Z"
 
 
+def go_time_string(ts: float, fraction: bool = True) -> str:
+    """Go's ``time.Time.String()`` in UTC (``2024-05-01 10:00:00.123456 +0000 UTC``, trailing
+    zeros of the fraction dropped), as docker prints a CreatedAt; ``fraction=False`` for
+    times docker keeps in whole seconds (containers)."""
+    ns = int(round(ts * 1e6)) * 1000 if fraction else int(ts) * 10**9  # a float holds microseconds
+    secs, frac = divmod(ns, 10**9)
+    digits = f"{frac:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)) + (f".{digits}" if digits else "") + " +0000 UTC"
+
+
 def now() -> str:
     return format_rfc3339(time.time())
 

@@ -188,10 +188,9 @@ def cmd_du(args: argparse.Namespace, ctx: "Context") -> int:
 
 def _go_time(ts: float) -> str:
     """Go's default time format, as ``docker buildx du --verbose`` prints it."""
-    import time
+    from dockyard.timeutil import go_time_string
 
-    micro = int(round((ts % 1) * 1e6))
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) + f".{micro:06d} +0000 UTC"
+    return go_time_string(ts)
 
 
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:

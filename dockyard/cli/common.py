@@ -141,7 +141,7 @@ def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"Error: {exc.message}\n")
+        sys.stderr.write(f"{exc.cli_prefix}{exc.message}\n")
         if container_start and exc.exit_code == 1:
             return 125
         return exc.exit_code

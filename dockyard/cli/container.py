@@ -299,6 +299,7 @@ def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: 
 
     from dockyard.cli.formatting import human_duration, human_size
     from dockyard.engine.timeutil import parse_rfc3339_or_zero
+    from dockyard.timeutil import go_time_string
     from dockyard.engine.view import command_of, format_ports, image_shown, ports_of, status_string
 
     svc, rec = ctx.client.containers, c.record
@@ -308,7 +309,7 @@ def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: 
     cmd = command_of(rec)
     row = {
         "Command": _go_quote(_ellipsis(cmd, 20) if trunc else cmd),
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+        "CreatedAt": go_time_string(created, fraction=False),
         "ID": rec.id[:12] if trunc else rec.id,
         "Image": image_shown(svc, rec, image_cache),
         "Labels": ",".join(f"{k}={v}" for k, v in sorted((rec.cfg.get("Labels") or {}).items())),
@@ -346,9 +347,8 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     cache: dict[str, Any] = {}
     rows = [container_row(ctx, c, trunc, cache, args.size) for c in containers]
     columns = PS_COLUMNS + ([("SIZE", "Size")] if args.size else [])
-    if (args.format or "").strip() == "json":
-        rows = [{k: v for k, v in r.items() if k != "Label"} for r in rows]
-    out = format_output(rows, args.format, columns, PS_HEADERS)
+    out = format_output(rows, args.format, columns, PS_HEADERS, go_type="*formatter.ContainerContext",
+                        prefix="failed to execute template")
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0
@@ -470,12 +470,11 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
 
 # ====================================================================== inspect / top / stats / port
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.cli.network import each, print_inspect
+    from dockyard.cli.inspecting import print_inspect
+    from dockyard.cli.network import each
 
     found, rc = each(ctx, args.containers, lambda ref: ctx.client.containers.inspect(ref, size=args.size))
-    if found or not args.format:
-        print_inspect(ctx, found, args.format)
-    return rc
+    return print_inspect(ctx, found, args.format) or rc
 
 
 def cmd_top(args: argparse.Namespace, ctx: "Context") -> int:

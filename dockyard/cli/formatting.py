@@ -55,7 +55,10 @@ NO_VALUE = _NoValue()
 
 
 class TemplateError(InvalidArgument):
-    """A template that does not parse or fails while executing (docker's wording)."""
+    """A template that does not parse or fails while executing (docker's wording, printed
+    without docker's usual "Error: ")."""
+
+    cli_prefix = ""
 
 
 def _parse_error(line: int, msg: str) -> TemplateError:
@@ -704,7 +707,19 @@ def _truth(v: Any) -> bool:
 
 
 class _Row(dict):
-    """A formatter row: ``{{json .}}`` on it escapes HTML as docker's row contexts do."""
+    """A formatter row: ``{{json .}}`` on it escapes HTML as docker's row contexts do. When
+    ``go_type`` is set, the row stands for that Go struct (``*formatter.imageContext``): a field
+    it lacks is docker's "can't evaluate field" error rather than ``<no value>``."""
+
+    go_type = ""
+
+
+class GoMap(dict):
+    """A dict that is a Go *map* in docker's typed inspect objects (Labels, Options, ...): a
+    missing key prints ``<no value>`` even where a missing struct field is an error. ``nil``:
+    the map is Go's nil map — empty everywhere, ``null`` in JSON."""
+
+    nil = False
 
 
 def _go_json(v: Any, escape_html: bool = False) -> str:
@@ -720,6 +735,8 @@ def _go_json(v: Any, escape_html: bool = False) -> str:
                 return None
             floats.append(_json_float(x))
             return f"{token}{len(floats) - 1}"
+        if isinstance(x, GoMap) and x.nil:
+            return None
         if isinstance(x, dict):
             keys = list(x) if _is_struct(x) else sorted(x, key=str)
             return {str(k): fix(x[k]) for k in keys}
@@ -1291,7 +1308,9 @@ class _State:
                 value = receiver[name]
             elif self.header:
                 value = _header_name(name)
-            elif self.missing_error:
+            elif isinstance(receiver, _Row) and receiver.go_type:
+                raise _ExecError(f"can't evaluate field {name} in type {receiver.go_type}")
+            elif self.missing_error and not isinstance(receiver, GoMap):
                 raise _ExecError(f'map has no entry for key "{name}"')
             else:
                 value = NO_VALUE
@@ -1351,9 +1370,11 @@ class Template:
         self.source = source
         self._nodes, _ = _Parser(_lex(source)).parse_list(None)
 
-    def execute(self, obj: Any, header: bool = False, missing_error: bool = False) -> str:
+    def execute(self, obj: Any, header: bool = False, missing_error: bool = False,
+                prefix: str = "template parsing error") -> str:
         """Render for ``obj``. ``header``: run against a header map (docker's functions return
-        their argument). ``missing_error``: a missing key is an error (Go's missingkey=error)."""
+        their argument). ``missing_error``: a missing key is an error (Go's missingkey=error).
+        ``prefix`` starts an execution error's message (docker's wording differs per command)."""
         state = _State(obj, header, missing_error)
         try:
             state.walk(obj, self._nodes)
@@ -1367,8 +1388,8 @@ class Template:
             if node is not None:
                 col = node.pos - (self.source.rfind("\n", 0, node.pos) + 1)
                 where = f':{node.line}:{col}: executing "" at <{_node_text(node)}>'
-            raise TemplateError(f"template parsing error: template: {where}: {exc.msg}"
-                                if where else f"template parsing error: template: :1: {exc.msg}") from None
+            raise TemplateError(f"{prefix}: template: {where}: {exc.msg}"
+                                if where else f"{prefix}: template: :1: {exc.msg}") from None
         except RecursionError:
             raise TemplateError("template parsing error: template: : exceeded maximum template depth") from None
         return "".join(state.out)
@@ -1447,24 +1468,29 @@ def format_table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, st
 
 
 def format_output(rows: Iterable[dict[str, Any]], fmt: str | None,
-                  default_columns: Sequence[tuple[str, str]], header_map: dict[str, str] | None = None) -> str:
+                  default_columns: Sequence[tuple[str, str]], header_map: dict[str, str] | None = None,
+                  go_type: str = "", prefix: str = "template parsing error") -> str:
     """What an ``ls`` command prints for ``--format fmt``.
 
     ``None``/``""``/``"table"``: the default table of ``default_columns`` ((header, key) pairs);
     ``"json"``: one JSON object per row and line; ``"table TEMPLATE"``: a header row (the template
     run against ``header_map``, key -> header) and the rows, aligned; anything else: the template
-    per row. Every row ends with a newline.
+    per row. Every row ends with a newline. ``go_type`` names the Go struct docker formats the
+    rows as: a field the row lacks is then docker's error (``prefix``: its first words).
     """
     rows = [_Row(r) for r in rows]
+    for r in rows:
+        r.go_type = go_type
     if fmt is None or fmt.strip() in ("", "table"):
         return format_table(rows, default_columns)
-    if fmt.strip() == "json":
-        return "".join(_go_json(r, escape_html=True) + "\n" for r in rows)
+    if fmt.strip() == "json":  # methods ({{.Label "k"}}) are not data
+        return "".join(_go_json(_Row({k: v for k, v in r.items() if not callable(v)}), escape_html=True) + "\n"
+                       for r in rows)
     is_table = fmt.startswith("table")
     body = fmt[len("table"):] if is_table else fmt
     body = body.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     tmpl = parse(body)
-    text = "".join(tmpl.execute(r) + "\n" for r in rows)
+    text = "".join(tmpl.execute(r, prefix=prefix) + "\n" for r in rows)
     if not is_table:
         return text
     headers = dict(header_map or {})

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -155,7 +154,7 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     columns = list(LS_COLUMNS)
     if args.digests:
         columns.insert(2, ("DIGEST", "Digest"))
-    out = format_output(rows, args.format, columns, HEADERS)
+    out = format_output(rows, args.format, columns, HEADERS, go_type="*formatter.imageContext")
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0
@@ -181,17 +180,6 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
     return rc
 
 
-def print_inspect(ctx: "Context", objects: list[Any], fmt: str | None) -> None:
-    """docker's inspect output: a JSON array (4-space indent) or one rendered template per object."""
-    if fmt:
-        from dockyard.cli.formatting import render
-
-        for obj in objects:
-            ctx.print(render(fmt, obj))
-    else:
-        ctx.print(json.dumps(objects, indent=4, ensure_ascii=False))
-
-
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import DockyardError
 
@@ -201,11 +189,12 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
             found.append(ctx.client.images.inspect(name))
         except DockyardError as exc:
             errors.append(exc)
-    if found or not args.format:
-        print_inspect(ctx, found, args.format)
+    from dockyard.cli.inspecting import print_inspect
+
+    rc = print_inspect(ctx, found, args.format)
     for exc in errors:
         ctx.warn(f"Error: {exc.message}")
-    return 1 if errors else 0
+    return 1 if errors else rc
 
 
 def cmd_history(args: argparse.Namespace, ctx: "Context") -> int:
@@ -230,7 +219,7 @@ def cmd_history(args: argparse.Namespace, ctx: "Context") -> int:
                ("SIZE", "Size"), ("COMMENT", "Comment")]
     headers = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
                "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
-    out = format_output(rows, args.format, columns, headers)
+    out = format_output(rows, args.format, columns, headers, go_type="*image.historyContext")
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0

@@ -88,18 +88,6 @@ def confirm(ctx: "Context", warning: str) -> bool:
     return answer in ("y", "yes")
 
 
-def print_inspect(ctx: "Context", objects: list[dict[str, Any]], fmt: str | None) -> None:
-    import json
-
-    if fmt:
-        from dockyard.cli.formatting import render
-
-        for obj in objects:
-            ctx.print(render(fmt, obj))
-        return
-    ctx.print(json.dumps(objects, indent=4))
-
-
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import InvalidArgument, Unsupported
 
@@ -126,9 +114,12 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def _row(n: Any, no_trunc: bool) -> dict[str, Any]:
-    return {"ID": n.id if no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver,
-            "Scope": "local", "IPv6": "false", "Internal": str(n.internal).lower(),
-            "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()), "CreatedAt": n.created}
+    from dockyard.timeutil import go_time_string, parse_rfc3339
+
+    return {"CreatedAt": go_time_string(parse_rfc3339(n.created) or 0), "Driver": n.driver, "ID": n.id if no_trunc else n.id[:12], "IPv4": "true",
+            "IPv6": "false", "Internal": str(n.internal).lower(),
+            "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()), "Name": n.name, "Scope": "local",
+            "Label": lambda key: n.labels.get(key, "")}
 
 
 def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
@@ -139,7 +130,8 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
         return 0
     from dockyard.cli.formatting import format_output
 
-    out = format_output([_row(n, args.no_trunc) for n in nets], args.format, LS_COLUMNS, HEADERS)
+    out = format_output([_row(n, args.no_trunc) for n in nets], args.format, LS_COLUMNS, HEADERS,
+                        go_type="*network.networkContext")
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0
@@ -173,10 +165,10 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.inspecting import print_inspect
+
     found, rc = each(ctx, args.networks, ctx.client.networks.inspect)
-    if found or not args.format:
-        print_inspect(ctx, found, args.format)
-    return rc
+    return print_inspect(ctx, found, args.format) or rc
 
 
 def container_ref(ctx: "Context", ref: str) -> tuple[str, str | None]:

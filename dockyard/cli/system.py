@@ -189,7 +189,7 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     """docker's generic inspect: containers first, then images, volumes, networks."""
-    from dockyard.cli.image import print_inspect
+    from dockyard.cli.inspecting import print_inspect
     from dockyard.errors import DockyardError
 
     kinds = [args.type] if args.type else ["container", "image", "volume", "network"]
@@ -209,11 +209,10 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
                 continue
         else:
             missing.append(name)
-    if found or not args.format:
-        print_inspect(ctx, found, args.format)
+    rc = print_inspect(ctx, found, args.format)
     for name in missing:
         ctx.warn(f"Error: No such object: {name}")
-    return 1 if missing else 0
+    return 1 if missing else rc
 
 
 def cmd_service(args: argparse.Namespace, ctx: "Context") -> int:

@@ -65,10 +65,12 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
         return 0
     from dockyard.cli.formatting import format_output
 
-    rows = [{"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": "local",
+    # docker's volumeContext: the cluster-volume fields are N/A locally, Size without -v too
+    rows = [{"Availability": "N/A", "Driver": v.driver, "Group": "N/A",
              "Labels": ",".join(f"{k}={val}" for k, val in (v.labels or {}).items()),
-             "CreatedAt": v.created} for v in vols]
-    out = format_output(rows, args.format, LS_COLUMNS, HEADERS)
+             "Links": "N/A", "Mountpoint": v.mountpoint, "Name": v.name, "Scope": "local", "Size": "N/A",
+             "Status": "N/A", "Label": lambda key, labels=v.labels or {}: labels.get(key, "")} for v in vols]
+    out = format_output(rows, args.format, LS_COLUMNS, HEADERS, go_type="*formatter.volumeContext")
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0
@@ -85,12 +87,11 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.cli.network import each, print_inspect
+    from dockyard.cli.inspecting import print_inspect
+    from dockyard.cli.network import each
 
     found, rc = each(ctx, args.volumes, ctx.client.volumes.inspect)
-    if found or not args.format:
-        print_inspect(ctx, found, args.format)
-    return rc
+    return print_inspect(ctx, found, args.format) or rc
 
 
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:

@@ -71,6 +71,7 @@ def _expected(cg: cgroups.Cgroup) -> dict[str, str]:
 def test_child_and_its_children_land_in_every_hierarchy(cgroup: cgroups.Cgroup, clone3: bool,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forking, "_clone3_works", clone3)
+    monkeypatch.setattr(forking, "_single_threaded", lambda: True)  # earlier tests may leave idle threads
     placed, child, grandchild = _fork_and_report(cgroup)
     assert placed == (clone3 and cgroup.unified is not None)
     expected = _expected(cgroup)
@@ -87,6 +88,7 @@ def test_refused_clone3_falls_back_to_fork(cgroup: cgroups.Cgroup, monkeypatch: 
         raise OSError(38, "clone3: Function not implemented")
 
     monkeypatch.setattr(forking, "_clone3_works", True)
+    monkeypatch.setattr(forking, "_single_threaded", lambda: True)
     monkeypatch.setattr(forking, "_clone_into", refuse)
     placed, child, _ = _fork_and_report(cgroup)
     assert not placed
@@ -152,3 +154,17 @@ def test_single_threaded_parent_still_uses_clone3(cgroup: cgroups.Cgroup, monkey
         pytest.skip("the test process runs other threads")
     placed, _, _ = _fork_and_report(cgroup)
     assert placed
+
+
+def test_thread_count_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_single_threaded`` tells one thread from several (procfs's link count)."""
+    import threading
+
+    hold = threading.Event()
+    t = threading.Thread(target=hold.wait)
+    t.start()
+    try:
+        assert not forking._single_threaded()
+    finally:
+        hold.set()
+        t.join()

@@ -86,6 +86,13 @@ def _remount_ro(path: str, extra: int = 0) -> None:
     linux.mount(None, path, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | flags)
 
 
+def _remount_bind(path: str, flags: int, ro: bool) -> None:
+    """Give a cgroup mount the spec's flags (nosuid,nodev,noexec) and ``ro``: a bind mount keeps
+    its source's flags until remounted, and runc remounts it the same way."""
+    linux.mount(None, path, None, linux.MS_BIND | linux.MS_REMOUNT | flags | mount_flags_of(path)
+                | (linux.MS_RDONLY if ro else 0))
+
+
 def mount_entry(rootfs: str, m: dict[str, Any], cgroup: Cgroup | None, cgroupns: bool) -> None:
     """Mount one spec ``mounts`` entry under ``rootfs``."""
     dest = secure_join(rootfs, m["destination"])
@@ -126,8 +133,7 @@ def mount_cgroups(dest: str, flags: int, cgroup: Cgroup | None, cgroupns: bool) 
             linux.mount("cgroup2", dest, "cgroup2", base)
         else:
             linux.mount(str(cgroup.unified), dest, None, linux.MS_BIND | linux.MS_REC)
-        if ro:
-            _remount_ro(dest)
+        _remount_bind(dest, base, ro)
         return
     linux.mount("tmpfs", dest, "tmpfs", base, "mode=755")
     for h in cgroup.layout:
@@ -141,8 +147,7 @@ def mount_cgroups(dest: str, flags: int, cgroup: Cgroup | None, cgroupns: bool) 
             linux.mount("cgroup", sub, "cgroup", base, opts)
         else:
             linux.mount(str(cgroup.dirs[h.key]), sub, None, linux.MS_BIND | linux.MS_REC)
-        if ro:
-            _remount_ro(sub)
+        _remount_bind(sub, base, ro)
         if "," in name:  # co-mounted controllers (cpu,cpuacct): a link per controller, as on the host
             for ctrl in name.split(","):
                 link = os.path.join(dest, ctrl)

@@ -41,15 +41,51 @@ def _meminfo_total() -> int:
     return 0
 
 
-def _os_name() -> str:
+def _os_release(key: str) -> str:
     try:
         with open("/etc/os-release") as f:
             for line in f:
-                if line.startswith("PRETTY_NAME="):
+                if line.startswith(key + "="):
                     return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return platform.system()
+    return ""
+
+
+def _os_name() -> str:
+    return _os_release("PRETTY_NAME") or platform.system()
+
+
+def _read_flag(path: str) -> bool:
+    try:
+        with open(path) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def _limits_support(version: str) -> dict[str, bool]:
+    """docker's info booleans: which resource limits the host's cgroups can enforce."""
+    base = "/sys/fs/cgroup"
+    if version == "2":
+        ctrls = set()
+        try:
+            with open(f"{base}/cgroup.controllers") as f:
+                ctrls = set(f.read().split())
+        except OSError:
+            pass
+        mem, cpu, pids, cpuset = "memory" in ctrls, "cpu" in ctrls, "pids" in ctrls, "cpuset" in ctrls
+        return {"MemoryLimit": mem, "SwapLimit": mem, "KernelMemory": False, "KernelMemoryTCP": False,
+                "CpuCfsPeriod": cpu, "CpuCfsQuota": cpu, "CPUShares": cpu, "CPUSet": cpuset, "PidsLimit": pids,
+                "OomKillDisable": False}
+    mem = os.path.isdir(f"{base}/memory")
+    cpu = os.path.exists(f"{base}/cpu/cpu.cfs_quota_us")
+    return {"MemoryLimit": mem, "SwapLimit": os.path.exists(f"{base}/memory/memory.memsw.limit_in_bytes"),
+            "KernelMemory": os.path.exists(f"{base}/memory/memory.kmem.limit_in_bytes"),
+            "KernelMemoryTCP": os.path.exists(f"{base}/memory/memory.kmem.tcp.limit_in_bytes"),
+            "CpuCfsPeriod": cpu, "CpuCfsQuota": cpu, "CPUShares": os.path.exists(f"{base}/cpu/cpu.shares"),
+            "CPUSet": os.path.isdir(f"{base}/cpuset"), "PidsLimit": os.path.isdir(f"{base}/pids"),
+            "OomKillDisable": os.path.exists(f"{base}/memory/memory.oom_control")}
 
 
 class SystemService:
@@ -57,12 +93,16 @@ class SystemService:
         self.client = client
 
     def version(self) -> dict[str, Any]:
+        """docker's version document: the client, and the engine as ``Server`` (dockyard has no
+        daemon; the engine is the library itself, the same one ``system service`` serves)."""
+        from dockyard.api.system import version_document
         from dockyard.image.platform import host
 
         return {"Client": {"Platform": {"Name": "dockyard"}, "Version": dockyard.__version__,
                            "ApiVersion": dockyard.API_VERSION, "PythonVersion": platform.python_version(),
                            "Os": "linux", "Arch": host().architecture,
-                           "KernelVersion": platform.release()}}
+                           "KernelVersion": platform.release()},
+                "Server": version_document(dockyard.API_VERSION)}
 
     def _container_counts(self) -> dict[str, int]:
         counts = {"Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0}
@@ -85,8 +125,12 @@ class SystemService:
         return os.environ.get("DOCKYARD_RUNTIME", "builtin")
 
     def info(self) -> dict[str, Any]:
-        from dockyard.image.platform import host
         import shutil
+        import threading
+        import time
+
+        from dockyard.image.platform import host
+        from dockyard.timeutil import format_rfc3339
 
         images = self.client.images.list(all=True)
         runtimes = {"builtin": {"path": "dockyard"}}
@@ -115,6 +159,36 @@ class SystemService:
             "ServerVersion": dockyard.__version__,
             "Platform": str(host()),
             "PythonVersion": sys.version.split()[0],
+            # the rest of docker's /info document, so templates written for docker work here
+            "OSVersion": _os_release("VERSION_ID"),
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
+                        "Log": ["json-file", "local", "none"]},
+            **_limits_support(cgroup_version()),
+            "IPv4Forwarding": _read_flag("/proc/sys/net/ipv4/ip_forward"),
+            "Debug": False,
+            "NFd": len(os.listdir("/proc/self/fd")),
+            "NGoroutines": threading.active_count(),
+            "SystemTime": format_rfc3339(time.time()),
+            "LoggingDriver": "json-file",
+            "NEventsListener": 0,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"IndexConfigs": {"docker.io": {"Mirrors": [], "Name": "docker.io", "Official": True,
+                                                              "Secure": True}},
+                               "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
+            "GenericResources": None,
+            "HttpProxy": os.environ.get("HTTP_PROXY") or os.environ.get("http_proxy") or "",
+            "HttpsProxy": os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or "",
+            "NoProxy": os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "",
+            "Labels": [],
+            "ExperimentalBuild": False,
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                      "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True,  # containers outlive the CLI and any service: their monitors do
+            "Isolation": "",
+            "InitBinary": "docker-init",
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "CDISpecDirs": [],
+            "Warnings": None,
         }
 
     def df(self) -> dict[str, Any]:

@@ -714,6 +714,13 @@ class _Row(dict):
     go_type = ""
 
 
+def as_struct(obj: dict[str, Any], go_type: str) -> "_Row":
+    """``obj`` as the Go struct ``go_type``: a field it lacks is an execution error."""
+    row = _Row(obj)
+    row.go_type = go_type
+    return row
+
+
 class GoMap(dict):
     """A dict that is a Go *map* in docker's typed inspect objects (Labels, Options, ...): a
     missing key prints ``<no value>`` even where a missing struct field is an error. ``nil``:
@@ -1371,10 +1378,11 @@ class Template:
         self._nodes, _ = _Parser(_lex(source)).parse_list(None)
 
     def execute(self, obj: Any, header: bool = False, missing_error: bool = False,
-                prefix: str = "template parsing error") -> str:
+                prefix: str = "template parsing error", name: str = "") -> str:
         """Render for ``obj``. ``header``: run against a header map (docker's functions return
         their argument). ``missing_error``: a missing key is an error (Go's missingkey=error).
-        ``prefix`` starts an execution error's message (docker's wording differs per command)."""
+        ``prefix`` starts an execution error's message (docker's wording differs per command; ""
+        for none), ``name`` is the template's name in it."""
         state = _State(obj, header, missing_error)
         try:
             state.walk(obj, self._nodes)
@@ -1387,9 +1395,10 @@ class Template:
             where = ""
             if node is not None:
                 col = node.pos - (self.source.rfind("\n", 0, node.pos) + 1)
-                where = f':{node.line}:{col}: executing "" at <{_node_text(node)}>'
-            raise TemplateError(f"{prefix}: template: {where}: {exc.msg}"
-                                if where else f"{prefix}: template: :1: {exc.msg}") from None
+                where = f'{name}:{node.line}:{col}: executing "{name}" at <{_node_text(node)}>'
+            lead = f"{prefix}: " if prefix else ""
+            raise TemplateError(f"{lead}template: {where}: {exc.msg}"
+                                if where else f"{lead}template: {name}:1: {exc.msg}") from None
         except RecursionError:
             raise TemplateError("template parsing error: template: : exceeded maximum template depth") from None
         return "".join(state.out)

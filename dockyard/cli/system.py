@@ -41,6 +41,21 @@ def build_parser(sub: Any) -> None:
                    help="Stop after N seconds without a request (default 0: never)")
 
 
+def _print_template(ctx: "Context", fmt: str, obj: dict[str, Any], go_type: str, name: str) -> int:
+    """``version``/``info --format``, as docker: the object is a Go struct (a field it lacks is an
+    error naming ``go_type``), a failure prints an empty line and the bare error, exit code 1."""
+    from dockyard.cli.formatting import TemplateError, as_struct, parse
+
+    try:
+        text = parse(fmt).execute(as_struct(obj, go_type), prefix="", name=name)
+    except TemplateError as exc:
+        ctx.print()
+        ctx.warn(exc.message)
+        return 1
+    ctx.print(text)
+    return 0
+
+
 def cmd_version(args: argparse.Namespace, ctx: "Context") -> int:
     import dockyard
 
@@ -49,16 +64,23 @@ def cmd_version(args: argparse.Namespace, ctx: "Context") -> int:
         return 0
     info = ctx.client.system.version()
     if args.format:
-        from dockyard.cli.formatting import render
-
-        ctx.print(render(args.format, info))
-        return 0
+        return _print_template(ctx, args.format, info, "system.versionInfo", "version")
     c = info["Client"]
     ctx.print("Client: dockyard")
     for label, key in (("Version", "Version"), ("API version", "ApiVersion"), ("Python version", "PythonVersion"),
                        ("Kernel version", "KernelVersion")):
         ctx.print(f" {label + ':':<19}{c[key]}")
     ctx.print(f" {'OS/Arch:':<19}{c['Os']}/{c['Arch']}")
+    server = info.get("Server")
+    if server:
+        ctx.print()
+        ctx.print(f"Server: {server['Platform']['Name']}")
+        ctx.print(" Engine:")
+        for label, value in (("Version", server["Version"]),
+                             ("API version", f"{server['ApiVersion']} (minimum version {server['MinAPIVersion']})"),
+                             ("Python version", c["PythonVersion"]), ("OS/Arch", f"{server['Os']}/{server['Arch']}"),
+                             ("Experimental", "false")):
+            ctx.print(f"  {label + ':':<18}{value}")
     return 0
 
 
@@ -67,10 +89,7 @@ def cmd_info(args: argparse.Namespace, ctx: "Context") -> int:
 
     info = ctx.client.system.info()
     if args.format:
-        from dockyard.cli.formatting import render
-
-        ctx.print(render(args.format, info))
-        return 0
+        return _print_template(ctx, args.format, info, "system.dockerInfo", "")
     lines = [
         "Server:",
         f" Containers: {info['Containers']}",

@@ -38,6 +38,9 @@ def both(cli, busybox, docker_busybox):
     ("image", "inspect", "--format", "{{.Os", "fmt-err"),
     ("inspect", "--format", "{{.Os}}", "fmt-err", "no-such-object-here"),
     ("history", "--format", "{{.Nope}}", "fmt-err"),
+    ("info", "--format", "{{.Nope}}"),
+    ("version", "--format", "{{.Nope}}"),
+    ("info", "--format", "{{.Driver}} {{.OSType}} {{.Swarm.LocalNodeState}} {{.LoggingDriver}} {{.CgroupDriver}}"),
 ])
 def test_format_errors_as_docker(both, args):
     ours, docker = both

@@ -121,6 +121,11 @@ def cmd_df(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.formatting import format_output, human_size
 
     df = ctx.client.system.df()
+    if args.verbose and not args.format:
+        from dockyard.cli.disk_usage import print_verbose
+
+        print_verbose(ctx, df)
+        return 0
     images = df["Images"]
     img_size = sum(i["Size"] for i in images)
     img_active = [i for i in images if i["Containers"]]

@@ -1,6 +1,8 @@
 """``system info/df/prune/version`` and the generic ``inspect``, through the CLI."""
 from __future__ import annotations
 
+import re
+
 import json
 
 
@@ -49,3 +51,33 @@ def test_generic_inspect(cli, busybox):
     r = cli("inspect", "nothing-by-that-name")
     assert r.returncode == 1 and r.stdout.strip() == "[]" and "No such object: nothing-by-that-name" in r.stderr
     assert cli("inspect", "--type", "image", "-f", "{{.Id}}", "busybox", check=True).stdout.strip() == busybox
+
+
+def _table(text: str) -> list[dict[str, str]]:
+    """Rows of an aligned docker table, cut at the header's column starts."""
+    lines = text.splitlines()
+    header = lines[0]
+    starts = [m.start() for m in re.finditer(r"(?:^|(?<=   ))\S", header)]
+    names = [header[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+    return [{n: line[a:b].strip() for n, a, b in zip(names, starts, starts[1:] + [None])} for line in lines[1:]]
+
+
+def test_df_verbose_splits_shared_and_unique_layers(cli, busybox, tmp_path):
+    """Two images on one base: the base layer is shared, the child's own layer unique to it."""
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN head -c 100000 /dev/urandom > /blob\n")
+    cli("build", "-q", "-t", "child:1", str(tmp_path), check=True)
+    cli("volume", "create", "dfvol", check=True)
+    cli("run", "--name", "dfuser", "-v", "dfvol:/d", "child:1", "sh", "-c", "head -c 5000 /dev/zero > /d/f", check=True)
+    out = cli("system", "df", "-v", check=True).stdout
+    sections = out.split("\n\n")
+    assert sections[0] == "Images space usage:"
+    images = {row["REPOSITORY"]: row for row in _table(sections[1])}
+    assert images["busybox"]["UNIQUE SIZE"] == "0B"          # all of busybox is shared with child:1
+    assert images["busybox"]["SHARED SIZE"] == images["child"]["SHARED SIZE"] != "0B"
+    assert images["child"]["UNIQUE SIZE"] in ("100kB", "100.1kB", "100.4kB", "102.4kB")  # its own layer
+    assert (images["child"]["CONTAINERS"], images["busybox"]["CONTAINERS"]) == ("1", "0")
+    assert sections[2] == "Containers space usage:"
+    [ctr] = _table(sections[3])
+    assert (ctr["NAMES"], ctr["IMAGE"], ctr["LOCAL VOLUMES"]) == ("dfuser", "child:1", "1")
+    assert _table(sections[5]) == [{"VOLUME NAME": "dfvol", "LINKS": "1", "SIZE": "5kB"}]
+    assert sections[6].startswith("Build cache usage: ")

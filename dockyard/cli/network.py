@@ -88,35 +88,100 @@ def confirm(ctx: "Context", warning: str) -> bool:
     return answer in ("y", "yes")
 
 
+def _bare(exc: Any) -> Any:
+    """docker's CLI prints its own validation errors without ``Error:``."""
+    exc.cli_prefix = ""
+    return exc
+
+
+def _cidr_contains(subnet: str, data: str) -> bool:
+    """docker CLI's ``subnetMatches``: is ``data`` (an address or a CIDR) inside ``subnet``."""
+    import ipaddress
+
+    from dockyard.errors import InvalidArgument
+
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        raise _bare(InvalidArgument(f"invalid subnet: invalid CIDR address: {subnet}")) from None
+    try:
+        ip = ipaddress.ip_interface(data).ip if "/" in data else ipaddress.ip_address(data)
+    except ValueError:
+        if "/" in data:
+            raise _bare(InvalidArgument(f"invalid CIDR address: {data}")) from None
+        return False
+    return ip in net
+
+
+def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str]) -> list[dict[str, str]]:
+    """docker CLI's ``consolidateIpam``: pair every --ip-range and --gateway with its
+    --subnet, with the CLI's own (unprefixed) messages."""
+    from dockyard.errors import InvalidArgument
+
+    if len(subnets) < len(ranges) or len(subnets) < len(gateways):
+        raise _bare(InvalidArgument("every ip-range or gateway must have a corresponding subnet"))
+    data: dict[str, dict[str, str]] = {}
+    for s in subnets:
+        for k in data:
+            if _cidr_contains(s, k) or _cidr_contains(k, s):
+                raise _bare(InvalidArgument("multiple overlapping subnet configuration is not allowed"))
+        data[s] = {"Subnet": s}
+    for kind, values in (("IPRange", ranges), ("Gateway", gateways)):
+        for r in values:
+            match = False
+            for s in subnets:
+                if not _cidr_contains(s, r):
+                    continue
+                if kind in data[s]:
+                    what = "ranges" if kind == "IPRange" else "gateways"
+                    raise _bare(InvalidArgument(
+                        f"cannot configure multiple {what} ({r}, {data[s][kind]}) "
+                        f"{'on' if kind == 'IPRange' else 'for'} the same subnet ({s})"))
+                data[s][kind] = r
+                match = True
+            if not match:
+                word = "range" if kind == "IPRange" else "gateway"
+                raise _bare(InvalidArgument(f"no matching subnet for {word} {r}"))
+    return list(data.values())
+
+
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import InvalidArgument, Unsupported
+    from dockyard.errors import Conflict, InvalidArgument
 
-    if args.ipv6:
-        raise Unsupported("IPv6 networks are not supported")
-    if len(args.subnet) > 1 or len(args.gateway) > 1:
-        raise Unsupported("only one --subnet and one --gateway are supported per network")
-    if len(args.gateway) > len(args.subnet):
-        raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
-    if args.ip_range:
-        raise Unsupported("--ip-range is not supported")
+    config = consolidate_ipam(args.subnet, args.ip_range, args.gateway)
     if args.name in ("bridge", "host", "none"):
-        from dockyard.errors import Conflict
-
-        raise Conflict("operation is not permitted on predefined "
-                       f"{args.name} network" if args.name != "bridge" else
-                       "operation is not permitted on predefined bridge network")
+        raise Conflict(f"operation is not permitted on predefined {args.name} network")
+    if args.ipv6:
+        raise Conflict("could not find an available, non-overlapping IPv6 address pool among "
+                       "the defaults to assign to the network")
+    if len(config) > 1:
+        raise InvalidArgument("bridge driver doesn't support multiple subnets")
+    ipam = config[0] if config else {}
     net = ctx.client.networks.create(
-        args.name, driver=args.driver, subnet=(args.subnet or [None])[0],
-        gateway=(args.gateway or [None])[0], internal=args.internal, attachable=args.attachable,
+        args.name, driver=args.driver, subnet=ipam.get("Subnet"), gateway=ipam.get("Gateway"),
+        ip_range=ipam.get("IPRange"), internal=args.internal, attachable=args.attachable,
         labels=key_values(args.label), options=key_values(args.opt))
     ctx.print(net.id)
     return 0
 
 
-def _row(n: Any, no_trunc: bool) -> dict[str, Any]:
-    from dockyard.timeutil import go_time_string, parse_rfc3339
+def go_time_text(rfc3339: str) -> str:
+    """Go's ``time.Time.String()`` of a stored RFC 3339 UTC time, every digit of the fraction
+    kept (a float would lose the nanoseconds docker shows)."""
+    import re
 
-    return {"CreatedAt": go_time_string(parse_rfc3339(n.created) or 0), "Driver": n.driver, "ID": n.id if no_trunc else n.id[:12], "IPv4": "true",
+    m = re.match(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d+)?Z$", rfc3339 or "")
+    if not m:
+        from dockyard.timeutil import go_time_string, parse_rfc3339
+
+        return go_time_string(parse_rfc3339(rfc3339) or 0)
+    frac = (m.group(3) or "").rstrip("0").rstrip(".")
+    return f"{m.group(1)} {m.group(2)}{frac} +0000 UTC"
+
+
+def _row(n: Any, no_trunc: bool) -> dict[str, Any]:
+    # IPv4 is "false": docker 28's CLI reads EnableIPv4, which a 20.10 daemon does not send
+    return {"CreatedAt": go_time_text(n.created), "Driver": n.driver, "ID": n.id if no_trunc else n.id[:12], "IPv4": "false",
             "IPv6": "false", "Internal": str(n.internal).lower(),
             "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()), "Name": n.name, "Scope": "local",
             "Label": lambda key: n.labels.get(key, "")}

@@ -152,7 +152,8 @@ def load_tables(db_path: Path) -> Tables:
             nets = {r["id"]: r for r in conn.execute(
                 "SELECT id, name, internal FROM net_networks WHERE driver='bridge' AND builtin=0")}
             eps = conn.execute(
-                "SELECT e.container_id, e.network_id, e.name, e.aliases, e.ip, s.netns, s.mode "
+                "SELECT e.container_id, e.network_id, e.name, e.aliases, e.ip, s.netns, s.mode, "
+                "s.hostname "
                 "FROM net_endpoints e JOIN net_sandboxes s ON s.container_id = e.container_id "
                 "ORDER BY e.rowid").fetchall()
         except sqlite3.OperationalError:  # tables not created yet
@@ -168,7 +169,8 @@ def load_tables(db_path: Path) -> Tables:
         if net is None:
             continue
         cid = e["container_id"]
-        labels = [e["name"], *json.loads(e["aliases"] or "[]"), cid[:12]]
+        # docker's names: the container's, its aliases, its short ID and its hostname
+        labels = [e["name"], *json.loads(e["aliases"] or "[]"), cid[:12], e["hostname"]]
         for label in labels:
             if label:
                 ips = t.names[net["id"]].setdefault(label.lower().rstrip("."), [])
@@ -317,7 +319,7 @@ class Resolver:
             return None
         q = query.q
         qname = str(q.qname)
-        reply = query.reply()
+        reply = query.reply(ra=1, aa=0)  # docker's resolver answers non-authoritatively
         if q.qtype == QTYPE.PTR:
             target = self.reverse(cid, qname)
             if target:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from dockyard.errors import Conflict, InvalidArgument
+from dockyard.errors import Conflict, InvalidArgument, Unsupported
 
 IPv4Network = ipaddress.IPv4Network
 DEFAULT_BRIDGE_SUBNET = "10.200.0.0/16"
@@ -72,7 +72,7 @@ class NetworkConfig:
 
 
 def parse_subnet(text: str) -> IPv4Network:
-    """A CIDR subnet; host bits must be zero, as docker requires."""
+    """A CIDR subnet for the configuration (pools, the default bridge): host bits must be zero."""
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
@@ -84,6 +84,29 @@ def parse_subnet(text: str) -> IPv4Network:
     if net.prefixlen > 30:
         raise InvalidArgument(f"subnet {text} is too small: at least a /30 is needed")
     return net
+
+
+def parse_network_subnet(text: str) -> IPv4Network:
+    """``network create --subnet``, checked as docker's daemon does: host bits are ignored
+    (docker keeps the text as given), and the pool must leave room for a gateway."""
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidArgument(f"Invalid subnet {text} : invalid CIDR address: {text}") from None
+    if not isinstance(net, IPv4Network):
+        raise Unsupported("IPv6 networks are not supported")
+    if net.prefixlen > 30:
+        raise InvalidArgument("failed to allocate gateway (): No available addresses on this pool")
+    return net
+
+
+def pool_hosts(subnet: IPv4Network, ip_range: IPv4Network | None = None) -> Iterator[str]:
+    """Addresses docker's IPAM hands out, in order: the range's (or the subnet's) addresses
+    but the subnet's network and broadcast addresses."""
+    reserved = (subnet.network_address, subnet.broadcast_address)
+    for addr in (ip_range or subnet):
+        if addr not in reserved:
+            yield str(addr)
 
 
 def parse_ip(text: str, what: str = "IP address") -> str:
@@ -118,17 +141,19 @@ def choose_subnet(candidates: Iterable[IPv4Network],
                    "defaults to assign to the network")
 
 
-def default_gateway(subnet: IPv4Network) -> str:
-    return str(subnet.network_address + 1)
+def default_gateway(subnet: IPv4Network, ip_range: IPv4Network | None = None) -> str:
+    """docker's choice: the first address of the pool (of the ``--ip-range`` when given)."""
+    return next(pool_hosts(subnet, ip_range))
 
 
-def allocate_ip(subnet: IPv4Network, gateway: str, used: set[str]) -> str:
-    """The lowest free host address (docker hands them out in order too)."""
-    for host in subnet.hosts():
-        ip = str(host)
+def allocate_ip(subnet: IPv4Network, gateway: str, used: set[str],
+                ip_range: IPv4Network | None = None) -> str:
+    """The lowest free address of the pool (docker hands them out in order too)."""
+    for ip in pool_hosts(subnet, ip_range):
         if ip != gateway and ip not in used:
             return ip
-    raise Conflict(f"no available IPv4 addresses on this network's address pools: {subnet}")
+    raise Conflict(f"no available IPv4 addresses on this network's address pools: "
+                   f"{ip_range or subnet}")
 
 
 def mac_for(ip: str) -> str:

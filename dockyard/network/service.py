@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from dockyard.errors import Conflict, InvalidArgument, NotFound, Unsupported
+from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.network import ipam, links, netns
 from dockyard.network.hostsfile import hosts as hosts_text, resolv_conf
 from dockyard.network.naming import Names
@@ -28,7 +28,6 @@ from dockyard.network.store import Endpoint, Network, NetworkStore, Sandbox, new
 if TYPE_CHECKING:
     from dockyard.network.firewall import Firewall
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 MARKER_PREFIX = "dockyard "  # bridge aliases: see NetworkService._marker
 SPECIAL_MODES = ("none", "host")
 
@@ -105,34 +104,59 @@ class NetworkService:
         return self.store.find_network(ref)
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
+        filters = filters or {}
+        validate_filters(filters)
         nets = self.store.networks()
-        for key, values in (filters or {}).items():
-            nets = [n for n in nets if any(_matches(n, key, v) for v in values)]
+        in_use = {e.network_id for e in self.store.endpoints()} if "dangling" in filters else set()
+        for key, values in filters.items():
+            nets = [n for n in nets if any(_matches(n, key, v, in_use) for v in values)]
         return nets
 
     def create(self, name: str, driver: str = "bridge", subnet: str | None = None,
                gateway: str | None = None, internal: bool = False, attachable: bool = False,
                labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None) -> Network:
-        """Create a user-defined bridge network; its bridge and rules exist from now on."""
-        if not NAME_RE.match(name):
-            raise InvalidArgument(f'invalid network name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
-                                  "are allowed")
+               options: dict[str, str] | None = None, ip_range: str | None = None) -> Network:
+        """Create a user-defined bridge network; its bridge and rules exist from now on.
+
+        Checks and messages are docker's daemon's: any name is accepted (docker has no name
+        rule), an explicit subnet may only clash with this root's own networks (docker checks
+        host routes only when it picks a subnet itself)."""
+        if not name:
+            raise Conflict("network with name  already exists")
         if driver != "bridge":
             if driver in ("host", "null"):
                 raise Conflict(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f'plugin "{driver}" not found')
-        if gateway and not subnet:
+        if (gateway or ip_range) and not subnet:
             raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
         net = Network(id=new_id(), name=name, driver="bridge", internal=internal,
                       attachable=attachable, labels=dict(labels or {}),
                       options=dict(options or {}), created=now())
         if subnet:
-            sub = ipam.parse_subnet(subnet)
+            sub = ipam.parse_network_subnet(subnet)
+            rng = None
+            if ip_range:
+                try:
+                    rng = ipaddress.IPv4Network(ip_range, strict=False)
+                except ValueError:
+                    raise InvalidArgument(f"invalid CIDR address: {ip_range}") from None
+                if not rng.subnet_of(sub):
+                    raise InvalidArgument(f"no matching subnet for range {ip_range}")
+                net.ipam["ip_range"] = str(rng)
+            if gateway:
+                try:
+                    gw = ipaddress.IPv4Address(gateway)
+                except ValueError:
+                    raise InvalidArgument(f"no matching subnet for gateway {gateway}") from None
+                if gw not in sub:
+                    raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+                net.gateway = str(gw)
+                net.ipam["gateway_explicit"] = True
+            else:
+                net.gateway = ipam.default_gateway(sub, rng)
             net.subnet = str(sub)
-            net.gateway = ipam.parse_ip(gateway, "gateway") if gateway else ipam.default_gateway(sub)
-            if ipaddress.IPv4Address(net.gateway) not in sub:
-                raise InvalidArgument(f"no matching subnet for gateway {net.gateway}")
+            if subnet != net.subnet:
+                net.ipam["subnet_text"] = subnet
         net.bridge = net.options.get("com.docker.network.bridge.name") or \
             self.names.bridge(net.id, default_network=False)
         if len(net.bridge) > 15:
@@ -140,12 +164,19 @@ class NetworkService:
         with self._lock(), ipam.host_lock():
             if any(n.name == name for n in self.store.networks()):
                 raise Conflict(f"network with name {name} already exists")
-            taken = self._taken_subnets()
+            if any(n.bridge == net.bridge for n in self.store.networks()):
+                raise Conflict(f"bridge name {net.bridge} already in use")
+            if links.link_exists(net.bridge):
+                # a host bridge we did not make (``-o com.docker.network.bridge.name``): used
+                # as it is, never marked nor deleted, as docker treats a user's bridge
+                net.ipam["bridge_preexisting"] = True
             if net.subnet:
-                if ipam.first_overlap(ipaddress.IPv4Network(net.subnet), taken):
+                mine = [(ipaddress.IPv4Network(n.subnet), f"network {n.name}")
+                        for n in self.store.networks() if n.subnet and not n.builtin]
+                if ipam.first_overlap(ipaddress.IPv4Network(net.subnet), mine):
                     raise Conflict("Pool overlaps with other one on this address space")
             else:
-                chosen = ipam.choose_subnet(self.config().pool_slices(), taken)
+                chosen = ipam.choose_subnet(self.config().pool_slices(), self._taken_subnets())
                 net.subnet, net.gateway, net.auto_subnet = str(chosen), ipam.default_gateway(chosen), True
             with self.store.tx() as conn:
                 self.store.insert_network(conn, net)
@@ -178,6 +209,7 @@ class NetworkService:
         assert net.subnet and net.gateway and net.bridge
         if self._is_up(net):
             return
+        preexisting = bool(net.ipam.get("bridge_preexisting"))
         self._collect_stale_roots()
         sub = ipaddress.IPv4Network(net.subnet)
         mtu = int(net.options.get("com.docker.network.driver.mtu", 1500))
@@ -185,14 +217,15 @@ class NetworkService:
         listing = self.firewall.listing()
         self.firewall.ensure_base(listing)
         rules = self.firewall.network_rules(net.bridge, net.subnet, net.internal)
-        if created or self.firewall.count_owner(net.id, listing) != len(rules):
+        if created or preexisting or self.firewall.count_owner(net.id, listing) != len(rules):
             self.firewall.delete_owner(net.id, listing)
             self.firewall.add(rules, net.id)
-        links.mark_bridge(net.bridge, self._marker(net))
+        if not preexisting:
+            links.mark_bridge(net.bridge, self._marker(net))
 
     def _take_down(self, net: Network) -> None:
         self.firewall.delete_owner(net.id)
-        if net.bridge:
+        if net.bridge and not net.ipam.get("bridge_preexisting"):
             links.delete_link(net.bridge)
         self._maybe_remove_base()
 
@@ -299,7 +332,14 @@ class NetworkService:
                        "com.docker.network.bridge.name": net.bridge or
                        self.names.bridge(net.id, default_network=True),
                        "com.docker.network.driver.mtu": "1500"}
-        config = [{"Subnet": net.subnet, "Gateway": net.gateway}] if net.subnet else []
+        config = []
+        if net.subnet:
+            entry = {"Subnet": net.ipam.get("subnet_text") or net.subnet}
+            if net.ip_range:
+                entry["IPRange"] = net.ip_range
+            if net.auto_subnet or net.ipam.get("gateway_explicit"):
+                entry["Gateway"] = net.gateway
+            config.append(entry)
         return {"Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
                 "Driver": net.driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None if net.builtin else {},
@@ -478,7 +518,8 @@ class NetworkService:
                     raise Conflict(f"Address already in use: {ip}")
                 address = ip
             else:
-                address = ipam.allocate_ip(sub, net.gateway, used)
+                rng = ipaddress.IPv4Network(net.ip_range) if net.ip_range else None
+                address = ipam.allocate_ip(sub, net.gateway, used, rng)
             ep = Endpoint(cid, net.id, new_id(), name, list(aliases), address,
                           ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
             self.store.insert_endpoint(conn, ep)
@@ -659,7 +700,7 @@ class NetworkService:
             prefix = ipaddress.IPv4Network(n.subnet).prefixlen if (e and n.subnet) else 0
             networks[n.name] = {
                 "IPAMConfig": None, "Links": None,
-                "Aliases": ([*aliases, cid[:12]] if n.user_defined else None),
+                "Aliases": (_aliases(aliases, cid, sandbox) if n.user_defined else None),
                 "NetworkID": n.id, "EndpointID": e.endpoint_id if e else "",
                 "Gateway": (n.gateway or "") if e and not n.internal else "",
                 "IPAddress": e.ip if e else "", "IPPrefixLen": prefix, "IPv6Gateway": "",
@@ -689,7 +730,7 @@ class NetworkService:
             for n in self.store.networks():
                 if n.driver == "bridge":
                     self.firewall.delete_owner(n.id)
-                    if n.bridge:
+                    if n.bridge and not n.ipam.get("bridge_preexisting"):
                         links.delete_link(n.bridge)
             for ifname in links.link_names():
                 if self.names.owns_link(ifname):
@@ -777,11 +818,30 @@ def _parse_extra_host(text: str) -> tuple[str, str]:
     return name, ip
 
 
-def _matches(n: Network, key: str, value: str) -> bool:
+def _aliases(aliases: list[str], cid: str, sandbox: Sandbox | None) -> list[str]:
+    """docker's endpoint aliases on a user network: the user's, the short ID, the hostname."""
+    out = [*aliases, cid[:12]]
+    if sandbox is not None and sandbox.hostname and sandbox.hostname not in out:
+        out.append(sandbox.hostname)
+    return out
+
+
+def _regex_match(pattern: str, text: str) -> bool:
+    """docker's filter ``Match``: equal, or the value as a regular expression found in the text
+    (a pattern that does not compile matches nothing)."""
+    if pattern == text:
+        return True
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
+def _matches(n: Network, key: str, value: str, in_use: set[str]) -> bool:
     if key == "name":
-        return value in n.name
+        return _regex_match(value, n.name)
     if key == "id":
-        return n.id.startswith(value)
+        return _regex_match(value, n.id)
     if key == "driver":
         return n.driver == value
     if key == "type":
@@ -792,5 +852,18 @@ def _matches(n: Network, key: str, value: str) -> bool:
         k, sep, v = value.partition("=")
         return k in n.labels and (not sep or n.labels[k] == v)
     if key == "dangling":
-        raise Unsupported("the dangling filter is not supported for networks")
-    raise InvalidArgument(f"invalid filter '{key}'")
+        return (value.lower() in ("true", "1")) == (not n.builtin and n.id not in in_use)
+    raise InvalidArgument(f"Invalid filter '{key}'")
+
+
+def validate_filters(filters: dict[str, list[str]]) -> None:
+    """docker's daemon-side checks of ``network ls`` filters, before anything is listed."""
+    for key, values in filters.items():
+        if key not in ("name", "id", "driver", "type", "scope", "label", "dangling"):
+            raise InvalidArgument(f"Invalid filter '{key}'")
+        for v in values:
+            if key == "type" and v not in ("custom", "builtin"):
+                raise InvalidArgument(f"invalid filter: 'type'='{v}'")
+            if key == "dangling" and v.lower() not in ("true", "1", "false", "0"):
+                raise InvalidArgument("invalid value for filter 'dangling', must be \"true\" "
+                                      "(or \"1\"), or \"false\" (or \"0\")")

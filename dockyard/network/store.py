@@ -10,7 +10,6 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from dockyard.errors import Conflict, NotFound
@@ -22,7 +21,8 @@ CREATE TABLE IF NOT EXISTS net_networks (
   subnet TEXT, gateway TEXT, internal INTEGER NOT NULL DEFAULT 0,
   attachable INTEGER NOT NULL DEFAULT 0, builtin INTEGER NOT NULL DEFAULT 0,
   auto_subnet INTEGER NOT NULL DEFAULT 0, bridge TEXT,
-  labels TEXT NOT NULL DEFAULT '{}', options TEXT NOT NULL DEFAULT '{}', created TEXT NOT NULL);
+  labels TEXT NOT NULL DEFAULT '{}', options TEXT NOT NULL DEFAULT '{}', created TEXT NOT NULL,
+  ipam TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS net_sandboxes (
   container_id TEXT PRIMARY KEY, name TEXT, hostname TEXT, mode TEXT NOT NULL, netns TEXT,
   owns_netns INTEGER NOT NULL DEFAULT 1, ports TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL);
@@ -39,7 +39,10 @@ BUILTIN = (("bridge", "bridge"), ("host", "host"), ("none", "null"))
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """docker's ``Created``: RFC 3339 with nanoseconds, trailing zeros dropped."""
+    from dockyard.timeutil import now as rfc3339_now
+
+    return rfc3339_now()
 
 
 def new_id() -> str:
@@ -63,6 +66,13 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    #: what the user asked of IPAM beyond the subnet: ``ip_range``, ``gateway_explicit``
+    #: (docker shows a gateway in ``IPAM.Config`` only when it was given or chosen by it)
+    ipam: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ip_range(self) -> str | None:
+        return self.ipam.get("ip_range") or None
 
     @property
     def is_default_bridge(self) -> bool:
@@ -77,7 +87,8 @@ class Network:
     def from_row(cls, r: sqlite3.Row) -> "Network":
         return cls(r["id"], r["name"], r["driver"], r["subnet"], r["gateway"], bool(r["internal"]),
                    bool(r["attachable"]), bool(r["builtin"]), bool(r["auto_subnet"]), r["bridge"],
-                   json.loads(r["labels"]), json.loads(r["options"]), r["created"])
+                   json.loads(r["labels"]), json.loads(r["options"]), r["created"],
+                   json.loads(r["ipam"] or "{}"))
 
 
 @dataclass
@@ -129,6 +140,7 @@ class NetworkStore:
         conn = self.state.db(SCHEMA)
         if not self._ready:
             self._ready = True
+            self._migrate(conn)
             self._ensure_builtins(conn)
         return conn
 
@@ -138,6 +150,16 @@ class NetworkStore:
         self.db  # noqa: B018 - creates the tables on first use
         with self.state.transaction() as conn:
             yield conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Roots made before the ``ipam`` column get it (empty: subnet and gateway only)."""
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(net_networks)")}
+        if "ipam" not in cols:
+            try:
+                conn.execute("ALTER TABLE net_networks ADD COLUMN ipam TEXT NOT NULL DEFAULT '{}'")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
 
     def _ensure_builtins(self, conn: sqlite3.Connection) -> None:
         have = {r[0] for r in conn.execute("SELECT name FROM net_networks WHERE builtin=1")}
@@ -171,11 +193,11 @@ class NetworkStore:
         try:
             conn.execute(
                 "INSERT INTO net_networks (id, name, driver, subnet, gateway, internal, attachable,"
-                " builtin, auto_subnet, bridge, labels, options, created) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " builtin, auto_subnet, bridge, labels, options, created, ipam) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (n.id, n.name, n.driver, n.subnet, n.gateway, int(n.internal), int(n.attachable),
                  int(n.builtin), int(n.auto_subnet), n.bridge, json.dumps(n.labels),
-                 json.dumps(n.options), n.created))
+                 json.dumps(n.options), n.created, json.dumps(n.ipam)))
         except sqlite3.IntegrityError:
             raise Conflict(f"network with name {n.name} already exists") from None
 

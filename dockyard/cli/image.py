@@ -7,9 +7,65 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from dockyard.cli.common import add_verb
+from dockyard.errors import InvalidArgument
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.cli.common import Context
+
+
+class ClientSideError(InvalidArgument):
+    """An error docker's CLI finds itself (before asking the daemon): docker prints these bare,
+    without "Error: " (a bad reference to tag, a file that does not open, wrong argument counts)."""
+
+    cli_prefix = ""
+
+
+def positionals(p: Any, dest: str, use: str, low: int, high: int | None) -> None:
+    """Positional arguments counted as docker's cobra commands count them.
+
+    argparse would report a missing or extra operand itself (exit 125, its own wording); docker
+    says ``docker: 'docker tag' requires 2 arguments`` with the usage line and exits 1. The verb
+    takes any number of operands and :func:`_arity_checked` compares the count before the handler
+    runs. ``use`` is the usage line after the command path (docker's ``Use``); ``high`` None means
+    no upper bound.
+    """
+    if high == 0:
+        p.add_argument(dest, nargs="*", help=argparse.SUPPRESS)
+    else:
+        p.add_argument(dest, nargs="*", metavar=use.replace("[OPTIONS]", "").strip())
+    p.set_defaults(_arity=(dest, low, high, use, p), func=_arity_checked(p.get_default("func")))
+    p.usage_line = lambda: f"{p.prog} {use}"  # the usage line a bad flag's message shows
+
+
+def _arity_checked(func: Any) -> Any:
+    def run(args: argparse.Namespace, ctx: "Context") -> Any:
+        dest, low, high, use, parser = args._arity
+        given = getattr(args, dest, None) or []
+        error = arity_error(parser.prog, use, len(given), low, high)
+        if error:
+            raise ClientSideError(error)
+        return func(args, ctx)
+
+    return run
+
+
+def arity_error(path: str, use: str, n: int, low: int, high: int | None) -> str | None:
+    """docker's (cobra's) message for ``n`` operands where ``low``..``high`` are allowed."""
+    binary = path.split(" ", 1)[0]
+    usage = f"\n\nUsage:  {path} {use}\n\n"
+
+    def plural(k: int) -> str:
+        return "argument" if k == 1 else "arguments"
+
+    if high == 0 and n:
+        return f"{binary}: '{path}' accepts no arguments{usage}Run '{path} --help' for more information"
+    if low == high and n != low:
+        return f"{binary}: '{path}' requires {low} {plural(low)}{usage}Run '{path} --help' for more information"
+    if n < low:
+        return f"{binary}: '{path}' requires at least {low} {plural(low)}{usage}See '{path} --help' for more information"
+    if high is not None and n > high:  # "SRun" is docker's own typo, kept for byte-equal output
+        return f"{binary}: '{path}' requires at most {high} {plural(high)}{usage}SRun '{path} --help' for more information"
+    return None
 
 LS_COLUMNS = [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
               ("CREATED", "CreatedSince"), ("SIZE", "Size")]
@@ -21,7 +77,7 @@ HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest":
 
 def build_parser(sub: Any) -> None:
     p = add_verb(sub, "ls", cmd_ls, "List images", aliases=["list"])
-    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    positionals(p, "repository", "[OPTIONS] [REPOSITORY[:TAG]]", 0, 1)
     p.add_argument("-a", "--all", action="store_true", help="Show all images (default hides intermediate images)")
     p.add_argument("--digests", action="store_true", help="Show digests")
     p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided")
@@ -30,20 +86,19 @@ def build_parser(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
 
     p = add_verb(sub, "tag", cmd_tag, "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
-    p.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
-    p.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
+    positionals(p, "operands", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]", 2, 2)
 
     p = add_verb(sub, "rm", cmd_rm, "Remove one or more images", aliases=["remove", "rmi"])
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    positionals(p, "images", "[OPTIONS] IMAGE [IMAGE...]", 1, None)
     p.add_argument("-f", "--force", action="store_true", help="Force removal of the image")
     p.add_argument("--no-prune", action="store_true", help="Do not delete untagged parents")
 
     p = add_verb(sub, "inspect", cmd_inspect, "Display detailed information on one or more images")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    positionals(p, "images", "[OPTIONS] IMAGE [IMAGE...]", 1, None)
     p.add_argument("-f", "--format", help="Format output using a custom template")
 
     p = add_verb(sub, "history", cmd_history, "Show the history of an image")
-    p.add_argument("image", metavar="IMAGE")
+    positionals(p, "image", "[OPTIONS] IMAGE", 1, 1)
     p.add_argument("-H", "--human", default="true", nargs="?", const="true",
                    help="Print sizes and dates in human readable format (default true)")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
@@ -51,24 +106,25 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--format", help="Format output using a custom template")
 
     p = add_verb(sub, "prune", cmd_prune, "Remove unused images")
+    positionals(p, "operands", "[OPTIONS]", 0, 0)
     p.add_argument("-a", "--all", action="store_true", help="Remove all unused images, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")
 
     p = add_verb(sub, "import", cmd_import, "Import the contents from a tarball to create a filesystem image")
-    p.add_argument("file", metavar="file|URL|-")
-    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    positionals(p, "operands", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]", 1, None)
     p.add_argument("-c", "--change", action="append", default=[], help="Apply Dockerfile instruction to the created image")
     p.add_argument("-m", "--message", default="", help="Set commit message for imported image")
     p.add_argument("--platform", help="Set platform if server is multi-platform capable")
 
     p = add_verb(sub, "load", cmd_load, "Load an image from a tar archive or STDIN")
+    positionals(p, "operands", "[OPTIONS]", 0, 0)
     p.add_argument("-i", "--input", help="Read from tar archive file, instead of STDIN")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
     p.add_argument("--platform", help="Load only the given platform of a multi-platform image")
 
     p = add_verb(sub, "save", cmd_save, "Save one or more images to a tar archive (streamed to STDOUT by default)")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    positionals(p, "images", "[OPTIONS] IMAGE [IMAGE...]", 1, None)
     p.add_argument("-o", "--output", help="Write to a file, instead of STDOUT")
     p.add_argument("--format", default="docker", choices=["docker", "oci"],
                    help="Archive format: docker (docker-archive + OCI layout, the default) or oci")
@@ -107,18 +163,23 @@ def _image_rows(ctx: "Context", args: argparse.Namespace) -> list[dict[str, Any]
 
     filters = parse_filters(args.filter)
     if args.repository:
-        filters.setdefault("reference", []).append(args.repository)
+        filters.setdefault("reference", []).append(args.repository[0])
     images = ctx.client.images.list(all=args.all, filters=filters)
+    patterns = filters.get("reference", [])
     rows: list[dict[str, Any]] = []
     for image in images:
         created = timeutil.parse_rfc3339(image.created) or 0
         image_id = image.id if args.no_trunc else short_id(image.id)
         base = {"ID": image_id, "CreatedSince": ago(created) if created else "N/A",
                 "CreatedAt": _created_at(created), "Size": human_size(image.size),
-                "VirtualSize": human_size(image.size), "SharedSize": "N/A", "UniqueSize": "N/A",
+                "VirtualSize": human_size(image.size, 4), "SharedSize": "N/A", "UniqueSize": "N/A",
                 "Containers": "N/A"}
         digests = {d.split("@", 1)[0]: d.split("@", 1)[1] for d in image.repo_digests}
         names = image.repo_tags or []
+        if patterns:  # docker lists only the tags the reference filter matched
+            from dockyard.image.filters import reference_matches
+
+            names = [n for n in names if reference_matches(patterns, n)]
         if not names:
             repo_only = list(digests) or ["<none>"]
             for repo in repo_only:
@@ -143,13 +204,9 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.formatting import format_output
 
     rows = _image_rows(ctx, args)
-    if args.quiet:
-        seen: list[str] = []
+    if args.quiet:  # docker 28 prints one ID per row: an image with two tags twice
         for r in rows:
-            if r["ID"] not in seen:
-                seen.append(r["ID"])
-        for i in seen:
-            ctx.print(i)
+            ctx.print(r["ID"])
         return 0
     columns = list(LS_COLUMNS)
     if args.digests:
@@ -161,7 +218,19 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_tag(args: argparse.Namespace, ctx: "Context") -> int:
-    ctx.client.images.tag(args.source, args.target)
+    from dockyard.image.reference import is_image_id_prefix, parse
+
+    source, target = args.operands
+    # docker's client checks both names before it asks the daemon, and words it its own way
+    for name in ([source] if not is_image_id_prefix(source.removeprefix("sha256:")) else []) + [target]:
+        try:
+            ref = parse(name)
+        except InvalidArgument as exc:
+            raise ClientSideError(f'Error parsing reference: "{name}" is not a valid repository/tag: '
+                                  f"{exc.message}") from None
+    if ref.digest:
+        raise ClientSideError("refusing to create a tag with a digest reference")
+    ctx.client.images.tag(source, target)
     return 0
 
 
@@ -175,7 +244,10 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
                 for k, v in rec.items():
                     ctx.print(f"{k}: {v}")
         except DockyardError as exc:
-            ctx.warn(f"Error: {exc.message}")
+            message = exc.message
+            if message.startswith("invalid reference format: repository name ("):
+                message = "invalid reference format: repository name must be lowercase"  # the daemon's words
+            ctx.warn(f"Error: {message}")
             rc = exc.exit_code or 1
     return rc
 
@@ -201,15 +273,18 @@ def cmd_history(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.formatting import ago, format_output, human_size
     from dockyard.content.digest import short_id
 
+    from dockyard import timeutil
+
     human = str(args.human).lower() not in ("false", "0")
     rows = []
-    for h in ctx.client.images.history(args.image):
+    for h in ctx.client.images.history(args.image[0]):
         image_id = h["Id"] if args.no_trunc or h["Id"] == "<missing>" else short_id(h["Id"])
         created_by = h["CreatedBy"]
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append({"ID": image_id, "CreatedSince": ago(h["Created"]) if human else str(h["Created"]),
-                     "CreatedAt": _created_at(h["Created"]), "CreatedBy": created_by,
+        created_at = timeutil.format_rfc3339(int(h["Created"]))  # docker: whole seconds, RFC 3339
+        rows.append({"ID": image_id, "CreatedSince": ago(h["Created"]) if human else created_at,
+                     "CreatedAt": created_at, "CreatedBy": created_by,
                      "Size": human_size(h["Size"]) if human else str(h["Size"]), "Comment": h["Comment"]})
     if args.quiet:
         for r in rows:
@@ -254,26 +329,49 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_import(args: argparse.Namespace, ctx: "Context") -> int:
-    image = ctx.client.images.import_rootfs(args.file, args.repository, changes=args.change,
-                                            message=args.message, platform=args.platform)
+    from dockyard.errors import DockyardError
+    from dockyard.image.reference import parse
+
+    source, repository = (args.operands + [None])[:2]
+    if source != "-" and "://" not in source and not os.path.exists(source):
+        raise ClientSideError(f"open {source}: no such file or directory")
+    if repository:
+        try:
+            parse(repository)
+        except InvalidArgument as exc:
+            raise ClientSideError(exc.message) from None
+    try:
+        image = ctx.client.images.import_rootfs(source, repository, changes=args.change,
+                                                message=args.message, platform=args.platform)
+    except DockyardError as exc:
+        if "truncated tar archive" in exc.message:
+            raise type(exc)(TAR_UNEXPECTED_EOF) from None
+        raise
     ctx.print(image.id)
     return 0
 
 
+#: docker's daemon words for a tar stream that ends early (or is no tar at all)
+TAR_UNEXPECTED_EOF = "Error processing tar file(exit status 1): unexpected EOF"
+
+
 def cmd_load(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import InvalidArgument, NotFound
+    from dockyard.errors import DockyardError
 
     if args.input:
         try:
             stream = open(args.input, "rb")
         except FileNotFoundError:
-            raise NotFound(f"open {args.input}: no such file or directory") from None
+            raise ClientSideError(f"open {args.input}: no such file or directory") from None
     else:
         if sys.stdin.isatty():
-            raise InvalidArgument("requested load from stdin, but stdin is empty")
+            raise ClientSideError("requested load from stdin, but stdin is empty")
         stream = sys.stdin.buffer
     try:
         lines = ctx.client.images.load(stream, platform=args.platform)
+    except DockyardError as exc:  # docker prints load's errors (from its message stream) bare
+        raise ClientSideError(TAR_UNEXPECTED_EOF if "truncated tar archive" in exc.message
+                              else exc.message, exc.exit_code) from None
     finally:
         if args.input:
             stream.close()
@@ -286,13 +384,18 @@ def cmd_load(args: argparse.Namespace, ctx: "Context") -> int:
 def cmd_save(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import InvalidArgument
 
+    from dockyard.errors import NotFound
+
+    for name in args.images:  # fail before writing anything, naming the image as given
+        try:
+            ctx.client.images.resolve_id(name)
+        except NotFound:
+            raise NotFound(f"No such image: {name}") from None
     if not args.output:
         if sys.stdout.isatty():
             raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         ctx.client.images.save(args.images, sys.stdout.buffer, format=args.format)
         return 0
-    for name in args.images:  # fail before creating the file
-        ctx.client.images.resolve_id(name)
     tmp = f"{args.output}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as out:

@@ -27,12 +27,12 @@ class ImageFilter:
     def __init__(self, filters: dict[str, list[str]], service: "ImageService") -> None:
         for k in filters:
             if k not in KEYS:
-                raise InvalidArgument(f"invalid filter '{k}'")
+                raise InvalidArgument(f"Invalid filter '{k}'")
         self.filters = filters
         self.service = service
         for v in filters.get("dangling", []):
             if v.lower() not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid filter 'dangling={v}'")
+                raise InvalidArgument(f"Invalid filter 'dangling=[{v}]'")
         self._before = [service.get(v).created for v in filters.get("before", [])]
         self._since = [service.get(v).created for v in filters.get("since", [])]
 
@@ -57,6 +57,17 @@ class ImageFilter:
             if not image.created > created:
                 return False
         return True
+
+
+def reference_matches(patterns: list[str], tag: str) -> bool:
+    """Whether a name (``repo:tag``) matches any ``reference=`` pattern, as docker decides."""
+    from dockyard.image.reference import parse
+
+    try:
+        familiar = parse(tag, default_tag=False).familiar
+    except InvalidArgument:
+        familiar = tag
+    return any(_ref_match(p, familiar) for p in patterns)
 
 
 def _ref_match(pattern: str, tag: str) -> bool:

@@ -62,7 +62,7 @@ def import_rootfs(service: "ImageService", source: "str | BinaryIO", name: str |
                 **({"variant": target.variant} if target.variant else {}),
                 "created": created,
                 "config": config,
-                "history": [{"created": created, "comment": message or f"Imported from {origin}"}],
+                "history": [{"created": created, "comment": message or "Imported from -"}],  # docker's CLI always streams the file: the daemon sees "-"
             }
             service.record_layer_size(diff_id, size)
             layer = Layer(diff_id, mt.OCI_LAYER, size, diff_id)

@@ -33,8 +33,11 @@ def inspect_image(service: "ImageService", image: "Image") -> dict[str, Any]:
     if image.top_chain_id:
         try:
             dirs = service.client.snapshots.lowerdirs(image.top_chain_id)
+            top = dirs[0].parent if dirs else None  # docker's overlay2 names the four dirs
             graph["Data"] = {"LowerDir": ":".join(str(d) for d in dirs[1:]) or None,
-                             "UpperDir": str(dirs[0]) if dirs else None}
+                             "MergedDir": str(top / "merged") if top else None,
+                             "UpperDir": str(dirs[0]) if dirs else None,
+                             "WorkDir": str(top / "work") if top else None}
             graph["Data"] = {k: v for k, v in graph["Data"].items() if v}
         except Exception:  # noqa: BLE001 - inspect must not fail on a missing snapshot
             pass

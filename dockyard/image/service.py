@@ -475,21 +475,23 @@ class ImageService:
 
         flt = ImageFilter(filters or {}, self)
         deleted: list[dict[str, str]] = []
-        reclaimed = 0
+        # docker counts the layers it removed, not the images' sizes: an image whose layers
+        # another image still uses reclaims nothing
+        layer_sizes = {s.chain_id: s.size for s in self.client.snapshots.list() if s.chain_id}
         for image in self.list(all=True):
             if not all and image.repo_tags:
                 continue
             if not flt.match(image) or self._container_users(image.id):
                 continue
             try:
-                before = image.size
                 deleted.extend(self.remove(image.id, force=True, prune=True))
-                reclaimed += before
             except DockyardError:
                 continue
         from dockyard.gc import collect
 
         collect(self.client)
+        left = {s.chain_id for s in self.client.snapshots.list() if s.chain_id}
+        reclaimed = sum(size for chain, size in layer_sizes.items() if chain not in left)
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # -- formats in and out (each in its own module) ----------------------------------------------

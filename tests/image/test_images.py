@@ -126,7 +126,7 @@ def test_filters(client, busybox):
     assert ids(label="team") == ["other/thing:2"]
     assert ids(label="team=y") == []
     assert ids(dangling="true") == []
-    with pytest.raises(InvalidArgument, match="invalid filter 'color'"):
+    with pytest.raises(InvalidArgument, match="Invalid filter 'color'"):
         client.images.list(filters={"color": ["red"]})
 
 

@@ -226,7 +226,10 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
         ctx.client.networks.remove(ref)
         ctx.print(ref)
 
-    return each(ctx, args.networks, remove, skip_missing=args.force)[1]
+    rc = each(ctx, args.networks, remove, skip_missing=args.force)[1]
+    if rc:
+        ctx.warn("exit status 1")  # docker 28's CLI adds this line after network rm failures
+    return rc
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
@@ -266,4 +269,5 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
         ctx.print("Deleted Networks:")
         for name in removed:
             ctx.print(name)
+        ctx.print()  # docker ends the list with an empty line
     return 0

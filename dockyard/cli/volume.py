@@ -46,8 +46,10 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import InvalidArgument
 
     if args.name and args.name_flag and args.name != args.name_flag:
-        raise InvalidArgument("conflicting options: either specify --name or provide positional "
-                              "arg, not both")
+        exc = InvalidArgument("conflicting options: cannot specify a volume-name through both "
+                              "--name and as a positional arg")
+        exc.cli_prefix = ""  # a CLI-side check: docker prints it bare
+        raise exc
     vol = ctx.client.volumes.create(args.name or args.name_flag, driver=args.driver,
                                     labels=key_values(args.label),
                                     options=key_values(args.opt) or None)

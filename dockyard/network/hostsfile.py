@@ -61,3 +61,27 @@ def resolv_conf(embedded_dns: bool, host_conf: str | None = None) -> str:
     if options:
         out += "options " + " ".join(options) + "\n"
     return out
+
+
+def custom_resolv_conf(embedded_dns: bool, servers: list[str], search: list[str],
+                       options: list[str]) -> str:
+    """``--dns``/``--dns-search``/``--dns-opt`` as docker writes them: on a user network the
+    embedded server stays the nameserver (the ``--dns`` servers become its upstreams) and
+    ``ndots:0`` comes first in the options; elsewhere the given servers are written."""
+    base = resolv_conf(embedded_dns) if not servers else ""
+    out = ""
+    if search:
+        out += "search " + " ".join(search) + "\n"
+    elif base:
+        out += "".join(line + "\n" for line in base.splitlines() if line.startswith("search "))
+    if embedded_dns:
+        out += "nameserver 127.0.0.11\n"
+        opts = ["ndots:0", *[o for o in options if not o.startswith("ndots:")]]
+        return out + "options " + " ".join(opts) + "\n"
+    if servers:
+        out += "".join(f"nameserver {s}\n" for s in servers)
+    else:
+        out += "".join(line + "\n" for line in base.splitlines() if line.startswith("nameserver "))
+    if options:
+        out += "options " + " ".join(options) + "\n"
+    return out

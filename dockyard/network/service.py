@@ -630,7 +630,7 @@ class NetworkService:
                    if e.network_id == net.id]
             connected = any(c[0] == net.id for c in self.store.connections(container_id))
             if not eps and not connected and not force:
-                raise Conflict(f"container {container_id[:12]} is not connected to network "
+                raise Conflict(f"container {container_id} is not connected to network "
                                f"{net.name}")
             sandbox = self.store.sandbox(container_id)
             for e in eps:
@@ -696,16 +696,20 @@ class NetworkService:
             if n is None:
                 continue
             e = eps.get(nid)
-            aliases = next((c[1] for c in self.store.connections(cid) if c[0] == nid), [])
+            conn = next((c for c in self.store.connections(cid) if c[0] == nid), None)
+            aliases = conn[1] if conn else []
             prefix = ipaddress.IPv4Network(n.subnet).prefixlen if (e and n.subnet) else 0
+            # docker 28's CLI re-encodes what a 20.10 daemon sends: its field order, and
+            # GwPriority/DNSNames with their zero values
             networks[n.name] = {
-                "IPAMConfig": None, "Links": None,
+                "IPAMConfig": {"IPv4Address": conn[2]} if conn and conn[2] else None,
+                "Links": None,
                 "Aliases": (_aliases(aliases, cid, sandbox) if n.user_defined else None),
+                "MacAddress": e.mac if e else "", "DriverOpts": None, "GwPriority": 0,
                 "NetworkID": n.id, "EndpointID": e.endpoint_id if e else "",
                 "Gateway": (n.gateway or "") if e and not n.internal else "",
                 "IPAddress": e.ip if e else "", "IPPrefixLen": prefix, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "MacAddress": e.mac if e else "", "DriverOpts": None}
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
         default = networks.get("bridge", {})
         return {
             "Bridge": "", "SandboxID": (sandbox.netns or "").rsplit("/", 1)[-1] if sandbox else "",

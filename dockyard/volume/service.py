@@ -22,6 +22,8 @@ from dockyard.volume.mounts import MountSpec
 from dockyard.volume.store import Volume, VolumeStore
 
 LOCAL_OPTIONS = ("type", "device", "o", "size")
+#: docker 23+ labels anonymous volumes so; this docker (20.10) does not, so the label is not
+#: stored, but a filter on it (the API's prune of anonymous volumes) still finds them
 ANON_LABEL = "com.docker.volume.anonymous"
 
 
@@ -75,7 +77,8 @@ class VolumeService:
                anonymous: bool = False) -> Volume:
         """Create a volume; an existing one of the same name is returned as it is (docker)."""
         if driver != "local":
-            raise NotFound(f"error looking up volume plugin {driver}: plugin \"{driver}\" not found")
+            raise NotFound(f"create {name}: error looking up volume plugin {driver}: "
+                           f"plugin \"{driver}\" not found")
         if name is None:
             name, anonymous = secrets.token_hex(32), True
         if len(name) < 2 or not name[:2].isalnum():
@@ -99,9 +102,8 @@ class VolumeService:
         existing = self.store.get(name)
         if existing is not None:
             return self._with_mountpoint(existing)
+        # docker 20.10 marks anonymous volumes in its own records, not with a label
         labels = dict(labels or {})
-        if anonymous:
-            labels.setdefault(ANON_LABEL, "")
         vol = Volume(name, "local", labels or None, opts or None, anonymous, _now())
         data = self.mountpoint(name)
         self.state.dir("volumes")
@@ -128,6 +130,9 @@ class VolumeService:
     def list(self, filters: dict[str, list[str]] | None = None) -> list[Volume]:
         vols = [self._with_mountpoint(v) for v in self.store.all()]
         used = self.store.referenced()
+        for key in filters or {}:  # checked before anything is listed, as docker does
+            if key not in ("name", "driver", "label", "dangling"):
+                raise InvalidArgument(f"Invalid filter '{key}'")
         for key, values in (filters or {}).items():
             vols = [v for v in vols if any(_matches(v, key, val, used) for val in values)]
         return vols
@@ -461,10 +466,12 @@ def _matches(v: Volume, key: str, value: str, used: set[str]) -> bool:
     if key == "dangling":
         want = value.lower() in ("1", "true")
         if value.lower() not in ("1", "true", "0", "false"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'")
+            raise InvalidArgument(f"Invalid filter 'dangling=[{value}]'")
         return (v.name not in used) == want
     if key == "label":
         k, sep, val = value.partition("=")
         labels = v.labels or {}
+        if k == ANON_LABEL and not sep and v.anonymous:  # what docker 23+ labels them with
+            return True
         return k in labels and (not sep or labels[k] == val)
-    raise InvalidArgument(f"invalid filter '{key}'")
+    raise InvalidArgument(f"Invalid filter '{key}'")

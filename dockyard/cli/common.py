@@ -15,7 +15,12 @@ Handler = Callable[[argparse.Namespace, "Context"], "int | None"]
 
 
 class UsageError(Exception):
-    """Raised by the parser instead of exiting, so that main() picks the exit code."""
+    """Raised by the parser instead of exiting: docker's whole usage message and exit code (1
+    for a wrong number of arguments or an unknown command, 125 for a bad flag)."""
+
+    def __init__(self, text: str, exit_code: int = 125) -> None:
+        super().__init__(text)
+        self.exit_code = exit_code
 
 
 # docker's messages are English whatever the locale, and Python ships no argparse translations:
@@ -43,14 +48,98 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with docker's way of reporting bad flags: one line, then a hint, exit 125."""
+    """argparse with docker's (cobra's) usage errors: the same wording, the usage line, the
+    hint, and docker's exit codes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """argparse lets a REMAINDER positional be empty; docker requires ``exec``'s COMMAND."""
+        ns, extras = super().parse_known_args(args, namespace)
+        for a in self._positional_actions():
+            if a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("[") \
+                    and not getattr(ns, a.dest, None):
+                self._arguments_error()
+        return ns, extras
+
+    def _positional_actions(self) -> list[argparse.Action]:
+        return [a for a in self._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)]
+
+    def usage_line(self) -> str:
+        """``dockyard logs [OPTIONS] CONTAINER``: docker's usage line for this command."""
+        if self._subparsers is not None:
+            return self.prog
+        words = [self.prog, "[OPTIONS]"]
+        for a in self._positional_actions():
+            name = a.metavar if isinstance(a.metavar, str) else a.dest.upper()
+            if name.startswith("["):  # the metavar already says it is optional
+                words.append(name)
+                continue
+            words.append({"?": f"[{name}]", "*": f"[{name}...]", "+": f"{name} [{name}...]"}.get(
+                a.nargs if isinstance(a.nargs, str) else "", name))
+        return " ".join(words)
+
+    def _arguments_error(self) -> NoReturn:
+        """docker's "requires N arguments": exact or "at least", counted from the positionals."""
+        positionals = self._positional_actions()
+        needed = sum(1 for a in positionals if a.nargs in (None, "+") or (
+            a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("["))) + sum(
+            a.nargs for a in positionals if isinstance(a.nargs, int))
+        if not positionals:
+            raise UsageError(f"dockyard: '{self.prog}' accepts no arguments\n\nUsage:  {self.usage_line()}\n\n"
+                             f"Run '{self.prog} --help' for more information", 1)
+        at_least = any(a.nargs in ("+", "*", "?", argparse.REMAINDER) for a in positionals)
+        at_most = needed == 0 and all(a.nargs == "?" for a in positionals)
+        if at_most:  # only optional arguments: too many of them
+            needed, at_least = len(positionals), False
+        plural = "" if needed == 1 else "s"
+        count = f"at most {needed}" if at_most else f"at least {needed}" if at_least else str(needed)
+        hint = "See" if at_least else "Run"
+        raise UsageError(f"dockyard: '{self.prog}' requires {count} argument{plural}\n\n"
+                         f"Usage:  {self.usage_line()}\n\n{hint} '{self.prog} --help' for more information", 1)
+
+    chosen_verb: str | None = None  # set on an object's parser by run_object
+
+    def _verb_parser(self) -> "Parser":
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and self.chosen_verb in action.choices:
+                return action.choices[self.chosen_verb]
+        return self
+
+    def _flag_error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\n\nUsage:  {self.usage_line()}\n\n"
+                         f"Run '{self.prog} --help' for more information", 125)
+
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message}\nSee '{self.prog} --help'.")
+        import re
+
+        if message.startswith("the following arguments are required"):
+            self._arguments_error()
+        if message.startswith("unrecognized arguments: "):
+            # reported by the object's parser, but about the verb's flags and arguments
+            verb = self._verb_parser()
+            first = message.split(": ", 1)[1].split()[0]
+            if first.startswith("--"):
+                verb._flag_error(f"unknown flag: {first.split('=', 1)[0]}")
+            if first.startswith("-") and len(first) > 1:
+                verb._flag_error(f"unknown shorthand flag: '{first[1]}' in {first}")
+            verb._arguments_error()  # a positional too many
+        m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if m:
+            raise UsageError(f"dockyard: unknown command: {self.prog} {m.group(1)}\n\nUsage:  {self.prog}\n\n"
+                             f"Run '{self.prog} --help' for more information", 1)
+        m = re.match(r"argument ([^:]+): expected one argument", message)
+        if m:
+            flag = m.group(1).split("/")[-1]
+            self._flag_error(f"flag needs an argument: {flag}" if flag.startswith("--")
+                             else f"flag needs an argument: '{flag[1:]}' in {flag}")
+        m = re.match(r"argument ([^:]+): invalid \S+ value: '(.*)'$", message)
+        if m:
+            flags = ", ".join(m.group(1).split("/"))
+            self._flag_error(f'invalid argument "{m.group(2)}" for "{flags}" flag')
+        self._flag_error(message)
 
 
 class Context:
@@ -119,14 +208,15 @@ def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False
                                  verb=verb)
     if alias is not None and verb is not None:
         _rename_verb_prog(parser, verb, f"dockyard {alias}")
+    parser.chosen_verb = verb
     # docker's start-type commands report their own failures with 125
     # docker: `run` reports dockyard's own failures with 125; create/start/exec exit 1 like other verbs
     container_start = argv[:1] == ["run"]
     try:
         args = parser.parse_args(argv)
     except UsageError as exc:
-        sys.stderr.write(f"Error: {exc}\n" if not str(exc).startswith("unknown") else f"{exc}\n")
-        return 125
+        sys.stderr.write(f"{exc}\n")
+        return exc.exit_code
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     func: Handler | None = getattr(args, "func", None)

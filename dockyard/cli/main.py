@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         obj = name
         prog = f"dockyard {name}"
     else:
-        return _fail(f"dockyard: '{name}' is not a dockyard command.\nSee 'dockyard --help'", 1)
+        return _fail(f"dockyard: unknown command: dockyard {name}\n\nRun 'dockyard --help' for more information", 1)
 
     rc: int | None = None
     if obj == "container" and rest[:1] == ["exec"]:  # timed against docker: no argparse if possible

@@ -149,8 +149,8 @@ def test_entrypoint_rules(dy):
 def test_bad_run_input(dy, args, code, message):
     p = dy("run", *NONE, *args, "busybox", "true")
     assert p.returncode == code, p.stderr
-    assert message in p.stderr
-    assert p.stderr.count("\n") == 1  # one clear line
+    assert message in p.stderr.splitlines()[0]  # one clear line (then docker's usage hint, if docker gives one)
+    assert "Traceback" not in p.stderr
     assert dy.ok("ps", "-aq") == ""  # and nothing half-made
 
 

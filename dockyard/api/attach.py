@@ -136,6 +136,7 @@ def attach(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter nam
     if rec.status in ("running", "paused", "restarting"):
         conn = svc.attach(rec.id, **options)  # refusals (paused, stopped) are plain errors
         hj = x.hijack(content_type)
+        x.daemon.events.container(x.client, rec.id, "attach")
         if x.flag("logs"):
             _replay_logs(x, rec, options, tty, hj)
         relay(conn, hj, [], tty=tty, stdin=stdin, detach_keys=keys)
@@ -144,6 +145,7 @@ def attach(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter nam
     x.daemon.attaches.add(rec.id, pending)
     try:
         hj = x.hijack(content_type)
+        x.daemon.events.container(x.client, rec.id, "attach")
         _await_start(x, rec.id, pending, hj, watch_client=not stdin)
     finally:
         x.daemon.attaches.remove(rec.id, pending)

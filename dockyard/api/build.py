@@ -2,9 +2,10 @@
 
 The request body is the context as a tar (plain or compressed); the query names the tags,
 the Dockerfile inside the context, build args and labels (JSON), the target, ``nocache``,
-``pull``, ``q``. dockyard's builder runs it and its progress (BuildKit-style plain text) goes
-out as ``{"stream": ...}`` messages; the result as ``{"aux": {"ID": ...}}`` and docker's
-``Successfully built``/``Successfully tagged`` lines, which docker-py looks for.
+``pull``, ``q``. dockyard's builder runs it and its progress goes out as ``{"stream": ...}``
+messages in the classic builder's words (:mod:`dockyard.api.classic_build`); the result as
+``{"aux": {"ID": ...}}`` and docker's ``Successfully built``/``Successfully tagged`` lines,
+which docker-py looks for; a failure as ``{"errorDetail": {"code": N, ...}}`` (the CLI's exit code).
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def _read_dockerfile(context: Any, rel: str, explicit: bool) -> bytes:
 
 
 def build(x: Exchange) -> None:
+    from dockyard.api.classic_build import ClassicProgress, classic_error, instruction_texts
     from dockyard.api.progress import TextToStream
     from dockyard.build.context import BuildContext
-    from dockyard.build.progress import Progress
+    from dockyard.build.errors import BuildError
     from dockyard.build.service import BuildOptions
     from dockyard.content.digest import short_id
 
@@ -51,16 +53,21 @@ def build(x: Exchange) -> None:
     labels = {k: str(v) for k, v in _json_map(x, "labels").items()}
     network = x.arg("networkmode") or "default"
     stream = x.stream()
-    progress = Progress("quiet" if quiet else "plain", out=TextToStream(stream))
     tmp_parent = x.client.state.dir("build", "tmp")
     context = BuildContext.from_tar(x.body, tmp_parent, rel)
     with context:
         dockerfile = _read_dockerfile(context, rel, explicit)
+        progress = ClassicProgress(TextToStream(stream), instruction_texts(dockerfile), quiet=quiet)
         opts = BuildOptions(context=context, dockerfile=dockerfile, dockerfile_name=rel, tags=tags,
                             build_args=build_args, target=x.arg("target") or None, no_cache=x.flag("nocache"),
                             pull=x.flag("pull"), labels=labels, network=network if network != "bridge" else "default",
                             platform=x.arg("platform") or None, progress=progress)
-        result = x.client.builder.build(opts)
+        try:
+            result = x.client.builder.build(opts)
+        except BuildError as exc:
+            message, code = classic_error(exc)
+            stream.json({"errorDetail": {"code": code, "message": message}, "error": message})
+            return
     stream.json({"aux": {"ID": result.image_id}})
     if quiet:
         stream.json({"stream": result.image_id + "\n"})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from dockyard.api.http import MULTIPLEXED_STREAM, RAW_STREAM, ApiError, Exchange, client_gone
@@ -72,7 +74,11 @@ def list_(x: Exchange) -> None:
 
 
 def inspect(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter name
-    x.reply_json(x.client.containers.inspect(id, size=x.flag("size")))
+    doc = x.client.containers.inspect(id, size=x.flag("size"))
+    config = doc.get("Config")
+    if isinstance(config, dict) and not config.get("NetworkDisabled"):
+        config.pop("NetworkDisabled", None)  # moby's omitempty: dockerd shows it only when true
+    x.reply_json(doc)
 
 
 def top(x: Exchange, id: str) -> None:  # noqa: A002
@@ -133,7 +139,7 @@ def kill(x: Exchange, id: str) -> None:  # noqa: A002
     svc = x.client.containers
     rec = svc.load(id)
     signal = x.arg("signal") or "SIGKILL"
-    svc.kill(rec.id, signal)
+    svc.kill(id, signal)
     x.daemon.events.container(x.client, rec.id, "kill", signal=signal)
     x.no_content()
 
@@ -194,6 +200,8 @@ def wait(x: Exchange, id: str) -> None:  # noqa: A002
     def run() -> None:
         try:
             result["code"] = svc.wait(rec.id, condition)
+            if condition == "removed":
+                _await_removal(svc, rec.id)
         except DockyardError as exc:
             result["code"], result["error"] = -1, {"Message": exc.message}
         finally:
@@ -205,6 +213,16 @@ def wait(x: Exchange, id: str) -> None:  # noqa: A002
         if client_gone(x.sock):
             return
     stream.write(json.dumps({"Error": result.get("error"), "StatusCode": result["code"]}).encode() + b"\n")
+
+
+def _await_removal(svc: Any, cid: str, timeout: float = 10.0) -> None:
+    """The end of an auto-removal: the engine hides the record and reports the exit first, then
+    frees the rootfs and the volumes. dockerd answers ``condition=removed`` when all is gone, and
+    ``docker run --rm -v vol:/d ...; docker volume rm vol`` relies on it."""
+    pending = Path(svc.store.base) / f".removing-{cid}"
+    deadline = time.monotonic() + timeout
+    while pending.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def remove(x: Exchange, id: str) -> None:  # noqa: A002

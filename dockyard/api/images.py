@@ -58,7 +58,15 @@ def list_(x: Exchange) -> None:
 
 
 def inspect(x: Exchange, name: str) -> None:
-    x.reply_json(x.client.images.inspect(name))
+    """dockerd 20.10 words a missing image here as ``no such image: REF: No such image: REF``
+    (what ``docker image inspect`` and docker-py's ``images.get`` show); the same here."""
+    from dockyard.errors import NotFound
+
+    try:
+        doc = x.client.images.inspect(name)
+    except NotFound as exc:
+        raise ApiError(404, f"no such image: {name}: {exc.message}") from None
+    x.reply_json(doc)
 
 
 def history(x: Exchange, name: str) -> None:
@@ -201,8 +209,13 @@ class _ChunkWriter:
 def _save(x: Exchange, names: list[str]) -> None:
     if not names:
         raise ApiError(400, "no images given: use names=NAME")
+    from dockyard.errors import NotFound
+
     for n in names:
-        x.client.images.resolve_id(n)  # 404 before the archive starts
+        try:
+            x.client.images.resolve_id(n)  # 404 before the archive starts
+        except NotFound:
+            raise ApiError(404, f"No such image: {n}") from None  # dockerd names it as given
     stream = x.stream("application/x-tar")
     x.client.images.save(names, _ChunkWriter(stream))
     for n in names:

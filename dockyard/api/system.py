@@ -36,11 +36,29 @@ def version(x: Exchange) -> None:
     x.reply_json(version_document(x.daemon.api_version))
 
 
+_INFO_DEFAULTS: dict[str, Any] = {
+    "BridgeNfIptables": True, "BridgeNfIp6tables": True, "CPUSet": True, "KernelMemory": False,
+    "KernelMemoryTCP": False, "OomKillDisable": True, "GenericResources": None, "HttpProxy": "",
+    "HttpsProxy": "", "NoProxy": "", "ContainerdCommit": {"ID": "", "Expected": ""},
+    "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
+}
+
+
+def daemon_id(root: Any) -> str:
+    """A stable engine ID in dockerd's ``XXXX:XXXX:...`` form (``docker info`` prints it; swarm
+    and some tools key on it), derived from the state root so each root keeps its own."""
+    import base64
+    import hashlib
+
+    digest = base64.b32encode(hashlib.sha256(str(root).encode()).digest()).decode()[:48]
+    return ":".join(digest[i:i + 4] for i in range(0, 48, 4))
+
+
 def info(x: Exchange) -> None:
     doc = dict(x.client.system.info())
     doc.setdefault("OSVersion", "")
     doc.update({
-        "ID": doc.get("ID") or "",
+        "ID": doc.get("ID") or daemon_id(x.client.state.path),
         "IndexServerAddress": "https://index.docker.io/v1/",
         "LoggingDriver": "json-file",
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
@@ -58,6 +76,8 @@ def info(x: Exchange) -> None:
         "Isolation": "", "InitBinary": "docker-init", "ProductLicense": "",
         "Runtimes": {name: {"path": r.get("path", name)} for name, r in (doc.get("Runtimes") or {}).items()},
     })
+    for key, value in _INFO_DEFAULTS.items():  # keys dockerd always sends (clients read them)
+        doc.setdefault(key, value)
     x.reply_json(doc)
 
 
@@ -86,6 +106,8 @@ def df(x: Exchange) -> None:
         except Exception:  # noqa: BLE001 - removed meanwhile
             continue
     doc["Containers"] = containers
+    doc.setdefault("BuilderSize", sum(int(b.get("size") or 0) for b in doc.get("BuildCache") or []
+                                      if isinstance(b, dict)))
     doc["BuildCache"] = [{"ID": b.get("id", ""), "Type": b.get("type", "regular"), "Description": b.get("description", ""),
                           "InUse": bool(b.get("in_use")), "Shared": bool(b.get("shared")), "Size": b.get("size", 0),
                           "CreatedAt": _rfc3339(b.get("created")), "LastUsedAt": _rfc3339(b.get("last_used")),

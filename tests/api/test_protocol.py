@@ -55,7 +55,7 @@ def test_errors_are_docker_json_with_docker_status_codes(api) -> None:
     assert (status, json.loads(body)) == (404, {"message": "No such container: nosuch"})
     assert headers["content-type"] == "application/json"
     status, _, body = api.request("GET", "/images/nosuch:1/json")
-    assert (status, json.loads(body)) == (404, {"message": "No such image: nosuch:1"})
+    assert (status, json.loads(body)) == (404, {"message": "no such image: nosuch:1: No such image: nosuch:1"})  # dockerd 20.10
     status, _, body = api.request("POST", "/containers/create", {"Image": "nosuch"})
     assert status == 404 and json.loads(body)["message"] == "No such image: nosuch:latest"
     status, _, body = api.request("POST", "/containers/create", b"{bad json", {"Content-Type": "application/json"})

@@ -79,7 +79,12 @@ def _parse_size(text: str) -> int:
 
 
 def validate(spec: MountSpec) -> MountSpec:
-    """Daemon-side checks shared by every spelling."""
+    """Daemon-side checks shared by every spelling, in docker's order (the target first)."""
+    if not spec.target:
+        raise _config_error(spec.type, "field Target must not be empty")
+    if spec.target == "/":
+        raise _config_error(spec.type, "invalid specification: destination can't be '/'")
+    _clean_target(spec.target, spec.type)
     if spec.type not in ("bind", "volume", "tmpfs"):
         raise _config_error(spec.type, "mount type unknown")
     if spec.type == "bind":
@@ -107,7 +112,8 @@ def validate(spec: MountSpec) -> MountSpec:
 
 
 def parse_mount(raw: str) -> MountSpec:
-    """``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...]`` (docker CLI CSV)."""
+    """``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...]`` as docker's
+    CLI parses it: only the CSV and its keys are checked here (see ``validate``)."""
     import csv
 
     try:
@@ -172,21 +178,36 @@ def parse_mount(raw: str) -> MountSpec:
             raise _flag_error(raw, f"unexpected key '{key}' in '{item}'")
     if not target:
         raise _flag_error(raw, "target is required")
-    if kind not in ("bind", "volume", "tmpfs"):
-        raise _config_error(kind, "mount type unknown")
     if seen_volume_opt and kind != "volume":
         raise _flag_error(raw, f"cannot mix 'volume-*' options with mount type '{kind}'")
     if seen_bind_opt and kind != "bind":
         raise _flag_error(raw, f"cannot mix 'bind-*' options with mount type '{kind}'")
     if seen_tmpfs_opt and kind != "tmpfs":
         raise _flag_error(raw, f"cannot mix 'tmpfs-*' options with mount type '{kind}'")
-    spec = MountSpec(kind, _clean_target(target, kind), source, ro, propagation, nocopy, False,
+    # the rest (type, paths, names) is the daemon's to check: ``from_api`` at create, so that
+    # the error comes back as docker's "Error response from daemon" with exit code 125
+    clean = os.path.normpath(target) if target.startswith("/") and target != "/" else target
+    return MountSpec(kind, clean, source, ro, propagation, nocopy, False,
                      tuple(labels), tuple(options), size, mode)
-    return validate(spec)
 
 
 def parse_volume_flag(raw: str) -> MountSpec:
-    """``-v [SRC:]DST[:MODE]``: SRC is an absolute host path (bind) or a volume name."""
+    """``-v [SRC:]DST[:MODE]`` as docker's CLI reads it: only to tell a bind or named volume
+    (``HostConfig.Binds``) from an anonymous one (``Config.Volumes``). It never fails: the
+    daemon (``volume_flag_spec``, at create) reports what is wrong, as docker's does."""
+    try:
+        return volume_flag_spec(raw)
+    except InvalidArgument:
+        parts = raw.split(":")
+        if len(parts) < 2:
+            return MountSpec("volume", raw)
+        kind = "bind" if parts[0].startswith("/") else "volume"
+        return MountSpec(kind, parts[1], parts[0], create_source=kind == "bind")
+
+
+def volume_flag_spec(raw: str) -> MountSpec:
+    """``-v [SRC:]DST[:MODE]`` checked as docker's daemon does: SRC is an absolute host path
+    (bind) or a volume name."""
     parts = raw.split(":")
     if len(parts) == 1:
         src, dst, mode = "", parts[0], ""
@@ -212,6 +233,9 @@ def parse_volume_flag(raw: str) -> MountSpec:
     propagation = next((o for o in opts if o in PROPAGATIONS), "")
     if propagation and kind != "bind":
         raise InvalidArgument(f"invalid mode: {mode}")
+    if dst == "/":
+        raise InvalidArgument(f"invalid volume specification: '{raw}': invalid mount config for "
+                              f"type \"{kind}\": invalid specification: destination can't be '/'")
     spec = MountSpec(kind, _clean_target(dst, kind), os.path.normpath(src) if kind == "bind" else src,
                      "ro" in opts, propagation, "nocopy" in opts, kind == "bind", mode=mode)
     return validate(spec)

@@ -214,14 +214,18 @@ class VolumeService:
         """
         hc = host_config or {}
         specs: list[MountSpec] = []
-        for target in (config or {}).get("Volumes") or {}:
-            specs.append(mountspec.parse_volume_flag(target))
         for raw in hc.get("Binds") or []:
-            specs.append(mountspec.parse_volume_flag(raw))
+            specs.append(mountspec.volume_flag_spec(raw))
         for m in hc.get("Mounts") or []:
             specs.append(mountspec.from_api(m))
         for target, opts in (hc.get("Tmpfs") or {}).items():
             specs.append(mountspec.from_tmpfs_flag(target, opts))
+        # anonymous volumes last: a bind or named volume on the same target replaces them
+        taken = {s.target for s in specs}
+        for target in (config or {}).get("Volumes") or {}:
+            spec = mountspec.volume_flag_spec(target)
+            if spec.target not in taken:
+                specs.append(spec)
         return specs, list(hc.get("VolumesFrom") or [])
 
     def resolve_mounts(self, container_id: str, specs: Iterable[MountSpec],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
-from dockyard.volume.mounts import parse_mount, parse_volume_flag
+from dockyard.volume.mounts import parse_mount, parse_volume_flag, validate, volume_flag_spec
 
 CID1, CID2, CID3 = "1" * 64, "2" * 64, "3" * 64
 
@@ -183,7 +183,7 @@ def test_bind_and_tmpfs_mounts(vols, tmp_path):
 ])
 def test_invalid_mount_strings(raw, message):
     with pytest.raises(InvalidArgument) as err:
-        parse_mount(raw)
+        validate(parse_mount(raw))  # the CLI's checks, then the daemon's
     assert message in str(err.value)
 
 
@@ -195,7 +195,8 @@ def test_invalid_mount_strings(raw, message):
 ])
 def test_invalid_volume_flags(raw, message):
     with pytest.raises(InvalidArgument, match=message):
-        parse_volume_flag(raw)
+        volume_flag_spec(raw)  # the daemon's check; the CLI's parse_volume_flag never fails
+    parse_volume_flag(raw)
 
 
 def test_volume_flag_forms():

@@ -68,16 +68,40 @@ def key_values(values: list[str]) -> dict[str, str]:
     return out
 
 
-def parse_filters(values: list[str]) -> dict[str, list[str]]:
+def parse_filters(values: list[str], command: str = "", flag: str = "-f, --filter") -> dict[str, list[str]]:
+    """``--filter k=v`` values; a value without ``=`` is docker CLI's flag error (exit 125,
+    with the usage line of ``command``, e.g. ``network ls``)."""
     from dockyard.errors import InvalidArgument
 
     out: dict[str, list[str]] = {}
     for v in values:
         if "=" not in v:
-            raise InvalidArgument("bad format of filter (expected name=value)")
+            why = f'invalid argument "{v}" for "{flag}" flag: bad format of filter (expected name=value)'
+            if not command:
+                raise InvalidArgument(why)
+            raise _bare(InvalidArgument(
+                f"{why}\n\nUsage:  dockyard {command} [OPTIONS]\n\n"
+                f"Run 'dockyard {command} --help' for more information", exit_code=125))
         k, val = v.split("=", 1)
         out.setdefault(k.strip().lower(), []).append(val)
     return out
+
+
+def daemon_errors(fn: Any) -> Any:
+    """A handler whose service failures print as docker prints its daemon's
+    (``Error response from daemon: ...``); errors that say how they are shown keep it."""
+    import functools
+
+    @functools.wraps(fn)
+    def handler(args: argparse.Namespace, ctx: "Context") -> Any:
+        from dockyard.cli.common import DAEMON_PREFIX, shown_as
+        from dockyard.errors import DockyardError
+
+        try:
+            return fn(args, ctx)
+        except DockyardError as exc:
+            raise shown_as(exc, DAEMON_PREFIX) from None
+    return handler
 
 
 def confirm(ctx: "Context", warning: str) -> bool:
@@ -145,6 +169,7 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str])
     return list(data.values())
 
 
+@daemon_errors
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import Conflict, InvalidArgument
 
@@ -187,8 +212,10 @@ def _row(n: Any, no_trunc: bool) -> dict[str, Any]:
             "Label": lambda key: n.labels.get(key, "")}
 
 
+@daemon_errors
 def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
-    nets = sorted(ctx.client.networks.list(parse_filters(args.filter)), key=lambda n: n.name)
+    filters = parse_filters(args.filter, "network ls")
+    nets = sorted(ctx.client.networks.list(filters), key=lambda n: n.name)
     if args.quiet:
         for n in nets:
             ctx.print(n.id if args.no_trunc else n.id[:12])
@@ -205,6 +232,7 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
 def each(ctx: "Context", refs: list[str], action: Any, skip_missing: bool = False) -> tuple[list[Any], int]:
     """Run ``action`` on every ref as docker does for rm/inspect: report each failure on its own
     line and go on; exit code 1 if any failed. Returns (results, exit code)."""
+    from dockyard.cli.common import DAEMON_PREFIX, shown_as
     from dockyard.errors import DockyardError, NotFound
 
     results, rc = [], 0
@@ -213,10 +241,10 @@ def each(ctx: "Context", refs: list[str], action: Any, skip_missing: bool = Fals
             results.append(action(ref))
         except NotFound as exc:
             if not skip_missing:
-                ctx.warn(f"Error: {exc}")
+                ctx.warn(f"{shown_as(exc, DAEMON_PREFIX).cli_prefix}{exc}")
                 rc = 1
         except DockyardError as exc:
-            ctx.warn(f"Error: {exc}")
+            ctx.warn(f"{shown_as(exc, DAEMON_PREFIX).cli_prefix}{exc}")
             rc = 1
     return results, rc
 
@@ -248,23 +276,26 @@ def container_ref(ctx: "Context", ref: str) -> tuple[str, str | None]:
     return str(cid), (str(name).lstrip("/") if name else None)
 
 
+@daemon_errors
 def cmd_connect(args: argparse.Namespace, ctx: "Context") -> int:
     cid, name = container_ref(ctx, args.container)
     ctx.client.networks.connect(args.network, cid, name=name, aliases=args.alias, ip=args.ip)
     return 0
 
 
+@daemon_errors
 def cmd_disconnect(args: argparse.Namespace, ctx: "Context") -> int:
     cid, _ = container_ref(ctx, args.container)
     ctx.client.networks.disconnect(args.network, cid, force=args.force)
     return 0
 
 
+@daemon_errors
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
     if not args.force and not confirm(
             ctx, "This will remove all custom networks not used by at least one container."):
         return 0
-    removed = ctx.client.networks.prune(parse_filters(args.filter))
+    removed = ctx.client.networks.prune(parse_filters(args.filter, "network prune", "--filter"))
     if removed:
         ctx.print("Deleted Networks:")
         for name in removed:

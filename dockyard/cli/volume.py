@@ -5,6 +5,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from dockyard.cli.common import add_verb
+from dockyard.cli.network import daemon_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.cli.common import Context
@@ -41,6 +42,7 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'label=<label>')")
 
 
+@daemon_errors
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.network import key_values
     from dockyard.errors import InvalidArgument
@@ -57,10 +59,11 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     return 0
 
 
+@daemon_errors
 def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.network import parse_filters
 
-    vols = ctx.client.volumes.list(parse_filters(args.filter))
+    vols = ctx.client.volumes.list(parse_filters(args.filter, "volume ls"))
     if args.quiet:
         for v in vols:
             ctx.print(v.name)
@@ -96,13 +99,14 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     return print_inspect(ctx, found, args.format) or rc
 
 
+@daemon_errors
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.network import confirm, parse_filters
 
     if not args.force and not confirm(
             ctx, "This will remove all local volumes not used by at least one container."):
         return 0
-    removed, space = ctx.client.volumes.prune(parse_filters(args.filter))
+    removed, space = ctx.client.volumes.prune(parse_filters(args.filter, "volume prune", "--filter"))
     if removed:
         ctx.print("Deleted Volumes:")
         for name in removed:

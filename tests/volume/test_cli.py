@@ -14,11 +14,11 @@ def test_volume_verbs(cli):
     mount = cli("volume", "inspect", "-f", "{{.Mountpoint}}", "site").stdout.strip()
     assert mount.endswith("/volumes/site/_data")
     bad = cli("volume", "create", "v")
-    assert bad.returncode == 1 and bad.stderr == ("Error: create v: volume name is too short, names "
+    assert bad.returncode == 1 and bad.stderr == ("Error response from daemon: create v: volume name is too short, names "
                                                   "should be at least two alphanumeric characters\n")
     both = cli("volume", "rm", "site", "missing")
     assert both.returncode == 1 and both.stdout == "site\n"
-    assert both.stderr == "Error: get missing: no such volume\n"
+    assert both.stderr == "Error response from daemon: get missing: no such volume\n"
     assert cli("volume", "rm", "-f", "missing").returncode == 0
     cli("volume", "create", "junk", check=True)
     pruned = cli("volume", "prune", "-f")
@@ -38,16 +38,16 @@ def test_network_verbs_without_containers(cli, client):
         assert json.loads(cfg) == [{"Subnet": "10.252.9.0/24"}]  # docker shows no gateway it was not given
         overlap = cli("network", "create", "--subnet", "10.252.9.0/25", "other")
         assert overlap.returncode == 1
-        assert overlap.stderr == "Error: Pool overlaps with other one on this address space\n"
+        assert overlap.stderr == "Error response from daemon: Pool overlaps with other one on this address space\n"
         dup = cli("network", "create", "webnet")
         assert dup.returncode == 1 and "already exists" in dup.stderr
         predefined = cli("network", "rm", "bridge")
-        assert predefined.stderr == ("Error: bridge is a pre-defined network and cannot be removed\n"
+        assert predefined.stderr == ("Error response from daemon: bridge is a pre-defined network and cannot be removed\n"
                                  "exit status 1\n")  # docker 28 CLI adds that line
         assert cli("network", "ls", "-q", "--filter", "label=x=y").stdout.strip() == created.stdout.strip()[:12]
         rm = cli("network", "rm", "webnet", "nosuch")
         assert rm.returncode == 1 and rm.stdout == "webnet\n"
-        assert rm.stderr == "Error: network nosuch not found\nexit status 1\n"
+        assert rm.stderr == "Error response from daemon: network nosuch not found\nexit status 1\n"
         assert cli("network", "prune", "-f").returncode == 0
     finally:
         client.networks.cleanup()

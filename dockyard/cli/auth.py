@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dockyard.cli.common import add_verb
+from dockyard.cli.common import add_verb, shown_as
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.cli.common import Context
@@ -56,10 +56,10 @@ def cmd_login(args: argparse.Namespace, ctx: "Context") -> int:
     svc.configure(args.insecure_registry)
     password = args.password
     if password is not None and args.password_stdin:
-        raise InvalidArgument("--password and --password-stdin are mutually exclusive")
+        raise shown_as(InvalidArgument("conflicting options: cannot specify both --password and --password-stdin"), "")
     if args.password_stdin:
         if not args.username:
-            raise InvalidArgument("Must provide --username with --password-stdin")
+            raise shown_as(InvalidArgument("the --password-stdin option requires --username to be set"), "")
         password = sys.stdin.read()
         password = password[:-1] if password.endswith("\n") else password
         password = password[:-1] if password.endswith("\r") else password
@@ -79,7 +79,13 @@ def cmd_login(args: argparse.Namespace, ctx: "Context") -> int:
         raise InvalidArgument("Username is required")
     if not password:
         raise InvalidArgument("Password is required")
-    result = svc.login(args.server, username, password)
+    from dockyard.cli.common import DAEMON_PREFIX
+    from dockyard.errors import DockyardError
+
+    try:
+        result = svc.login(args.server, username, password)
+    except DockyardError as exc:  # docker's daemon checks the credentials with the registry
+        raise shown_as(exc, DAEMON_PREFIX) from None
     if not result.helper:
         ctx.warn(_PLAINTEXT_WARNING.format(path=result.stored_in))
     ctx.print("Login Succeeded")

@@ -142,6 +142,18 @@ class Parser(argparse.ArgumentParser):
         self._flag_error(message)
 
 
+#: docker prints what its daemon refused behind this; dockyard's engine plays the daemon
+DAEMON_PREFIX = "Error response from daemon: "
+
+
+def shown_as(exc: Any, prefix: str) -> Any:
+    """Mark a DockyardError to print behind ``prefix`` (docker's "Error response from daemon: ",
+    or "" for what the docker CLI reports bare), unless it already says how it is shown."""
+    if "cli_prefix" not in vars(exc) and exc.cli_prefix == "Error: ":
+        exc.cli_prefix = prefix
+    return exc
+
+
 class Context:
     """Per-invocation state handed to handlers: the client (made on first use) and streams."""
 

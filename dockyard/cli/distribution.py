@@ -46,31 +46,50 @@ def add_push_verb(sub: Any) -> None:
 
 
 def _default_tag_note(args: argparse.Namespace, ctx: "Context") -> None:
-    """docker says so when a name without tag or digest gets ``latest``."""
+    """docker says so when a name without tag or digest gets ``latest``. A malformed name is the
+    docker CLI's own finding: its message is printed bare."""
+    from dockyard.cli.common import shown_as
+    from dockyard.errors import DockyardError, InvalidArgument
     from dockyard.image.reference import parse
 
-    if not args.quiet and not args.all_tags:
+    try:
         ref = parse(args.name, default_tag=False)
-        if not ref.tag and not ref.digest:
-            ctx.print("Using default tag: latest")
+    except DockyardError as exc:
+        raise shown_as(exc, "") from None
+    if args.all_tags and (ref.tag or ref.digest):
+        raise shown_as(InvalidArgument("tag can't be used with --all-tags/-a"), "")
+    if not args.quiet and not args.all_tags and not ref.tag and not ref.digest:
+        ctx.print("Using default tag: latest")
 
 
 def cmd_pull(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.common import DAEMON_PREFIX, shown_as
+    from dockyard.errors import DockyardError
+
     svc = ctx.client.distribution
     svc.configure(args.insecure_registry)
     _default_tag_note(args, ctx)
-    report = svc.pull_report(args.name, platform=args.platform, all_tags=args.all_tags,
-                             progress=None if args.quiet else ctx.out)
+    try:
+        report = svc.pull_report(args.name, platform=args.platform, all_tags=args.all_tags,
+                                 progress=None if args.quiet else ctx.out)
+    except DockyardError as exc:  # docker's daemon refused the pull
+        raise shown_as(exc, DAEMON_PREFIX) from None
     ctx.print(report.name)
     return 0
 
 
 def cmd_push(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.common import shown_as
+    from dockyard.errors import DockyardError
+
     svc = ctx.client.distribution
     svc.configure(args.insecure_registry)
     _default_tag_note(args, ctx)
-    outcomes = svc.push(args.name, all_tags=args.all_tags, platform=args.platform,
-                        progress=None if args.quiet else ctx.out)
+    try:
+        outcomes = svc.push(args.name, all_tags=args.all_tags, platform=args.platform,
+                            progress=None if args.quiet else ctx.out)
+    except DockyardError as exc:  # docker prints a push's failure bare, from its progress stream
+        raise shown_as(exc, "") from None
     if args.quiet:
         from dockyard.image.reference import parse
 

@@ -80,12 +80,15 @@ class RegistryClient:
             if self._base is not None:
                 return self._ping_status
             last: TransferError | None = None
+            plain: TransferError | None = None  # docker reports the plain-HTTP attempt's failure
             for scheme in self._schemes():
                 url = f"{scheme}://{self.host}/v2/"
                 try:
                     resp = self.transport.request("GET", url)
                 except TransferError as exc:
                     last = exc
+                    if scheme == "http":
+                        plain = exc
                     continue
                 if resp.status == 400 and scheme == "http" and len(self._schemes()) > 1:
                     resp.close()  # "Client sent an HTTP request to an HTTPS server"
@@ -98,7 +101,7 @@ class RegistryClient:
                 self._ping_status = resp.status
                 return resp.status
             assert last is not None
-            raise last
+            raise plain or last
 
     @property
     def base(self) -> str:

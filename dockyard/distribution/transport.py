@@ -132,10 +132,28 @@ def quote_url(url: str) -> str:
     return f'"{url}"'
 
 
-def describe_os_error(exc: BaseException) -> str:
-    """A short, docker-like reason for a network failure."""
+def _dialed(host: str, port: int | None) -> str:
+    """The address Go's error names for a failed dial: the host resolved (IPv4 first)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return f"{host}:{port}"
+    infos.sort(key=lambda i: i[0] != socket.AF_INET)
+    addr = infos[0][4][0] if infos else host
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def describe_os_error(exc: BaseException, dialing: str | None = None) -> str:
+    """A short, docker-like reason for a network failure; ``dialing`` (``host:port``) when it
+    happened while connecting: Go's ``dial tcp 127.0.0.1:5999: connect: connection refused``."""
+    if dialing is not None and isinstance(exc, ConnectionRefusedError):
+        return f"dial tcp {dialing}: connect: connection refused"
+    if dialing is not None and isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"dial tcp {dialing}: i/o timeout"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"tls: failed to verify certificate: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+        return "http: server gave HTTP response to HTTPS client"  # Go's words for TLS to plain HTTP
     if isinstance(exc, ssl.SSLError):
         return f"tls: {exc.reason or exc}"
     if isinstance(exc, ConnectionRefusedError):
@@ -246,7 +264,12 @@ class Transport:
                     # a short limit for connecting (a server that never answers a TLS hello),
                     # the full one for the transfer itself
                     conn.timeout = min(_CONNECT_TIMEOUT, self.timeout)
-                    conn.connect()
+                    try:
+                        conn.connect()
+                    except (ConnectionRefusedError, socket.timeout, TimeoutError) as exc:
+                        conn.close()
+                        raise TransferError(f"{method.title()} {quote_url(url)}: "
+                                            f"{describe_os_error(exc, _dialed(conn.host, conn.port))}") from None
                     assert conn.sock is not None
                     conn.sock.settimeout(self.timeout)
                 conn.putrequest(method, path, skip_accept_encoding=True)

@@ -33,13 +33,13 @@ def test_round_trip_with_token_auth(cli, client, busybox, token_registry, tmp_pa
     host = token_registry
     r = cli("login", "-u", USER, "--password-stdin", host, input="wrong\n")
     assert r.returncode == 1
-    assert r.stderr == f'Error: Get "http://{host}/v2/": unauthorized: incorrect username or password\n'
+    assert r.stderr == f'Error response from daemon: Get "http://{host}/v2/": unauthorized: incorrect username or password\n'
     assert not (docker_config / "config.json").exists()
 
     name = f"{host}/{USER}/app:1"
     cli("tag", "busybox", name, check=True)
     r = cli("push", name)
-    assert r.returncode == 1 and r.stderr == "Error: unauthorized: authentication required\n"
+    assert r.returncode == 1 and r.stderr == "unauthorized: authentication required\n"
 
     assert cli("login", "-u", USER, "--password-stdin", host, input=PASSWORD).returncode == 0
     out = cli("push", name, check=True).stdout.splitlines()
@@ -62,10 +62,10 @@ def test_round_trip_with_token_auth(cli, client, busybox, token_registry, tmp_pa
     denied = f"{host}/bob/app:1"
     cli("tag", "busybox", denied, check=True)
     r = cli("push", denied)
-    assert (r.returncode, r.stderr) == (1, "Error: denied: requested access to the resource is denied\n")
+    assert (r.returncode, r.stderr) == (1, "denied: requested access to the resource is denied\n")
     root3 = tmp_path / "third"
     r = dy(root3, "pull", denied, env={"DOCKER_CONFIG": str(docker_config)}, check=False)
-    assert r.returncode == 1 and r.stderr.startswith(f"Error: pull access denied for {host}/bob/app, ")
+    assert r.returncode == 1 and r.stderr.startswith(f"Error response from daemon: pull access denied for {host}/bob/app, ")
     assert content_blobs(root3) == set()
 
 

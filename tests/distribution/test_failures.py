@@ -33,7 +33,7 @@ def test_digest_mismatch_from_a_malicious_server(cli, root, app_server, docker_c
     srv = _serve(app_server, fake)
     r = cli("pull", f"{srv.host}/evil/app")
     assert r.returncode == 1
-    assert r.stderr.startswith(f"Error: failed to verify blob {layer} from {srv.host}/evil/app: digest mismatch")
+    assert r.stderr.startswith(f"Error response from daemon: failed to verify blob {layer} from {srv.host}/evil/app: digest mismatch")
     assert r.stderr.count("\n") == 1
     _nothing_stored(cli, root)
     assert not cli("image", "inspect", f"{srv.host}/evil/app").returncode == 0
@@ -48,7 +48,7 @@ def test_manifest_digest_is_verified(cli, root, app_server, docker_config):
     srv = _serve(app_server, fake)
     r = cli("pull", f"{srv.host}/evil/app@{wanted}")
     assert r.returncode == 1
-    assert r.stderr.startswith(f"Error: manifest verification failed for digest {wanted}: ")
+    assert r.stderr.startswith(f"Error response from daemon: manifest verification failed for digest {wanted}: ")
     _nothing_stored(cli, root)
 
 
@@ -60,7 +60,7 @@ def test_manifest_naming_a_missing_blob(cli, root, app_server, docker_config):
     srv = _serve(app_server, fake)
     r = cli("pull", f"{srv.host}/gone/app")
     assert r.returncode == 1
-    assert r.stderr == (f"Error: manifest names a blob the registry does not have: {missing} "
+    assert r.stderr == (f"Error response from daemon: manifest names a blob the registry does not have: {missing} "
                         "(blob unknown: blob unknown to registry)\n")
     _nothing_stored(cli, root)
 
@@ -75,7 +75,7 @@ def test_truncated_download_then_resume(cli, client, root, app_server, docker_co
     srv = _serve(app_server, fake)
     r = cli("pull", f"{srv.host}/cut/app", env={"DOCKYARD_PULL_RETRIES": "0"})
     assert r.returncode == 1
-    assert r.stderr.startswith(f'Error: Get "http://{srv.host}/v2/cut/app/blobs/{layer}": connection closed after ')
+    assert r.stderr.startswith(f'Error response from daemon: Get "http://{srv.host}/v2/cut/app/blobs/{layer}": connection closed after ')
     assert r.stderr.count("\n") == 1
     assert cli("image", "ls", "-q").stdout == ""
     partial = {ref: size for ref, size, _ in client.content.in_progress()}
@@ -162,7 +162,7 @@ def test_token_for_another_repository(cli, root, app_server, docker_config):
     srv = _serve(app_server, fake)
     r = cli("pull", f"{srv.host}/mine/app")
     assert r.returncode == 1
-    assert r.stderr == (f"Error: pull access denied for {srv.host}/mine/app, repository does not exist or may "
+    assert r.stderr == (f"Error response from daemon: pull access denied for {srv.host}/mine/app, repository does not exist or may "
                         "require 'dockyard login': unauthorized: token not valid for this repository\n")
     _nothing_stored(cli, root)
 
@@ -173,7 +173,8 @@ def test_connection_refused_is_one_line(cli, docker_config):
     port = free_port()
     r = cli("pull", f"localhost:{port}/x/y")
     assert r.returncode == 1
-    assert r.stderr == f'Error: Get "https://localhost:{port}/v2/": connection refused\n'
+    assert r.stderr == (f'Error response from daemon: Get "http://localhost:{port}/v2/": '
+                        f"dial tcp 127.0.0.1:{port}: connect: connection refused\n")  # docker's words
 
 
 @pytest.mark.interop

@@ -118,12 +118,12 @@ def test_multi_platform_index(cli, client, cncf, tmp_path, root, docker_config):
     assert f"1: digest: {index_digest} size:" in out
 
     r = cli("pull", "--platform", "linux/s390x", name)
-    assert r.returncode == 1 and r.stderr == "Error: no matching manifest for linux/s390x in the manifest list entries\n"
+    assert r.returncode == 1 and r.stderr == "Error response from daemon: no matching manifest for linux/s390x in the manifest list entries\n"
     r = cli("pull", "--platform", "linux/arm64", f"{cncf.host}/sk/single:1")
     assert r.returncode == 0, r.stderr
     r = cli("pull", "--platform", "linux/ppc64le", f"{cncf.host}/sk/single:1")
     assert r.returncode == 1
-    assert r.stderr == (f"Error: image with reference {cncf.host}/sk/single:1 was found but does not match the "
+    assert r.stderr == (f"Error response from daemon: image with reference {cncf.host}/sk/single:1 was found but does not match the "
                         "specified platform: wanted linux/ppc64le, actual: linux/arm64\n")
 
 

@@ -23,7 +23,7 @@ def _b64(user: str, password: str) -> str:
 def test_wrong_password_stores_nothing(cli, cncf_auth, docker_config):
     r = cli("login", "-u", USER, "--password-stdin", cncf_auth.host, input="wrong\n")
     assert r.returncode == 1
-    assert r.stderr == f"Error: login attempt to http://{cncf_auth.host}/v2/ failed with status: 401 Unauthorized\n"
+    assert r.stderr == f"Error response from daemon: login attempt to http://{cncf_auth.host}/v2/ failed with status: 401 Unauthorized\n"
     assert r.stdout == ""
     assert not (docker_config / "config.json").exists()
 
@@ -70,9 +70,9 @@ def test_stored_credentials_are_reused(cli, cncf_auth, docker_config):
 
 def test_flag_errors(cli, cncf_auth, docker_config):
     r = cli("login", "-u", USER, "-p", "x", "--password-stdin", cncf_auth.host)
-    assert (r.returncode, r.stderr) == (1, "Error: --password and --password-stdin are mutually exclusive\n")
+    assert (r.returncode, r.stderr) == (1, "conflicting options: cannot specify both --password and --password-stdin\n")
     r = cli("login", "--password-stdin", cncf_auth.host, input="x\n")
-    assert (r.returncode, r.stderr) == (1, "Error: Must provide --username with --password-stdin\n")
+    assert (r.returncode, r.stderr) == (1, "the --password-stdin option requires --username to be set\n")
     r = cli("login", cncf_auth.host, input="")
     assert (r.returncode, r.stderr) == (1, "Error: Cannot perform an interactive login from a non TTY device\n")
     r = cli("login", "-u", USER, "-p", PASSWORD, cncf_auth.host)

@@ -107,7 +107,7 @@ def test_pull_by_digest_all_tags_and_quiet(cli, busybox, cncf, tmp_path, docker_
 
     assert dy(root2, "pull", "-q", f"{cncf.host}/tags/bb:a").stdout == f"{cncf.host}/tags/bb:a\n"
     bad = dy(root2, "pull", "-a", f"{cncf.host}/tags/bb:a", check=False)
-    assert bad.returncode == 1 and bad.stderr == "Error: tag can't be used with --all-tags/-a\n"
+    assert bad.returncode == 1 and bad.stderr == "tag can't be used with --all-tags/-a\n"
 
 
 def test_library_pull_for_run(cli, client, busybox_tar, cncf, tmp_path, docker_config):
@@ -133,16 +133,16 @@ def test_library_pull_for_run(cli, client, busybox_tar, cncf, tmp_path, docker_c
 
 def test_bad_names_and_missing_images(cli, busybox, cncf, root, docker_config):
     r = cli("pull", f"{cncf.host}/a..b")
-    assert (r.returncode, r.stderr) == (1, "Error: invalid reference format\n")
+    assert (r.returncode, r.stderr) == (1, "invalid reference format\n")
     r = cli("pull", f"{cncf.host}/Upper/case")
     assert r.returncode == 1
-    assert r.stderr == "Error: invalid reference format: repository name (Upper/case) must be lowercase\n"
+    assert r.stderr == "invalid reference format: repository name (Upper/case) must be lowercase\n"
     r = cli("push", f"{cncf.host}/nothing/here:1")
     assert r.returncode == 1
-    assert r.stderr == f"Error: An image does not exist locally with the tag: {cncf.host}/nothing/here\n"
+    assert r.stderr == f"An image does not exist locally with the tag: {cncf.host}/nothing/here\n"
     r = cli("pull", f"{cncf.host}/nothing/here:1")
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr == (f"Error: manifest for {cncf.host}/nothing/here:1 not found: "
+    assert r.stderr == (f"Error response from daemon: manifest for {cncf.host}/nothing/here:1 not found: "
                         "manifest unknown: manifest unknown\n")
     assert cli("image", "ls", "-q").stdout.split() == [busybox[7:19]]
 
@@ -167,7 +167,7 @@ def test_insecure_registry_rules(cli, busybox, tmp_path, docker_config):
         cli("tag", "busybox", name, check=True)
         r = cli("push", name)
         assert r.returncode == 1
-        assert r.stderr.startswith(f'Error: Get "https://{reg.host}/v2/": tls: ') and r.stderr.count("\n") == 1
+        assert r.stderr == f'Get "https://{reg.host}/v2/": http: server gave HTTP response to HTTPS client\n'  # as docker
         r = cli("push", "--insecure-registry", reg.host, name)
         assert r.returncode == 0, r.stderr
         cli("rmi", name, check=True)

@@ -18,12 +18,14 @@ storage, so a refused or malformed request stores nothing.
 """
 from __future__ import annotations
 
+import html
 import re
 import time
 import traceback
 from typing import Any, Callable
 from urllib.parse import quote, unquote
 
+from dockyard.content import digest as dg
 from dockyard.registry import manifests as mf
 from dockyard.registry.auth import (ANONYMOUS, AccessPolicy, Identity, TokenAuthority, UserDB,
                                     basic_credentials, parse_scope)
@@ -32,16 +34,22 @@ from dockyard.registry.errors import RegistryError
 from dockyard.registry.http import ClientGone, Request, RequestHandler
 from dockyard.registry.names import check_digest, check_name, split_reference, is_valid_name
 from dockyard.registry.observability import AccessLog, Metrics, now_iso
-from dockyard.registry.store import RegistryStore, upload_headers
+from dockyard.registry.store import RegistryStore, Upload, upload_headers
+from dockyard.registry.uploadstate import pack_upload_state, upload_state_matches
 
 _NAME = r"(?P<name>.+?)"
+# the CNCF registry's route grammar (go-digest's DigestRegexp, distribution's TagRegexp): a path
+# whose digest or reference does not have this shape is no route at all (404 page not found)
+_DIGEST = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+"
+_TAG = r"[\w][\w.-]{0,127}"
+_UPLOAD_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
 ROUTES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
-    ("blob_upload_start", re.compile(rf"^/v2/{_NAME}/blobs/uploads/?$"), ("POST",)),
-    ("blob_upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[^/]+)$"),
-     ("GET", "PATCH", "PUT", "DELETE")),
-    ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>[^/]+)$"), ("GET", "HEAD", "DELETE")),
-    ("manifest", re.compile(rf"^/v2/{_NAME}/manifests/(?P<reference>[^/]+)$"),
-     ("GET", "HEAD", "PUT", "DELETE")),
+    ("blob_upload_start", re.compile(rf"^/v2/{_NAME}/blobs/uploads/$"), _UPLOAD_METHODS),
+    ("blob_upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[a-zA-Z0-9-_.=]+)$"),
+     _UPLOAD_METHODS),
+    ("blob", re.compile(rf"^/v2/{_NAME}/blobs/(?P<digest>{_DIGEST})$"), ("DELETE", "GET", "HEAD")),
+    ("manifest", re.compile(rf"^/v2/{_NAME}/manifests/(?P<reference>{_TAG}|{_DIGEST})$"),
+     ("DELETE", "GET", "HEAD", "PUT")),
     ("tags", re.compile(rf"^/v2/{_NAME}/tags/list$"), ("GET",)),
     ("referrers", re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$"), ("GET",)),
 ]
@@ -131,11 +139,13 @@ class RegistryApp:
 
     def route(self, req: Request) -> None:
         path = req.path
-        if path in ("/v2", "/v2/"):
+        if path == "/v2/":
             req.route = "base"
             return self.base(req)
         if path == "/v2/_catalog":
             req.route = "catalog"
+            if req.method != "GET":
+                return _method_not_allowed(req, ("GET",))
             return self.catalog(req)
         if path == "/token":
             req.route = "token"
@@ -155,11 +165,17 @@ class RegistryApp:
             req.repo = repo
             check_name(repo)
             if req.method not in methods:
-                raise RegistryError("UNSUPPORTED", f"{req.method} is not supported on {name}",
-                                    status=405, headers={"Allow": ", ".join(methods)})
+                return _method_not_allowed(req, methods)
             params = {k: unquote(v) for k, v in m.groupdict().items() if k != "name"}
             return getattr(self, name)(req, repo, **params)
-        req.send(404, {"Content-Type": "text/plain; charset=utf-8"}, b"404 page not found\n")
+        # like gorilla/mux's StrictSlash: the other spelling of a route redirects to it
+        other = path[:-1] if path.endswith("/") else path + "/"
+        if other == "/v2/" or other == "/v2/_catalog" or any(
+                p.match(other) for _n, p, _m in ROUTES):
+            target = other + (f"?{req.raw_query}" if req.raw_query else "")
+            return _redirect(req, target)
+        req.send(404, {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"},
+                 b"404 page not found\n")
 
     # ---- authentication and authorisation ---------------------------------------------------
     def _challenge(self, req: Request, scope: str | None, error: str | None = None) -> RegistryError:
@@ -236,7 +252,7 @@ class RegistryApp:
             if who is None and claims is None:
                 raise self._challenge(req, None)
             req.user = who.name if who else None
-        req.send_json(200, {})
+        req.send_json(200, {}, newline=False)
 
     def catalog(self, req: Request) -> None:
         who: Identity | None = None
@@ -251,7 +267,7 @@ class RegistryApp:
         if not self.config.open_access:
             caller = who or ANONYMOUS
             repos = [r for r in repos if "pull" in self.policy.actions(caller, r)]
-        page, link = _paginate(repos, req, "/v2/_catalog")
+        page, link = _paginate(repos, req, "/v2/_catalog", default_n=CATALOG_PAGE)
         req.send_json(200, {"repositories": page}, link)
 
     def token(self, req: Request) -> None:
@@ -325,11 +341,18 @@ class RegistryApp:
                    "Cache-Control": "max-age=31536000"}
         start, length, status = 0, size, 200
         rng = req.header("Range")
-        if rng and req.method == "GET":
+        if rng:  # HEAD too, as Go's http.ServeContent
             parsed = _parse_range(rng, size)
-            if parsed is None:
-                raise RegistryError("SIZE_INVALID", f"range {rng!r} not satisfiable for {size} bytes",
-                                    status=416, headers={"Content-Range": f"bytes */{size}"})
+            if parsed is None or parsed == "no-overlap":
+                # Go's answer, in plain text (its Content-Length there is the blob's: a bug not copied)
+                headers.pop("Accept-Ranges")
+                headers["Content-Type"] = "text/plain; charset=utf-8"
+                headers["X-Content-Type-Options"] = "nosniff"
+                text = b"invalid range\n"
+                if parsed == "no-overlap":
+                    headers["Content-Range"] = f"bytes */{size}"
+                    text = b"invalid range: failed to overlap\n"
+                return req.send(416, headers, text)
             start, end = parsed
             length = end - start + 1
             status = 206
@@ -341,32 +364,50 @@ class RegistryApp:
         with reader:
             req.send_range(status, headers, reader)
 
+    def _upload_headers(self, req: Request, upload: Upload) -> dict[str, str]:
+        """Location (absolute, with the CNCF registry's ``_state`` token), Range, upload UUID."""
+        headers = upload_headers(upload)
+        headers["Location"] = req.absolute_url(headers["Location"]) + "?_state=" + \
+            pack_upload_state(upload)
+        return headers
+
+    def _blob_created(self, req: Request, repo: str, digest: str) -> None:
+        req.send(201, {"Location": req.absolute_url(f"/v2/{repo}/blobs/{digest}"),
+                       "Docker-Content-Digest": digest})
+
     def blob_upload_start(self, req: Request, repo: str) -> None:
+        if req.method != "POST":  # the CNCF registry's upload handler, with no upload to act on
+            self.authorize(req, repo, "push")
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN")
         self.authorize(req, repo, "push")
+        # a mount or digest the CNCF registry cannot use is ignored: a plain upload starts
         mount, from_repo = req.arg("mount"), req.arg("from")
-        if mount is not None and from_repo is not None:
-            check_digest(mount)
+        if mount is not None and from_repo is not None and dg.is_digest(mount):
             if is_valid_name(from_repo) and self.authorize(req, from_repo, "pull", soft=True) and \
                     self.store.mount_blob(repo, mount, from_repo):
-                return req.send(201, {"Location": f"/v2/{repo}/blobs/{mount}", "Docker-Content-Digest": mount})
+                return self._blob_created(req, repo, mount)
         digest = req.arg("digest")
-        if digest is not None:
-            check_digest(digest)
+        if digest is not None and dg.is_digest(digest):
             self.store.put_blob(repo, req.body, digest)  # no body: the empty blob
-            return req.send(201, {"Location": f"/v2/{repo}/blobs/{digest}", "Docker-Content-Digest": digest})
+            return self._blob_created(req, repo, digest)
         upload = self.store.start_upload(repo)
-        headers = upload_headers(upload)
+        headers = self._upload_headers(req, upload)
         headers["OCI-Chunk-Min-Length"] = "0"
         req.send(202, headers)
 
     def blob_upload(self, req: Request, repo: str, uuid: str) -> None:
         self.authorize(req, repo, "push")
+        if not upload_state_matches(req.arg("_state"), repo, uuid):
+            # the CNCF registry resumes an upload only from the Location it handed out
+            raise RegistryError("BLOB_UPLOAD_INVALID", "blob upload invalid", status=404)
         upload = self.store.get_upload(repo, uuid)
-        if req.method == "GET":
-            return req.send(204, upload_headers(upload))
+        if req.method in ("GET", "HEAD"):
+            return req.send(204, self._upload_headers(req, upload))
+        if req.method == "POST":  # the CNCF registry starts a new upload here
+            return self.blob_upload_start(req, repo)
         if req.method == "DELETE":
             self.store.cancel_upload(upload)
-            return req.send(204, {})
+            return req.send(204, {"Docker-Upload-UUID": upload.id})
         if req.method == "PATCH":
             start = None
             cr = req.header("Content-Range")
@@ -374,25 +415,31 @@ class RegistryApp:
                 m = _CONTENT_RANGE_RE.match(cr.strip())
                 if not m:
                     raise RegistryError("BLOB_UPLOAD_INVALID", f"invalid Content-Range {cr!r}",
-                                        status=416, headers=upload_headers(upload))
+                                        status=416, headers=self._upload_headers(req, upload))
                 start, end = int(m.group(1)), int(m.group(2))
                 length = req.content_length
                 if end < start or (length is not None and length != end - start + 1):
                     raise RegistryError("BLOB_UPLOAD_INVALID", f"Content-Range {cr!r} does not match "
-                                        f"the body length {length}", status=416, headers=upload_headers(upload))
+                                        f"the body length {length}", status=416,
+                                        headers=self._upload_headers(req, upload))
             if req.body is not None:
-                self.store.append(upload, req.body, start)
+                try:
+                    self.store.append(upload, req.body, start)
+                except RegistryError as err:  # a 416 names the upload as every upload answer does
+                    if "Location" in err.headers:
+                        err.headers.update(self._upload_headers(req, self.store.get_upload(repo, uuid)))
+                    raise
             elif start not in (None, upload.size):
                 raise RegistryError("BLOB_UPLOAD_INVALID", "chunk out of order", status=416,
-                                    headers=upload_headers(upload))
-            return req.send(202, upload_headers(upload))
+                                    headers=self._upload_headers(req, upload))
+            return req.send(202, self._upload_headers(req, upload))
         # PUT: finish
         digest = req.arg("digest")
         if digest is None:
             raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
         check_digest(digest)
         self.store.finish_upload(upload, digest, req.body)
-        req.send(201, {"Location": f"/v2/{repo}/blobs/{digest}", "Docker-Content-Digest": digest})
+        self._blob_created(req, repo, digest)
 
     # ---- manifests, tags, referrers ------------------------------------------------------------
     def manifest(self, req: Request, repo: str, reference: str) -> None:
@@ -401,10 +448,40 @@ class RegistryApp:
         if req.method == "DELETE":
             return self._delete_manifest(req, repo, reference)
         self.authorize(req, repo, "pull")
-        split_reference(reference)
+        tag, _digest = split_reference(reference)
         info, data = self.store.get_manifest(repo, reference)
+        if _etag_matches(req.header("If-None-Match"), info.digest):
+            return req.send(304, {})
+        info, data = self._negotiate(repo, tag, info, data, _accepted(req))
         req.send(200, {"Content-Type": info.media_type, "Docker-Content-Digest": info.digest,
                        "ETag": f'"{info.digest}"'}, data)
+
+    def _negotiate(self, repo: str, tag: str | None, info: Any, data: bytes,
+                   accepted: set[str]) -> tuple[Any, bytes]:
+        """The CNCF registry's Accept rules (v2.8), so clients get the same answer from both.
+
+        OCI manifests and indexes only go to clients that accept their type; a Docker manifest
+        list fetched by tag by a client that does not accept lists is answered with its
+        linux/amd64 entry; a Docker schema 2 manifest fetched by tag by a client that does not
+        accept it would need schema 1, which is not served (MANIFEST_INVALID).
+        """
+        if info.media_type == mf.OCI_MANIFEST and mf.OCI_MANIFEST not in accepted:
+            raise RegistryError("MANIFEST_UNKNOWN", "OCI manifest found, but accept header does "
+                                "not support OCI manifests")
+        if info.media_type == mf.OCI_INDEX and mf.OCI_INDEX not in accepted:
+            raise RegistryError("MANIFEST_UNKNOWN", "OCI index found, but accept header does "
+                                "not support OCI indexes")
+        if tag is None:
+            return info, data
+        if info.media_type == mf.DOCKER_LIST and mf.DOCKER_LIST not in accepted:
+            child = _default_platform_entry(data)
+            if child is None:
+                raise RegistryError("MANIFEST_UNKNOWN")
+            info, data = self.store.get_manifest(repo, child)
+        if info.media_type == mf.DOCKER_MANIFEST and mf.DOCKER_MANIFEST not in accepted:
+            raise RegistryError("MANIFEST_INVALID", "schema 1 manifests are not served: "
+                                f"send 'Accept: {mf.DOCKER_MANIFEST}'")
+        return info, data
 
     def _put_manifest(self, req: Request, repo: str, reference: str) -> None:
         self.authorize(req, repo, "push")
@@ -416,7 +493,8 @@ class RegistryApp:
                                          lambda tag: self.policy.is_immutable(repo, tag))
         _tag, ref_digest = split_reference(reference)
         digest = ref_digest or parsed.digest
-        headers = {"Location": f"/v2/{repo}/manifests/{digest}", "Docker-Content-Digest": digest}
+        headers = {"Location": req.absolute_url(f"/v2/{repo}/manifests/{digest}"),
+                   "Docker-Content-Digest": digest}
         if parsed.subject is not None:
             headers["OCI-Subject"] = parsed.subject.digest
         req.send(201, headers)
@@ -428,6 +506,10 @@ class RegistryApp:
             raise RegistryError("UNSUPPORTED", "deletes are disabled on this registry")
         protect: Callable[[str], bool] = lambda t: self.policy.is_immutable(repo, t)
         if tag is not None:
+            if not self.config.storage.delete_tags:  # the CNCF registry deletes by digest only
+                raise RegistryError("DIGEST_INVALID", f"{reference!r} is a tag: delete the manifest "
+                                    "by digest, or enable storage.delete.tags",
+                                    detail={"reference": reference})
             self.store.delete_tag(repo, tag, protect)
         else:
             self.store.delete_manifest(repo, digest, protect)
@@ -437,8 +519,10 @@ class RegistryApp:
         self.authorize(req, repo, "pull")
         if not self.store.repository_exists(repo):
             raise RegistryError("NAME_UNKNOWN", f"repository {repo!r} not found", detail={"name": repo})
-        page, link = _paginate(self.store.tag_names(repo), req, f"/v2/{repo}/tags/list")
-        req.send_json(200, {"name": repo, "tags": page}, link)
+        names = self.store.tag_names(repo)
+        page, link = _paginate(names, req, f"/v2/{repo}/tags/list")
+        # a repository without tags lists null, as Go encodes the CNCF registry's empty list
+        req.send_json(200, {"name": repo, "tags": page if names else None}, link)
 
     def referrers(self, req: Request, repo: str, digest: str) -> None:
         self.authorize(req, repo, "pull")
@@ -456,40 +540,103 @@ class RegistryApp:
         req.send(200, headers, body)
 
 
-def _paginate(items: list[str], req: Request, path: str) -> tuple[list[str], dict[str, str]]:
-    """Apply ``last`` and ``n``; add a ``Link: <...>; rel="next"`` header when more remain."""
+CATALOG_PAGE = 100  # the CNCF registry's catalog page size when ``n`` is absent or unusable
+
+
+def _paginate(items: list[str], req: Request, path: str,
+              default_n: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """Apply ``last`` and ``n``; add a ``Link: <...>; rel="next"`` header when more remain.
+
+    As the CNCF registry, an ``n`` that is not a number >= 0 counts as absent, and the Link
+    names ``last`` before ``n``.
+    """
     last, n_raw = req.arg("last"), req.arg("n")
     if last:
         items = [i for i in items if i > last]
-    if n_raw is None or n_raw == "":
-        return items, {}
     try:
-        n = int(n_raw)
-        if n < 0:
-            raise ValueError
+        n: int | None = int(n_raw) if n_raw else None
     except ValueError:
-        raise RegistryError("UNSUPPORTED", f"invalid page size n={n_raw!r}: use a number >= 0",
-                            status=400) from None
+        n = None
+    if n is None or n < 0:
+        n = default_n
+    if n is None:
+        return items, {}
     page = items[:n]
     headers = {}
     if n and len(items) > n:
-        headers["Link"] = f'<{path}?n={n}&last={quote(page[-1], safe="")}>; rel="next"'
+        headers["Link"] = f'<{path}?last={quote(page[-1], safe="")}&n={n}>; rel="next"'
     return page, headers
 
 
-def _parse_range(value: str, size: int) -> tuple[int, int] | None:
-    """One ``bytes=a-b`` / ``a-`` / ``-suffix`` range -> inclusive (start, end), None if unsatisfiable."""
+def _accepted(req: Request) -> set[str]:
+    """Media types named in the Accept headers (parameters and q-values ignored, as Go's)."""
+    out = set()
+    for value in req.headers.get_all("Accept") or []:
+        for item in value.split(","):
+            media = item.split(";")[0].strip().lower()
+            if media:
+                out.add(media)
+    return out
+
+
+def _etag_matches(header: str | None, digest: str) -> bool:
+    if not header:
+        return False
+    return any(v.strip() in (digest, f'"{digest}"') for v in header.split(","))
+
+
+def _default_platform_entry(data: bytes) -> str | None:
+    """The linux/amd64 entry of a Docker manifest list (what a list-unaware client gets)."""
+    import json
+
+    try:
+        entries = json.loads(data).get("manifests") or []
+    except (ValueError, AttributeError):
+        return None
+    for e in entries:
+        platform = e.get("platform") or {} if isinstance(e, dict) else {}
+        if platform.get("architecture") == "amd64" and platform.get("os") == "linux" \
+                and isinstance(e.get("digest"), str):
+            return e["digest"]
+    return None
+
+
+def _method_not_allowed(req: Request, methods: tuple[str, ...]) -> None:
+    """gorilla/handlers' answer to a method a route lacks (OPTIONS lists the methods)."""
+    allow = {"Allow": ", ".join(sorted(methods))}
+    if req.method == "OPTIONS":
+        return req.send(200, allow)
+    req.send(405, {**allow, "Content-Type": "text/plain; charset=utf-8",
+                   "X-Content-Type-Options": "nosniff"}, b"Method not allowed\n")
+
+
+def _redirect(req: Request, target: str) -> None:
+    """Go's ``http.Redirect`` with 301 (a small HTML body for GET and HEAD only)."""
+    if req.method in ("GET", "HEAD"):
+        body = f'<a href="{html.escape(target)}">Moved Permanently</a>.\n\n'.encode()
+        return req.send(301, {"Location": target, "Content-Type": "text/html; charset=utf-8"}, body)
+    req.send(301, {"Location": target})
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
+    """One ``bytes=a-b`` / ``a-`` / ``-suffix`` range -> inclusive (start, end).
+
+    As Go's ``http.ServeContent``: None for a malformed range, ``"no-overlap"`` for one that
+    misses the blob (both 416, only the latter with ``Content-Range: bytes */size``).
+    """
     m = _RANGE_RE.match(value.strip().replace(" ", ""))
     if not m or (not m.group(1) and not m.group(2)):
         return None
     if not m.group(1):
         suffix = int(m.group(2))
         if suffix == 0 or size == 0:
-            return None
+            return "no-overlap"
         return max(size - suffix, 0), size - 1
     start = int(m.group(1))
+    if start >= size:
+        return "no-overlap"
     end = int(m.group(2)) if m.group(2) else size - 1
-    if start >= size or end < start:
+    if end < start:
         return None
     return start, min(end, size - 1)
 

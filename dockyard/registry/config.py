@@ -127,6 +127,7 @@ class StorageConfig:
     fsync: bool = True
     s3: dict[str, Any] = field(default_factory=dict)
     delete_enabled: bool = True
+    delete_tags: bool = False       # DELETE /manifests/<tag>: off, as in the CNCF registry
     max_blob_size: int = 0
     upload_max_age: float = 7 * 86400
 
@@ -312,8 +313,9 @@ def from_dict(doc: Any, base: Path | None = None, path: str | None = None) -> Co
         fs = _check_keys(s.get("filesystem"), {"rootdirectory", "fsync"}, "storage.filesystem")
         st.root = _resolve_path(fs.get("rootdirectory"), base)
         st.fsync = bool(fs.get("fsync", True))
-    delete = _check_keys(s.get("delete"), {"enabled"}, "storage.delete")
+    delete = _check_keys(s.get("delete"), {"enabled", "tags"}, "storage.delete")
     st.delete_enabled = bool(delete.get("enabled", True))
+    st.delete_tags = bool(delete.get("tags", False))
     st.max_blob_size = parse_size(s.get("max_blob_size", 0), "storage.max_blob_size")
     st.upload_max_age = parse_duration(s.get("upload_max_age", "7d"), "storage.upload_max_age")
     cfg.storage = st

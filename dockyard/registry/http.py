@@ -153,6 +153,21 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
+    def absolute_url(self, path: str) -> str:
+        """``path`` as an absolute URL the client can reach, as the CNCF registry's Location headers.
+
+        Built from the request (X-Forwarded-Proto/-Host first, for a registry behind a proxy),
+        so it names the host and scheme the client used, not the address the server bound.
+        """
+        proto = (self.header("X-Forwarded-Proto") or "").split(",")[0].strip()
+        if not proto:
+            proto = "https" if isinstance(self.handler.connection, ssl.SSLSocket) else "http"
+        host = (self.header("X-Forwarded-Host") or "").split(",")[0].strip() or self.header("Host")
+        if not host:
+            host, port = self.handler.server.server_address[:2]
+            host = f"{host}:{port}"
+        return f"{proto}://{host}{path}"
+
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[-1] if values else None
@@ -202,7 +217,7 @@ class Request:
                  "Docker-Distribution-API-Version: registry/2.0"]
         for k, v in headers.items():
             lines.append(f"{k}: {v}")
-        if length is not None and "Content-Length" not in headers:
+        if length is not None and "Content-Length" not in headers and status not in (204, 304):
             lines.append(f"Content-Length: {length}")
         if self.handler.close_connection:
             lines.append("Connection: close")
@@ -217,11 +232,13 @@ class Request:
         self.handler.connection.sendall(payload)
         self.sent += 0 if self.method == "HEAD" else len(body)
 
-    def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+    def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None, *,
+                  newline: bool = True) -> None:
+        """JSON as Go's ``json.Encoder`` writes it (trailing newline), as the CNCF registry does."""
         import json
 
-        data = json.dumps(obj, separators=(",", ":")).encode()
-        h = {"Content-Type": "application/json"}
+        data = json.dumps(obj, separators=(",", ":")).encode() + (b"\n" if newline else b"")
+        h = {"Content-Type": "application/json; charset=utf-8"}
         h.update(headers or {})
         self.send(status, h, data)
 

@@ -37,11 +37,16 @@ class Reg:
         self.server = server
         self.url = server.url
         self.http = requests.Session()
+        # as docker/containerd: every manifest type (the CNCF registry's Accept rules apply)
+        self.http.headers["Accept"] = f"{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, " \
+            "application/vnd.docker.distribution.manifest.list.v2+json, */*"
         self.host = self.url.split("://", 1)[1]
 
     def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
-        r = self.http.request(method, self.url + path, allow_redirects=False, **kw)
-        if 400 <= r.status_code < 500 and r.content and r.headers.get("Content-Type") == "application/json":
+        url = path if path.startswith("http") else self.url + path  # Locations are absolute
+        r = self.http.request(method, url, allow_redirects=False, **kw)
+        if 400 <= r.status_code < 500 and r.content and \
+                r.headers.get("Content-Type", "").startswith("application/json"):
             codes = {e["code"] for e in r.json()["errors"]}
             assert codes <= SPEC_CODES, f"{method} {path}: non-spec error codes {codes - SPEC_CODES}"
         return r

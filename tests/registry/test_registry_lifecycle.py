@@ -15,7 +15,7 @@ from .helpers import OCI_INDEX, OCI_MANIFEST, Reg, error_code, sha
 
 @pytest.fixture
 def preg(start_registry: Callable[..., Reg]) -> Reg:
-    return start_registry({"repositories": [
+    return start_registry({"storage": {"delete": {"tags": True}}, "repositories": [
         {"pattern": "prod/**", "immutable_tags": ["v*", "stable"],
          "retention": {"keep_last": 2, "keep_tags": ["latest"], "untagged_older_than": "1h"}},
     ]})

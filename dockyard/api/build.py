@@ -35,6 +35,7 @@ def _read_dockerfile(context: Any, rel: str, explicit: bool) -> bytes:
 
 def build(x: Exchange) -> None:
     from dockyard.api.classic_build import ClassicProgress, classic_error, instruction_texts
+    from dockyard.api.images import familiar
     from dockyard.api.progress import TextToStream
     from dockyard.build.context import BuildContext
     from dockyard.build.errors import BuildError
@@ -74,17 +75,8 @@ def build(x: Exchange) -> None:
     else:
         stream.json({"stream": f"Successfully built {short_id(result.image_id)}\n"})
         for t in tags:
-            stream.json({"stream": f"Successfully tagged {_familiar(t)}\n"})
+            stream.json({"stream": f"Successfully tagged {familiar(t)}\n"})
     x.daemon.events.publish("image", "build", result.image_id, {"name": tags[0] if tags else result.image_id})
-
-
-def _familiar(tag: str) -> str:
-    from dockyard.image.reference import parse
-
-    try:
-        return parse(tag).familiar
-    except Exception:  # noqa: BLE001 - shown as given
-        return tag
 
 
 def prune(x: Exchange) -> None:

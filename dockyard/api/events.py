@@ -43,6 +43,37 @@ class EventBus:
         self.publish("container", action, cid, {**self.container_attributes(client, cid), **extra})
 
     @staticmethod
+    def snapshot(client: Any, cid: str) -> dict[str, Any] | None:
+        """The container's inspect document, if it still exists (for :meth:`attachments`)."""
+        try:
+            return client.containers.inspect(cid)
+        except Exception:  # noqa: BLE001 - gone already
+            return None
+
+    def attachments(self, client: Any, cid: str, starting: bool, fallback: dict[str, Any] | None = None) -> None:
+        """What dockerd reports around a start (``network connect``, ``volume mount``) or an
+        exit (``network disconnect``, ``volume unmount``) for each network and volume of ``cid``;
+        ``fallback`` (an earlier :meth:`snapshot`) stands in for a container removed meanwhile."""
+        doc = self.snapshot(client, cid) or fallback
+        if doc is None:
+            return
+        for name, endpoint in ((doc.get("NetworkSettings") or {}).get("Networks") or {}).items():
+            try:
+                net = client.networks.get(endpoint.get("NetworkID") or name)
+            except Exception:  # noqa: BLE001 - removed meanwhile
+                continue
+            self.publish("network", "connect" if starting else "disconnect", net.id,
+                         {"container": cid, "name": net.name, "type": net.driver})
+        for m in doc.get("Mounts") or []:
+            if m.get("Type") != "volume":
+                continue
+            attrs = {"container": cid, "driver": m.get("Driver") or "local"}
+            if starting:
+                attrs.update({"destination": m.get("Destination", ""), "propagation": m.get("Propagation", ""),
+                              "read/write": "true" if m.get("RW", True) else "false"})
+            self.publish("volume", "mount" if starting else "unmount", m.get("Name", ""), attrs)
+
+    @staticmethod
     def container_attributes(client: Any, cid: str) -> dict[str, str]:
         try:
             rec = client.containers.store.load(cid)

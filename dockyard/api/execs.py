@@ -75,6 +75,12 @@ class ExecRegistry:
         return inst
 
 
+def exec_command_text(cmd: list[str]) -> str:
+    """The command in ``exec_create:``/``exec_start:`` events as dockerd writes it: entrypoint,
+    a space, the arguments (so ``exec_create: true `` ends in a space when there are none)."""
+    return (cmd[0] if cmd else "") + " " + " ".join(cmd[1:])
+
+
 def create(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter name
     body = x.json({}) or {}
     cmd = body.get("Cmd")
@@ -87,7 +93,7 @@ def create(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter nam
     rec = exec_target(x.client, id)
     inst = ExecInstance(rec.id, {**body, "Cmd": list(cmd)})
     x.daemon.execs.add(inst)
-    x.daemon.events.container(x.client, rec.id, "exec_create: " + " ".join(cmd), execID=inst.id)
+    x.daemon.events.container(x.client, rec.id, "exec_create: " + exec_command_text(list(cmd)), execID=inst.id)
     x.reply_json({"Id": inst.id}, 201)
 
 
@@ -129,7 +135,7 @@ def start(x: Exchange, id: str) -> None:  # noqa: A002
               "user": cfg.get("User") or None, "privileged": bool(cfg.get("Privileged")), "tty": tty,
               "size": (int(size[0]), int(size[1])) if size and size[0] and size[1] else None}
     events = x.daemon.events
-    cmd_text = " ".join(cfg["Cmd"])
+    cmd_text = exec_command_text(cfg["Cmd"])
     if body.get("Detach"):
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:

@@ -84,15 +84,38 @@ def tag(x: Exchange, name: str) -> None:
     target = f"{repo}:{tag_}" if tag_ else repo
     image_id = x.client.images.resolve_id(name)
     x.client.images.tag(name, target)
-    x.daemon.events.publish("image", "tag", image_id, {"name": target})
+    x.daemon.events.publish("image", "tag", image_id, {"name": familiar(target)})
     x.reply(201)
 
 
+def familiar(ref: str) -> str:
+    """``docker.io/library/x:1`` → ``x:1``: how dockerd names images in messages and events."""
+    from dockyard.image.reference import parse
+
+    try:
+        return parse(ref).familiar
+    except Exception:  # noqa: BLE001 - shown as given
+        return ref
+
+
 def remove(x: Exchange, name: str) -> None:
+    """dockerd's events: ``untag`` and ``delete`` name the image by its ID; removed layers
+    (``Deleted:`` lines after the image's) are no images and get none."""
+    from dockyard.errors import NotFound
+
+    try:
+        image_id = x.client.images.resolve_id(name)
+    except NotFound:
+        image_id = ""  # the removal reports it
     records = x.client.images.remove(name, force=x.flag("force"), prune=not x.flag("noprune"))
+    deleted = False
     for rec in records:
         for action, ref in rec.items():
-            x.daemon.events.publish("image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
+            if action == "Untagged":
+                x.daemon.events.publish("image", "untag", image_id or ref, {"name": image_id or ref})
+            elif not deleted:
+                deleted = True
+                x.daemon.events.publish("image", "delete", ref, {"name": ref})
     x.reply_json(records)
 
 

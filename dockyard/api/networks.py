@@ -70,7 +70,7 @@ def connect(x: Exchange, id: str) -> None:  # noqa: A002
     ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
     x.client.networks.connect(id, cid, name=name, aliases=endpoint.get("Aliases") or (), ip=ip)
     net = x.client.networks.get(id)
-    x.daemon.events.publish("network", "connect", net.id, {"name": net.name, "container": cid})
+    x.daemon.events.publish("network", "connect", net.id, {"container": cid, "name": net.name, "type": net.driver})
     x.reply(200)
 
 
@@ -79,5 +79,5 @@ def disconnect(x: Exchange, id: str) -> None:  # noqa: A002
     cid, _ = _container(x, body)
     x.client.networks.disconnect(id, cid, force=bool(body.get("Force")))
     net = x.client.networks.get(id)
-    x.daemon.events.publish("network", "disconnect", net.id, {"name": net.name, "container": cid})
+    x.daemon.events.publish("network", "disconnect", net.id, {"container": cid, "name": net.name, "type": net.driver})
     x.reply(200)

@@ -66,6 +66,7 @@ class Daemon:
                 return
             done = self._watched[cid] = threading.Event()
         attrs = self.events.container_attributes(self.client, cid)
+        attached = self.events.snapshot(self.client, cid)  # for the exit's events after an ``rm -f``
         auto_remove = False
         try:
             auto_remove = bool(self.client.containers.store.load(cid).host_config.get("AutoRemove"))
@@ -80,8 +81,10 @@ class Daemon:
                     code: int | None = self.client.containers.wait(cid, "not-running")
                 except DockyardError:
                     code = None
-                if code is not None:
-                    self.events.publish("container", "die", cid, {**attrs, "exitCode": str(code)})
+                if code is not None:  # its name now (a rename since the start shows)
+                    now = self.events.container_attributes(self.client, cid) or attrs
+                    self.events.publish("container", "die", cid, {**now, "exitCode": str(code)})
+                    self.events.attachments(self.client, cid, starting=False, fallback=attached)
                 if auto_remove:
                     deadline = time.monotonic() + 30
                     while self.client.containers.store.exists(cid) and time.monotonic() < deadline:

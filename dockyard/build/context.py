@@ -142,8 +142,7 @@ class BuildContext:
         except (FileNotFoundError, NotADirectoryError):
             st = None
         if st is None or (self.excluded(cleaned) and not (stat.S_ISDIR(st.st_mode) and self._has_included(cleaned))):
-            raise SourceNotFound(f"{cmd} failed: file not found in build context or excluded by .dockerignore: "
-                                 f"stat {cleaned}: file does not exist")
+            raise SourceNotFound(missing_source(cleaned))
         return [SourceMatch(rel if rel != "." else ".", path, stat.S_ISDIR(st.st_mode), posixpath.basename(cleaned))]
 
     def _has_included(self, rel_dir: str) -> bool:
@@ -184,8 +183,7 @@ class BuildContext:
                                    posixpath.basename(rel)))
         if not out:
             raise SourceNotFound(f"{cmd} failed: no source files were specified" if not candidates else
-                                 f"{cmd} failed: file not found in build context or excluded by .dockerignore: "
-                                 f"stat {original}: file does not exist")
+                                 missing_source(original))
         return out
 
     def walk(self, rel_dir: str) -> "list[tuple[str, os.stat_result]]":
@@ -339,3 +337,6 @@ def remote_context_error(url: str) -> Unsupported:
                        "(clone or download it, then build from the directory)")
 
 
+def missing_source(cleaned: str) -> str:
+    """BuildKit's words for a COPY/ADD source the context lacks (or .dockerignore hides)."""
+    return f'failed to compute cache key: "/{cleaned.lstrip("/")}" not found: not found'

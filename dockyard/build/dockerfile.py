@@ -147,7 +147,7 @@ def parse(data: bytes | str, filename: str = "Dockerfile") -> ParsedDockerfile:
         commands = gp.parse_string(text)
     except gp.GoParseError as exc:
         if str(exc) == "file with no instructions":
-            raise BuildError(f"the Dockerfile ({filename}) cannot be empty") from None
+            raise BuildError(_no_instructions(text)) from None
         line = _locate_error(lines, str(exc))
         raise DockerfileSyntaxError(str(exc), filename, line, _line_text(lines, line)) from None
     nodes: list[Node] = []
@@ -162,8 +162,13 @@ def parse(data: bytes | str, filename: str = "Dockerfile") -> ParsedDockerfile:
                                         _line_text(lines, c.start_line))
         nodes.append(node)
     if not nodes:
-        raise BuildError(f"the Dockerfile ({filename}) cannot be empty")
+        raise BuildError(_no_instructions(text))
     return ParsedDockerfile(directives=directives, nodes=nodes, filename=filename, lines=lines)
+
+
+def _no_instructions(text: str) -> str:
+    """BuildKit tells an empty file from one with only comments and blank lines."""
+    return "the Dockerfile cannot be empty" if not text else "file with no instructions"
 
 
 def parse_line(text: str, escape: str = "\\") -> list[Node]:

@@ -5,7 +5,21 @@ from dockyard.errors import DockyardError, InvalidArgument
 
 
 class BuildError(DockyardError):
-    """A build cannot go on: bad Dockerfile, missing source, failing step."""
+    """A build cannot go on: bad Dockerfile, missing source, failing step.
+
+    docker's BuildKit client prints a failed build's error bare (no "Error: "). ``definition``
+    is set when the Dockerfile itself was refused (parse, stages, target) before any step ran:
+    BuildKit words those as the frontend's failure to create its build definition.
+    """
+
+    cli_prefix = ""
+    definition = False
+
+
+class DefinitionError(BuildError):
+    """A Dockerfile value BuildKit refuses while making its definition (an EXPOSE port)."""
+
+    definition = True
 
 
 class DockerfileSyntaxError(BuildError, InvalidArgument):
@@ -13,12 +27,8 @@ class DockerfileSyntaxError(BuildError, InvalidArgument):
 
     def __init__(self, message: str, filename: str = "Dockerfile", line: int = 0,
                  instruction: str = "") -> None:
-        where = f"{filename}:{line}" if line else filename
-        text = f"dockerfile parse error on line {line}: {message}" if line else f"dockerfile parse error: {message}"
-        if instruction:
-            text += f" (in {where}: {instruction})"
-        elif line:
-            text += f" (in {where})"
+        # docker's words, both builders': "dockerfile parse error line 2: unknown instruction: FOO"
+        text = f"dockerfile parse error line {line}: {message}" if line else f"dockerfile parse error: {message}"
         super().__init__(text)
         self.filename = filename
         self.line = line

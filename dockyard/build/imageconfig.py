@@ -9,7 +9,7 @@ import copy
 import posixpath
 from typing import Any
 
-from dockyard.build.errors import BuildError
+from dockyard.build.errors import BuildError, DefinitionError
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -68,13 +68,13 @@ def parse_ports(words: list[str]) -> list[str]:
         if proto not in ("tcp", "udp", "sctp"):
             raise BuildError(f"invalid proto: {proto}")
         if ":" in port:
-            raise BuildError(f"invalid containerPort: {w}: EXPOSE takes container ports only")
+            raise DefinitionError(f"Invalid containerPort: {w}: EXPOSE takes container ports only")
         lo, sep, hi = port.partition("-")
         try:
             start = int(lo)
             end = int(hi) if sep else start
         except ValueError:
-            raise BuildError(f"invalid containerPort: {port}") from None
+            raise DefinitionError(f"Invalid containerPort: {port}") from None
         if not (0 <= start <= 65535 and 0 <= end <= 65535) or end < start:
             raise BuildError(f"invalid range specified for container port: {port}")
         out.extend(f"{p}/{proto}" for p in range(start, end + 1))

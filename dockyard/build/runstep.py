@@ -226,7 +226,7 @@ def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[st
         _remove_stubs(root, existed, keep_dirs)
     if code != 0:
         shown = " ".join(argv)
-        raise StepFailed(f"process \"{shown}\" did not complete successfully: exit code: {code}", code,
+        raise StepFailed(f"executor failed running [{shown}]: exit code: {code}", code,
                          bytes(step.output))
 
 

@@ -375,9 +375,13 @@ class BuildService:
 
         progress = opts.progress or Progress("quiet")
         opts.progress = progress
-        parsed = df.parse(opts.dockerfile, opts.dockerfile_name)
-        plan = st.make_plan(parsed, opts.build_args, Platform.parse(opts.platform))
-        target = st.select_target(plan, opts.target)
+        try:
+            parsed = df.parse(opts.dockerfile, opts.dockerfile_name)
+            plan = st.make_plan(parsed, opts.build_args, Platform.parse(opts.platform))
+            target = st.select_target(plan, opts.target)
+        except BuildError as exc:
+            exc.definition = True
+            raise
         needed = st.needed_stages(plan, target)
         for tag in opts.tags:
             _check_tag(tag)

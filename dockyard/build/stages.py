@@ -112,8 +112,7 @@ def make_plan(parsed: ParsedDockerfile, build_args: dict[str, str | None],
             stages.append(Stage(index=len(stages), name=name, source=instr))
         elif not stages:
             if not isinstance(instr, ins.Arg):
-                raise DockerfileSyntaxError(f"no build stage in current context: {instr.cmd} must come after FROM",
-                                            parsed.filename, instr.line, instr.text)
+                raise BuildError("no build stage in current context")  # docker's words, no line
             meta.append(instr)
         else:
             stages[-1].instructions.append(instr)
@@ -158,7 +157,7 @@ def select_target(plan: Plan, target: str | None) -> Stage:
         return plan.stages[-1]
     stage = plan.stage_by_name(target)
     if stage is None:
-        raise BuildError(f"target stage \"{target}\" could not be found")
+        raise BuildError(f"target stage {target} could not be found")
     return stage
 
 

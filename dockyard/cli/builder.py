@@ -13,7 +13,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def _build_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", metavar="PATH | URL | -", help="Build context: a directory, or - for a tar (or a Dockerfile) on stdin")
     p.add_argument("-t", "--tag", action="append", default=[], help="Name and optionally a tag in the 'name:tag' format")
     p.add_argument("-f", "--file", help="Name of the Dockerfile (default: 'PATH/Dockerfile'; - reads it from stdin)")
     p.add_argument("--build-arg", action="append", default=[], metavar="list", help="Set build-time variables")
@@ -34,15 +33,22 @@ def _build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
 
 
+def _build_verb(sub: Any) -> None:
+    from dockyard.cli.image import positionals
+
+    p = add_verb(sub, "build", cmd_build, "Build an image from a Dockerfile")
+    # PATH: a directory, or - for a tar (or a Dockerfile) on stdin; counted as docker counts it
+    positionals(p, "path", "[OPTIONS] PATH | URL | -", 1, 1)
+    _build_flags(p)
+
+
 def add_build_verb(sub: Any) -> None:
     """``image build`` (and the ``build`` alias): called by dockyard.cli.image."""
-    p = add_verb(sub, "build", cmd_build, "Build an image from a Dockerfile")
-    _build_flags(p)
+    _build_verb(sub)
 
 
 def build_parser(sub: Any) -> None:
-    p = add_verb(sub, "build", cmd_build, "Build an image from a Dockerfile")
-    _build_flags(p)
+    _build_verb(sub)
     p = add_verb(sub, "du", cmd_du, "Show build cache disk usage")
     p.add_argument("--verbose", action="store_true", help="Provide a more verbose output")
     p = add_verb(sub, "prune", cmd_prune, "Remove build cache")
@@ -67,18 +73,39 @@ def _parse_kv(values: list[str], from_env: bool) -> dict[str, str | None]:
 
 
 def cmd_build(args: argparse.Namespace, ctx: "Context") -> int:
+    """docker's client prepares the context itself and prints those failures bare."""
+    from dockyard.cli.image import ClientSideError
+    from dockyard.errors import DockyardError
+
+    try:
+        return _build(args, ctx)
+    except DockyardError as exc:
+        if exc.message.startswith("unable to prepare context") and exc.cli_prefix:
+            raise ClientSideError(exc.message, exc.exit_code) from None
+        if getattr(exc, "definition", False):  # BuildKit's whole line, as docker prints it
+            raise ClientSideError(BUILDKIT_DEFINITION_FAILED + exc.message, exc.exit_code) from None
+        raise
+
+
+#: how docker's BuildKit introduces a Dockerfile it refused (a parse error, a missing --target)
+BUILDKIT_DEFINITION_FAILED = "failed to solve with frontend dockerfile.v0: failed to create LLB definition: "
+
+
+def _build(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.build.context import BuildContext, remote_context_error, sniff_stdin
     from dockyard.build.progress import Progress
     from dockyard.build.service import BuildOptions
     from dockyard.errors import InvalidArgument
 
-    path: str = args.path
+    path: str = args.path[0]
     dockerfile_name = "Dockerfile"
     build_dir = ctx.client.state.dir("build", "tmp")
     if path.startswith(("http://", "https://", "git://", "git@", "github.com/")):
         raise remote_context_error(path)
     if args.file == "-" and path == "-":
-        raise InvalidArgument("invalid argument: can't use stdin for both build context and dockerfile")
+        from dockyard.cli.image import ClientSideError
+
+        raise ClientSideError("invalid argument: can't use stdin for both build context and dockerfile")
     if path == "-":
         data = sys.stdin.buffer.read()
         if sniff_stdin(data) == "tar":
@@ -95,7 +122,7 @@ def cmd_build(args: argparse.Namespace, ctx: "Context") -> int:
         if args.file and args.file != "-":
             df_path = os.path.abspath(args.file)
         else:
-            df_path = os.path.join(path, "Dockerfile")
+            df_path = os.path.join(os.path.abspath(path), "Dockerfile")
             if not os.path.exists(df_path) and os.path.exists(os.path.join(path, "dockerfile")):
                 df_path = os.path.join(path, "dockerfile")
         rel = os.path.relpath(df_path, os.path.abspath(path)) if args.file != "-" else None

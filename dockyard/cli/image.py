@@ -255,10 +255,14 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import DockyardError
 
+    from dockyard.errors import NotFound
+
     found, errors = [], []
     for name in args.images:
         try:
             found.append(ctx.client.images.inspect(name))
+        except NotFound as exc:  # the daemon's words wrap the lookup's
+            errors.append(NotFound(f"no such image: {name}: {exc.message}"))
         except DockyardError as exc:
             errors.append(exc)
     from dockyard.cli.inspecting import print_inspect

@@ -43,8 +43,7 @@ def save_archive(service: "ImageService", names: list[str], out: BinaryIO, forma
             tags = [str(ref)] if not ref.digest and not _is_id(service, image, name) else []
         except InvalidArgument:
             tags = []
-        if _is_id(service, image, name):
-            tags = [str(parse(t)) for t in image.repo_tags]
+        # saved by ID, an image travels without names (docker 20.10: load says "Loaded image ID")
         for existing, existing_tags in selected:
             if existing.id == image.id:
                 existing_tags.extend(t for t in tags if t not in existing_tags)
@@ -83,7 +82,7 @@ def save_archive(service: "ImageService", names: list[str], out: BinaryIO, forma
             index_entries.append(entry)
         if not oci_only:
             layers = [_blob_name(layer.diff_id) for layer in image.layers]
-            docker_manifest.append({"Config": _blob_name(image.id), "RepoTags": [parse(t).familiar for t in tags],
+            docker_manifest.append({"Config": _blob_name(image.id), "RepoTags": [parse(t).familiar for t in tags] or None,
                                     "Layers": layers})
             if image.layers:
                 top = image.layers[-1].diff_id.split(":", 1)[1]

@@ -99,17 +99,21 @@ def test_continuations_comments_heredocs():
     ("FROM busybox\nHEALTHCHECK --interval=1x CMD true\n", 2, "invalid duration"),
     ("FROM busybox\nSHELL sh -c\n", 2, "SHELL requires the arguments to be in JSON form"),
     ("FROM busybox\nONBUILD FROM x\n", 2, "FROM isn't allowed as an ONBUILD trigger"),
-    ("RUN true\n", 1, "no build stage in current context"),
 ])
 def test_syntax_errors_name_file_line_and_instruction(text, line, fragment):
     with pytest.raises(DockerfileSyntaxError) as info:
         parsed = df.parse(text.encode(), "app.Dockerfile")
         st.make_plan(parsed, {}, st.Platform())
-    msg = info.value.message
-    assert fragment in msg
-    assert f"line {line}" in msg and f"app.Dockerfile:{line}" in msg
-    instruction = text.splitlines()[line - 1].split()[0]
-    assert instruction in msg
+    err = info.value
+    assert fragment in err.message
+    assert err.message.startswith(f"dockerfile parse error line {line}: ")  # docker's words
+    assert (err.filename, err.line) == ("app.Dockerfile", line)
+    assert err.instruction.split()[0] == text.splitlines()[line - 1].split()[0]
+
+
+def test_instruction_before_from():
+    with pytest.raises(BuildError, match="^no build stage in current context$"):
+        st.make_plan(df.parse(b"RUN true\n", "app.Dockerfile"), {}, st.Platform())
 
 
 def test_flags():
@@ -145,7 +149,7 @@ def test_stage_graph_and_target():
     assert st.dependencies(plan, plan.stages[2]) == {0, 1}
     _, needed = _plan(text, target="B")  # stage names are case-insensitive
     assert needed == [1]
-    with pytest.raises(BuildError, match='target stage "nope" could not be found'):
+    with pytest.raises(BuildError, match="target stage nope could not be found"):
         _plan(text, target="nope")
     with pytest.raises(BuildError, match="refers to current or future build stage"):
         _plan("FROM busybox\nCOPY --from=0 /a /b\n")

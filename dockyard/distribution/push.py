@@ -101,7 +101,9 @@ class Pusher(Operation):
         tags = self._local_tags(ref) if all_tags else [ref.tag or "latest"]
         if not tags or not all_tags and not self.client.images.exists(ref.tagged):
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
-        repo = self.svc.registry(ref.domain).repository(ref.path, push=True)
+        registry = self.svc.registry(ref.domain)
+        registry.ping()  # as docker: an unreachable registry fails before any layer is listed
+        repo = registry.repository(ref.path, push=True)
         out = []
         for tag in tags:
             image = self.client.images.get(f"{ref.name}:{tag}")

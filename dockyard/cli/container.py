@@ -7,13 +7,72 @@ Nothing heavy is imported at module load: ``dockyard ps`` stays fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from dockyard.cli.common import add_verb
+from dockyard.errors import DockyardError, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.cli.common import Context
+
+
+# ====================================================================== how docker reports failures
+#: docker prints what its daemon refused behind this; dockyard's engine is that daemon
+DAEMON_PREFIX = "Error response from daemon: "
+#: what ``run``/``create`` show after a bad flag value (docker's cobra usage line)
+RUN_USAGE = {"run": "dockyard run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+             "create": "dockyard create [OPTIONS] IMAGE [COMMAND] [ARG...]"}
+
+
+def bare(message: str, exit_code: int = 1) -> DockyardError:
+    """A failure the docker CLI finds itself: it prints the message as it is."""
+    exc = DockyardError(message, exit_code)
+    exc.cli_prefix = ""
+    return exc
+
+
+def from_daemon(exc: DockyardError) -> DockyardError:
+    """Mark an engine failure as docker shows a daemon's (unless it already says how it is shown)."""
+    if "cli_prefix" not in vars(exc) and exc.cli_prefix == "Error: ":
+        exc.cli_prefix = DAEMON_PREFIX
+    return exc
+
+
+def daemon_errors(fn: Callable[[argparse.Namespace, "Context"], int]) -> Callable[[argparse.Namespace, "Context"], int]:
+    """A handler whose engine failures print as docker prints its daemon's."""
+    @functools.wraps(fn)
+    def handler(args: argparse.Namespace, ctx: "Context") -> int:
+        try:
+            return fn(args, ctx)
+        except DockyardError as exc:
+            raise from_daemon(exc) from None
+    return handler
+
+
+def _start_failure(verb: str, exc: DockyardError, client_side: bool) -> DockyardError:
+    """docker run/create's report: a bad flag value with the usage line; anything else behind
+    ``docker:`` (run; create only for its own checks) and a pointer to --help."""
+    if client_side and exc.message.startswith('invalid argument "'):
+        return bare(f"{exc.message}\n\nUsage:  {RUN_USAGE[verb]}\n\nRun 'dockyard {verb} --help' for more information",
+                    125)
+    if not client_side:
+        from_daemon(exc)
+    if verb == "create" and not client_side:
+        return bare(f"{exc.cli_prefix}{exc.message}", 1)
+    return bare(f"dockyard: {exc.cli_prefix if not client_side else ''}{exc.message}\n\n"
+                f"Run 'dockyard {verb} --help' for more information",
+                exc.exit_code if exc.exit_code in (126, 127) else 125)
+
+
+def flag_failure(args: argparse.Namespace, message: str) -> DockyardError:
+    """A flag value docker's CLI refuses: the message, the command's usage line and a pointer
+    to --help, exit 125 (the parser that read ``args`` knows the usage line)."""
+    parser = getattr(args, "verb_parser", None)
+    prog = parser.prog if parser is not None else "dockyard"
+    usage = parser.usage_line() if hasattr(parser, "usage_line") else f"{prog} [OPTIONS]"
+    return bare(f"{message}\n\nUsage:  {usage}\n\nRun '{prog} --help' for more information", 125)
 
 
 # ====================================================================== flags shared by run/create
@@ -132,8 +191,6 @@ def _image_ref(image: str) -> str:
 def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool, platform: str | None = None) -> Any:
     """docker's run/create: the local image, or pull it when it is missing (``--pull``); the
     pull's progress goes to stderr as docker's does."""
-    from dockyard.errors import NotFound
-
     if pull != "always":
         try:
             return ctx.client.images.get(image)
@@ -144,54 +201,84 @@ def _ensure_image(ctx: "Context", image: str, pull: str, quiet: bool, platform: 
     return ctx.client.distribution.pull(image, platform=platform, progress=None if quiet else sys.stderr)
 
 
-def _create(args: argparse.Namespace, ctx: "Context") -> Any:
+def _create(args: argparse.Namespace, ctx: "Context", verb: str) -> Any:
+    """Parse the flags (docker's client-side checks), find or pull the image and create the
+    container; failures come out as docker run/create print them."""
     from dockyard.engine.options import build_body
 
-    body = build_body(_options(args))
+    try:
+        body = build_body(_options(args))
+    except DockyardError as exc:
+        if exc.exit_code == 1:  # a conflict docker's CLI reports plainly (--attach with --detach)
+            raise bare(exc.message, 1) from None
+        raise _start_failure(verb, exc, client_side=True) from None
     if args.tty:
         from dockyard.engine.terminal import terminal_size
 
         size = terminal_size(1)
         if size:
             body["HostConfig"]["ConsoleSize"] = [size[0], size[1]]
-    image = _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
-    c = ctx.client.containers.create(body, args.name, image=image)
+    try:
+        image = _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
+        c = ctx.client.containers.create(body, args.name, image=image)
+    except DockyardError as exc:
+        raise _start_failure(verb, exc, client_side=False) from None
     if args.cidfile:
         with open(args.cidfile, "x") as f:
             f.write(c.id)
     return c
 
 
+def _reported(ctx: "Context", fn: Callable[[], int]) -> int:
+    """Run a run/create step, printing a failure exactly as formatted (docker's own exit code:
+    1 for its plain messages, 125 or the command's 126/127 otherwise)."""
+    try:
+        return fn()
+    except DockyardError as exc:
+        ctx.err.write(f"{exc.cli_prefix}{exc.message}\n")
+        return exc.exit_code
+
+
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
-    c = _create(args, ctx)
-    ctx.print(c.id)
-    return 0
+    def create() -> int:
+        ctx.print(_create(args, ctx, "create").id)
+        return 0
+
+    return _reported(ctx, create)
 
 
 def _check_tty(args: argparse.Namespace) -> None:
     from dockyard.engine.terminal import stdin_is_tty
-    from dockyard.errors import DockyardError
 
     if args.tty and args.interactive and not stdin_is_tty():
-        raise DockyardError("the input device is not a TTY", 1)
+        raise bare("the input device is not a TTY", 1)
 
 
 def cmd_run(args: argparse.Namespace, ctx: "Context") -> int:
+    return _reported(ctx, lambda: _run(args, ctx))
+
+
+def _run(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.terminal import parse_detach_keys
 
     if not args.detach:
         _check_tty(args)
     keys = parse_detach_keys(args.detach_keys)
-    c = _create(args, ctx)
-    if args.detach:
-        ctx.client.containers.start(c.id)
-        ctx.print(c.id)
-        return 0
-    cfg = c.record.cfg
-    attach = {"stdin": bool(cfg.get("AttachStdin")), "stdout": bool(cfg.get("AttachStdout")),
-              "stderr": bool(cfg.get("AttachStderr"))}
-    return _attach_and_wait(ctx, c.id, attach, tty=args.tty, keys=keys, sig_proxy=_bool(args.sig_proxy),
-                            start=True, start_error_code=None)
+    c = _create(args, ctx, "run")
+    try:
+        if args.detach:
+            ctx.client.containers.start(c.id)
+            ctx.print(c.id)
+            return 0
+        cfg = c.record.cfg
+        attach = {"stdin": bool(cfg.get("AttachStdin")), "stdout": bool(cfg.get("AttachStdout")),
+                  "stderr": bool(cfg.get("AttachStderr"))}
+        return _attach_and_wait(ctx, c.id, attach, tty=args.tty, keys=keys, sig_proxy=_bool(args.sig_proxy),
+                                start=True, start_error_code=None)
+    except DockyardError as exc:
+        if "cli_prefix" in vars(exc):
+            raise
+        raise _start_failure("run", exc, client_side=False) from None
 
 
 def _bool(value: Any) -> bool:
@@ -202,7 +289,6 @@ def _attach_and_wait(ctx: "Context", cid: str, attach: dict[str, Any], *, tty: b
                      sig_proxy: bool, start: bool, start_error_code: int | None) -> int:
     """Stream a container's stdio until it exits; its exit code (docker's for start errors)."""
     from dockyard.engine.terminal import relay_attach, terminal_size
-    from dockyard.errors import DockyardError
 
     sys.stdout.flush()
     if tty:
@@ -236,21 +322,21 @@ def _attach_and_wait(ctx: "Context", cid: str, attach: dict[str, Any], *, tty: b
     raise DockyardError("lost the connection to the container's monitor", 125)
 
 
+@daemon_errors
 def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.terminal import parse_detach_keys
-    from dockyard.errors import DockyardError
 
     svc = ctx.client.containers
     if args.attach or args.interactive:
         if len(args.containers) > 1:
-            raise DockyardError("you cannot start and attach multiple containers at once", 1)
+            raise bare("you cannot start and attach multiple containers at once", 1)
         rec = svc.load(args.containers[0])
         cfg = rec.cfg
         if args.interactive and cfg.get("Tty"):
             from dockyard.engine.terminal import stdin_is_tty
 
             if not stdin_is_tty():
-                raise DockyardError("the input device is not a TTY", 1)
+                raise bare("the input device is not a TTY", 1)
         attach = {"stdin": bool(args.interactive and cfg.get("OpenStdin")), "stdout": True, "stderr": True}
         try:
             return _attach_and_wait(ctx, rec.id, attach, tty=bool(cfg.get("Tty")),
@@ -258,8 +344,9 @@ def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:
                                     start_error_code=1)
         except DockyardError as exc:
             if exc.exit_code == 1 and rec.status in ("created", "exited"):
-                ctx.warn(f"Error: {exc.message}")
-                raise DockyardError(f"failed to start containers: {args.containers[0]}", 1) from None
+                from_daemon(exc)
+                ctx.warn(f"{exc.cli_prefix}{exc.message}")
+                raise bare(f"Error: failed to start containers: {args.containers[0]}", 1) from None
             raise
     failed = []
     for ref in args.containers:
@@ -267,10 +354,11 @@ def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:
             svc.start(ref)
             ctx.print(ref)
         except DockyardError as exc:
-            ctx.warn(f"Error: {exc.message}")
+            from_daemon(exc)
+            ctx.warn(f"{exc.cli_prefix}{exc.message}")
             failed.append(ref)
     if failed:
-        raise DockyardError(f"failed to start containers: {', '.join(failed)}", 1)
+        raise bare(f"Error: failed to start containers: {', '.join(failed)}", 1)
     return 0
 
 
@@ -333,29 +421,54 @@ def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: 
     return row
 
 
+@daemon_errors
 def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
+    import re
+
     from dockyard.cli.formatting import format_output
     from dockyard.engine.listing import parse_filters
+    from dockyard.engine.options import parse_int
 
-    limit = 1 if args.latest else (args.last if args.last is not None else -1)
-    containers = ctx.client.containers.list(all=args.all, filters=parse_filters(args.filter), limit=limit)
+    try:  # docker's CLI reads these flags itself
+        last = parse_int(args.last, "-n, --last") if args.last is not None else None
+        filters = parse_filters(args.filter)
+    except DockyardError as exc:
+        msg = exc.message if exc.message.startswith("invalid argument") else \
+            f'invalid argument "{args.filter[-1]}" for "-f, --filter" flag: {exc.message}'
+        raise flag_failure(args, msg) from None
+    limit = 1 if args.latest else (last if last is not None else -1)
+    containers = ctx.client.containers.list(all=args.all, filters=filters, limit=limit)
     trunc = not args.no_trunc
     if args.quiet and not args.format:
         for c in containers:
             ctx.print(c.id[:12] if trunc else c.id)
         return 0
+    fmt = args.format or ""
+    # docker asks for sizes when the template shows them (``{{json .}}`` shows every field)
+    size = args.size or (not args.quiet and bool(re.search(r"\.Size\b|json\s+\.\s*}}", fmt)))
     cache: dict[str, Any] = {}
-    rows = [container_row(ctx, c, trunc, cache, args.size) for c in containers]
+    rows = [container_row(ctx, c, trunc, cache, size) for c in containers]
     columns = PS_COLUMNS + ([("SIZE", "Size")] if args.size else [])
-    out = format_output(rows, args.format, columns, PS_HEADERS, go_type="*formatter.ContainerContext",
-                        prefix="failed to execute template")
+    kw = {"go_type": "*formatter.ContainerContext", "prefix": "failed to execute template"}
+    if not rows and fmt.strip() not in ("", "table", "json"):  # docker runs the template once even then
+        format_output([dict.fromkeys(PS_HEADERS, "") | {"Label": lambda key: ""}], fmt, columns, PS_HEADERS, **kw)
+    out = format_output(rows, args.format, columns, PS_HEADERS, **kw)
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0
 
 
 # ====================================================================== logs
+@daemon_errors
 def cmd_logs(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.timeutil import parse_timestamp
+
+    for flag, value in (("since", args.since), ("until", args.until)):
+        if value:
+            try:
+                parse_timestamp(value)
+            except ValueError as exc:
+                raise bare(f'invalid value for "{flag}": {exc}') from None
     out, err = sys.stdout.buffer, sys.stderr.buffer
     entries = ctx.client.containers.logs(args.container, follow=args.follow, since=args.since, until=args.until,
                                          tail=args.tail, timestamps=args.timestamps)
@@ -374,6 +487,7 @@ def cmd_logs(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 # ====================================================================== exec
+@daemon_errors
 def cmd_exec(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.execution import exec_attached
 
@@ -384,70 +498,93 @@ def cmd_exec(args: argparse.Namespace, ctx: "Context") -> int:
         from dockyard.engine.options import parse_env
 
         env = parse_env(args.env, args.env_file)
-    return exec_attached(ctx.client, args.container, list(args.command), interactive=args.interactive,
-                         tty=args.tty, env=env, workdir=args.workdir,
-                         user=args.user, privileged=args.privileged, detach=args.detach,
-                         detach_keys=args.detach_keys)
+    try:
+        return exec_attached(ctx.client, args.container, list(args.command), interactive=args.interactive,
+                             tty=args.tty, env=env, workdir=args.workdir,
+                             user=args.user, privileged=args.privileged, detach=args.detach,
+                             detach_keys=args.detach_keys)
+    except DockyardError as exc:
+        if exc.exit_code not in (126, 127):
+            raise
+        ctx.print(exc.message)  # docker: the process did not start; the daemon says why in its output
+        return exc.exit_code
 
 
 # ====================================================================== stop / kill / restart / rm
-def _each(ctx: "Context", refs: list[str], fn: Any) -> int:
-    """Run ``fn`` on each container and print its name as docker does; one error line per
-    failure, exit 1 if any failed."""
-    from dockyard.cli.network import each
+def each_container(ctx: "Context", refs: list[str], fn: Callable[[str], Any], *, echo: bool = True,
+                   missing_ok: bool = False) -> tuple[list[Any], int]:
+    """``fn`` on each container as docker's multi-container verbs do: print the ref (``echo``)
+    after success, one daemon error line per failure and go on; exit 1 if any failed (a missing
+    container still prints its line but does not fail with ``missing_ok``: ``rm -f``)."""
+    results, rc = [], 0
+    for ref in refs:
+        try:
+            results.append(fn(ref))
+        except DockyardError as exc:
+            from_daemon(exc)
+            ctx.warn(f"{exc.cli_prefix}{exc.message}")
+            if not (missing_ok and isinstance(exc, NotFound)):
+                rc = 1
+            continue
+        if echo:
+            ctx.print(ref)
+    return results, rc
 
-    def one(ref: str) -> None:
-        fn(ref)
-        ctx.print(ref)
 
-    return each(ctx, refs, one)[1]
+def _stop_timeout(args: argparse.Namespace) -> int | None:
+    from dockyard.engine.options import parse_int
+
+    try:
+        return parse_int(args.time, "-t, --timeout") if args.time is not None else None
+    except DockyardError as exc:
+        raise flag_failure(args, exc.message) from None
 
 
 def cmd_stop(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, lambda r: ctx.client.containers.stop(r, args.time, args.signal))
+    timeout = _stop_timeout(args)
+    return each_container(ctx, args.containers, lambda r: ctx.client.containers.stop(r, timeout, args.signal))[1]
 
 
 def cmd_restart(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, lambda r: ctx.client.containers.restart(r, args.time, args.signal))
+    timeout = _stop_timeout(args)
+    return each_container(ctx, args.containers,
+                          lambda r: ctx.client.containers.restart(r, timeout, args.signal))[1]
 
 
 def cmd_kill(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.engine.containers import parse_signal
-
-    sig = parse_signal(args.signal)
-    return _each(ctx, args.containers, lambda r: ctx.client.containers.kill(r, sig))
+    return each_container(ctx, args.containers, lambda r: ctx.client.containers.kill(r, args.signal))[1]
 
 
 def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, lambda r: ctx.client.containers.remove(r, force=args.force,
-                                                                              volumes=args.volumes))
+    return each_container(ctx, args.containers,
+                          lambda r: ctx.client.containers.remove(r, force=args.force, volumes=args.volumes),
+                          missing_ok=args.force)[1]
 
 
 def cmd_pause(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, ctx.client.containers.pause)
+    return each_container(ctx, args.containers, ctx.client.containers.pause)[1]
 
 
 def cmd_unpause(args: argparse.Namespace, ctx: "Context") -> int:
-    return _each(ctx, args.containers, ctx.client.containers.unpause)
+    return each_container(ctx, args.containers, ctx.client.containers.unpause)[1]
 
 
 def cmd_wait(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.cli.network import each
-
-    return each(ctx, args.containers, lambda ref: ctx.print(str(ctx.client.containers.wait(ref))))[1]
+    return each_container(ctx, args.containers, lambda ref: ctx.print(str(ctx.client.containers.wait(ref))),
+                          echo=False)[1]
 
 
 def cmd_rename(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import DockyardError
-
     try:
         ctx.client.containers.rename(args.container, args.new_name)
     except DockyardError as exc:
-        ctx.warn(f"Error: {exc.message}")
-        raise DockyardError(f"failed to rename container named {args.container}", 1) from None
+        from_daemon(exc)
+        ctx.warn(f"{exc.cli_prefix}{exc.message}")
+        raise bare(f"Error: failed to rename container named {args.container}", 1) from None
     return 0
 
 
+@daemon_errors
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.formatting import human_size
     from dockyard.engine.listing import parse_filters
@@ -469,14 +606,16 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 # ====================================================================== inspect / top / stats / port
+@daemon_errors
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.inspecting import print_inspect
-    from dockyard.cli.network import each
 
-    found, rc = each(ctx, args.containers, lambda ref: ctx.client.containers.inspect(ref, size=args.size))
+    found, rc = each_container(ctx, args.containers, lambda ref: ctx.client.containers.inspect(ref, size=args.size),
+                               echo=False)
     return print_inspect(ctx, found, args.format) or rc
 
 
+@daemon_errors
 def cmd_top(args: argparse.Namespace, ctx: "Context") -> int:
     res = ctx.client.containers.top(args.container, " ".join(args.ps_args) if args.ps_args else None)
     rows = [res["Titles"]] + res["Processes"]
@@ -491,6 +630,7 @@ STATS_COLUMNS = [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
 STATS_HEADERS = {k: h for h, k in STATS_COLUMNS} | {"Container": "CONTAINER"}
 
 
+@daemon_errors
 def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
     """docker stats: one table (``--no-stream``) or one per second until interrupted."""
     import time
@@ -523,7 +663,7 @@ def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
                     "NetIO": f"{human_size(f['net'][0])} / {human_size(f['net'][1])}",
                     "BlockIO": f"{human_size(f['block'][0])} / {human_size(f['block'][1])}",
                     "PIDs": str(f["pids"])})
-            out = format_output(rows, args.format, STATS_COLUMNS, STATS_HEADERS)
+            out = format_output(rows, args.format, STATS_COLUMNS, STATS_HEADERS, go_type="*container.statsContext")
             if not args.no_stream:
                 ctx.out.write("\033[2J\033[H")
             ctx.out.write(out if out.endswith("\n") else out + "\n")
@@ -534,18 +674,21 @@ def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
         return 0
 
 
+@daemon_errors
 def cmd_port(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.attachments import Attachments
-    from dockyard.errors import DockyardError
 
     rec = ctx.client.containers.load(args.container)
     bindings = Attachments(ctx.client).published_ports(rec) if rec.status == "running" else []
     if args.port:
         port, _, proto = args.port.partition("/")
         proto = proto or "tcp"
-        hits = [b for b in bindings if str(b.container_port) == port and b.proto == proto]
+        if not port.isdigit() or int(port) > 65535:  # docker: strconv.ParseUint(port, 10, 16)
+            why = "invalid syntax" if not port.isdigit() else "value out of range"
+            raise bare(f'Error: invalid port ({port}): strconv.ParseUint: parsing "{port}": {why}')
+        hits = [b for b in bindings if b.container_port == int(port) and b.proto == proto]
         if not hits:
-            raise DockyardError(f"No public port '{port}/{proto}' published for {args.container}")
+            raise bare(f"Error: No public port '{args.port}' published for {args.container}")
         for b in hits:
             ctx.print(f"{b.shown_ip}:{b.host_port}")
         return 0
@@ -555,6 +698,7 @@ def cmd_port(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 # ====================================================================== attach / cp / diff
+@daemon_errors
 def cmd_attach(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.terminal import parse_detach_keys
 
@@ -568,6 +712,7 @@ def cmd_attach(args: argparse.Namespace, ctx: "Context") -> int:
                             sig_proxy=_bool(args.sig_proxy), start=False, start_error_code=1)
 
 
+@daemon_errors
 def cmd_cp(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.archive import copy_command
 
@@ -575,6 +720,7 @@ def cmd_cp(args: argparse.Namespace, ctx: "Context") -> int:
                         quiet=args.quiet)
 
 
+@daemon_errors
 def cmd_diff(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.archive import changes
 
@@ -583,6 +729,7 @@ def cmd_diff(args: argparse.Namespace, ctx: "Context") -> int:
     return 0
 
 
+@daemon_errors
 def cmd_commit(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.commit import commit
 
@@ -619,7 +766,7 @@ def _ls_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
-    p.add_argument("-n", "--last", type=int, help="Show n last created containers (includes all states)")
+    p.add_argument("-n", "--last", help="Show n last created containers (includes all states)")
     p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container (includes all states)")
     p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided")
     p.add_argument("--format", help="Format output using a custom template")
@@ -652,7 +799,7 @@ def _exec_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _stop_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-t", "--time", type=int, help="Seconds to wait before killing the container")
+    p.add_argument("-t", "--timeout", "--time", dest="time", help="Seconds to wait before killing the container")
     p.add_argument("-s", "--signal", help="Signal to send to the container")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
@@ -772,6 +919,7 @@ def build_parser(sub: Any, verb: str | None = None) -> None:
         p = add_verb(sub, name, fn, helptext, aliases=list(aliases), add_help=usage is None, usage=usage)
         if verb is None or verb == name or verb in aliases:
             flags(p)
+            p.set_defaults(verb_parser=p)  # its usage line for docker's flag errors
 
 
 build_parser.takes_verb = True  # type: ignore[attr-defined]

@@ -199,5 +199,10 @@ class _Replies:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"Error: {message}\n")
+    """docker exec's report: a process that did not start (126/127) is told on stdout, as the
+    daemon writes it into the exec's output; a refusal is the daemon's error on stderr."""
+    if code in (126, 127):
+        sys.stdout.write(f"{message}\n")
+    else:
+        sys.stderr.write(f"Error response from daemon: {message}\n")
     return code

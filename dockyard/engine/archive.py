@@ -211,7 +211,7 @@ def _local_tar(src: str, archive: bool, follow_link: bool) -> tuple[Any, str]:
     norm = os.path.normpath(src)
     target = os.path.realpath(norm) if follow_link else norm
     if not os.path.lexists(target):
-        raise NotFound(f"stat {src}: no such file or directory")
+        raise _said_by_client(NotFound(f"lstat {target}: no such file or directory"))
     tmp = tempfile.TemporaryFile()
     name = os.path.basename(norm) or "."
 
@@ -231,6 +231,12 @@ def _local_tar(src: str, archive: bool, follow_link: bool) -> tuple[Any, str]:
     return tmp, name
 
 
+def _said_by_client(exc: DockyardError) -> DockyardError:
+    """A mistake docker's CLI finds on its side (the local path, the arguments): printed bare."""
+    exc.cli_prefix = ""
+    return exc
+
+
 def copy_command(client: Any, src: str, dest: str, follow_link: bool = False, archive: bool = False,
                  quiet: bool = False) -> int:
     """``dockyard cp``: one side a container path, the other a local path or ``-`` (a tar stream)."""
@@ -238,8 +244,8 @@ def copy_command(client: Any, src: str, dest: str, follow_link: bool = False, ar
     dst_ref, dst_path = split_arg(dest)
     if (src_ref is None) == (dst_ref is None):
         if src_ref is None:
-            raise InvalidArgument("must specify at least one container source")
-        raise InvalidArgument("copying between containers is not supported")
+            raise _said_by_client(InvalidArgument("must specify at least one container source"))
+        raise _said_by_client(InvalidArgument("copying between containers is not supported"))
     if src_ref is not None:
         return _copy_out(client, src_ref, src_path, dst_path, follow_link)
     return _copy_in(client, dst_ref, src_path, dst_path, follow_link, archive)
@@ -288,7 +294,7 @@ def _extract_local(tar: BinaryIO, src_path: str, dest: str) -> None:
                                f"stat {dest}: no such file or directory")
             parent = os.path.dirname(os.path.abspath(dest))
             if not os.path.isdir(parent):
-                raise NotFound(f"stat {parent}: no such file or directory")
+                raise _said_by_client(NotFound(f'invalid output path: directory "{parent}" does not exist'))
             base, rename = parent, os.path.basename(os.path.abspath(dest))
             if src_path.endswith("/.") and src_is_dir:
                 os.makedirs(dest, exist_ok=True)
@@ -303,6 +309,10 @@ def _extract_local(tar: BinaryIO, src_path: str, dest: str) -> None:
 
 
 def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, archive: bool) -> int:
+    if src != "-":  # docker's CLI looks at the local source before it asks about the container
+        target = os.path.realpath(os.path.normpath(src)) if follow_link else os.path.normpath(src)
+        if not os.path.lexists(target):
+            raise _said_by_client(NotFound(f"lstat {target}: no such file or directory"))
     with container_root(client, ref) as (rec, root):
         if (rec.host_config.get("ReadonlyRootfs")) and rec.status in ("running", "paused"):
             raise DockyardError("container rootfs is marked read-only")

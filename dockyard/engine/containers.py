@@ -378,6 +378,8 @@ class ContainerService:
         StopTimeout or 10)."""
         rec = self.load(ref)
         sig = parse_signal(signal) if signal is not None else None
+        if sig is not None and sig > 64:
+            raise InvalidArgument(f"Invalid signal: {signal}")
         if rec.status not in ("running", "paused", "restarting"):
             return
         reply = self._ask(rec, {"op": "stop", "timeout": timeout, "signal": sig})
@@ -385,8 +387,13 @@ class ContainerService:
         self._await_monitor_exit(rec)
 
     def kill(self, ref: str, signal: str | int | None = None) -> None:
-        rec = self.load(ref)
+        try:
+            rec = self.load(ref)
+        except NotFound as exc:  # dockerd's words
+            raise NotFound(f"Cannot kill container: {ref}: {exc.message}") from None
         sig = parse_signal(signal) if signal is not None else int(signals.SIGKILL)
+        if sig > 64:
+            raise InvalidArgument(f"Cannot kill container: {ref}: The linux daemon does not support signal {sig}")
         if rec.status not in ("running", "paused", "restarting"):
             raise Conflict(f"Cannot kill container: {ref}: Container {rec.id} is not running")
         reply = self._ask(rec, {"op": "kill", "signal": sig})
@@ -459,8 +466,8 @@ class ContainerService:
 
     def _pause(self, ref: str, op: str) -> None:
         rec = self.load(ref)
-        if rec.status not in ("running", "paused"):
-            raise Conflict(f"Container {rec.id} is not running")
+        if rec.status not in ("running", "paused"):  # dockerd checks "paused" first for unpause
+            raise Conflict(f"Container {rec.id} is not {'paused' if op == 'unpause' else 'running'}")
         reply = self._ask(rec, {"op": op})
         if reply is None:
             raise Conflict(f"Container {rec.id} is not running")
@@ -558,8 +565,9 @@ class ContainerService:
 
     def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
         """Remove every stopped container (docker's ``container prune``)."""
-        from dockyard.engine.listing import prune_matches
+        from dockyard.engine.listing import prune_matches, validate_prune_filters
 
+        validate_prune_filters(filters or {})
         deleted, reclaimed = [], 0
         for c in self.list(all=True):
             rec = c.record
@@ -580,11 +588,15 @@ class ContainerService:
         new = new_name.lstrip("/")
         if not new:
             raise InvalidArgument("Neither old nor new names may be empty")
-        if not ids.NAME_RE.match(new):
-            raise InvalidArgument(f"Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         if new == rec.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
-        self.store.claim_name(new, rec.id)
+        if not ids.NAME_RE.match(new):  # dockerd's words, the name with its slash
+            raise InvalidArgument(f"Error when allocating new name: Invalid container name (/{new}), "
+                                  "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        try:
+            self.store.claim_name(new, rec.id)
+        except Conflict as exc:
+            raise Conflict(f"Error when allocating new name: {exc.message}") from None
         old = rec.name
         rec.config["Name"] = "/" + new
         try:
@@ -806,9 +818,9 @@ def parse_signal(value: str | int) -> int:
     text = str(value).strip().upper()
     if text.isdigit():
         n = int(text)
-        if n == 0 or n > 64:
+        if n == 0:
             raise InvalidArgument(f"Invalid signal: {value}")
-        return n
+        return n  # above 64: the caller's words (kill: "does not support signal")
     name = text if text.startswith("SIG") else "SIG" + text
     sig = getattr(signals, name, None)
     if sig is None or not isinstance(sig, signals.Signals):

@@ -160,6 +160,21 @@ def select(service: Any, recs: list[ContainerRecord], filters: dict[str, list[st
     return out
 
 
+def validate_prune_filters(filters: dict[str, list[str]]) -> None:
+    """dockerd refuses a bad prune filter before it looks at any container."""
+    from dockyard.engine.timeutil import parse_timestamp
+
+    for key, values in filters.items():
+        if key not in ("until", "label", "label!"):
+            raise InvalidArgument(f"Invalid filter '{key}'")
+        if key == "until":
+            for v in values:
+                try:
+                    parse_timestamp(v)
+                except ValueError as exc:
+                    raise InvalidArgument(str(exc)) from None
+
+
 def prune_matches(rec: ContainerRecord, filters: dict[str, list[str]]) -> bool:
     """``container prune --filter`` (``until``, ``label``, ``label!``)."""
     from dockyard.engine.timeutil import parse_rfc3339_or_zero, parse_timestamp

@@ -32,7 +32,7 @@ def _tail_arg(tail: Any) -> int:
     try:
         n = int(tail)
     except ValueError:
-        raise InvalidArgument(f'invalid value for "tail": "{tail}"') from None  # docker falls back to all
+        return -1  # dockerd: a --tail it cannot read means all of it
     return n if n >= 0 else -1
 
 

@@ -39,6 +39,18 @@ KILL_WAIT = 2.0
 POLL_MAX = 1.0                # the event loop's longest sleep
 
 
+def shim_message(message: str, runtime: str) -> str:
+    """A start failure as dockerd words it: containerd's shim and runc wrap the runtime's
+    error (``failed to create shim task: OCI runtime create failed: runc create failed: ...``)."""
+    head = "OCI runtime create failed: "
+    if not message.startswith(head):
+        return message
+    rest = message[len(head):]
+    if runtime in ("builtin", "runc") and not rest.startswith("runc create failed: "):
+        rest = "runc create failed: " + rest
+    return "failed to create shim task: " + head + rest
+
+
 class Peer:
     """One connection to the monitor: a CLI attached to the container, waiting, or asking."""
 
@@ -213,6 +225,7 @@ class Monitor:
 
             if isinstance(exc, DockyardError):
                 message, code = exc.message, exc.exit_code if exc.exit_code in (126, 127) else 125
+                message = shim_message(message, getattr(self.runtime, "name", ""))
             else:
                 message, code = f"{type(exc).__name__}: {exc}", 125
                 self.log_error()

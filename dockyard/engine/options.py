@@ -37,12 +37,13 @@ def parse_bytes(value: str, flag: str) -> int:
 
 def parse_cpus(value: str) -> int:
     """``--cpus 1.5`` → NanoCpus."""
-    m = re.fullmatch(r"\s*(\d+)?(?:\.(\d*))?\s*", value)
-    if not m or (m.group(1) is None and not m.group(2)):
+    m = re.fullmatch(r"\s*([-+])?(\d+)?(?:\.(\d*))?\s*", value)
+    if not m or (m.group(2) is None and not m.group(3)):
         raise flag_error(value, "--cpus", f"failed to parse {value} as a rational number")
-    whole = int(m.group(1) or 0)
-    frac = (m.group(2) or "")[:9].ljust(9, "0")
-    return whole * 1_000_000_000 + int(frac)
+    whole = int(m.group(2) or 0)
+    frac = (m.group(3) or "")[:9].ljust(9, "0")
+    nano = whole * 1_000_000_000 + int(frac)
+    return -nano if m.group(1) == "-" else nano  # a negative count is the daemon's to refuse
 
 
 def parse_int(value: str, flag: str) -> int:
@@ -387,7 +388,7 @@ def build_body(o: RunOptions) -> dict[str, Any]:
             raise InvalidArgument(f"invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, "
                                   "STDOUT and STDERR", exit_code=USAGE_EXIT)
     if o.detach and attach:
-        raise InvalidArgument("conflicting options: cannot specify both --attach and --detach", exit_code=USAGE_EXIT)
+        raise InvalidArgument("conflicting options: cannot specify both --attach and --detach", exit_code=1)
     attach_stdin = "stdin" in attach if attach else (o.interactive and not o.detach)
     attach_stdout = "stdout" in attach if attach else not o.detach
     attach_stderr = "stderr" in attach if attach else not o.detach

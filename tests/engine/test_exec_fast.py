@@ -22,8 +22,8 @@ def test_stdio_exit_codes_and_flags(dy) -> None:
     dy.ok("exec", "fx", "sh", "-c", "for i in $(seq 50); do [ -e /tmp/flag ] && exit 0; sleep 0.1; done; exit 1")
     p = dy("exec", "fx", "nosuch")
     assert p.returncode == 126
-    assert p.stderr.startswith("Error: OCI runtime exec failed: exec failed: unable to start container process: "
-                               'exec: "nosuch": executable file not found in $PATH')
+    assert p.stdout.startswith("OCI runtime exec failed: exec failed: unable to start container process: "
+                               'exec: "nosuch": executable file not found in $PATH')  # docker: on stdout
 
 
 def test_errors_match_the_ordinary_path(dy) -> None:
@@ -33,16 +33,16 @@ def test_errors_match_the_ordinary_path(dy) -> None:
     ordinary = ("--env-file", "/dev/null")
     for flags in ((), ordinary):
         p = dy("exec", *flags, "nosuch", "true")
-        assert (p.returncode, p.stderr) == (1, "Error: No such container: nosuch\n")
+        assert (p.returncode, p.stderr) == (1, "Error response from daemon: No such container: nosuch\n")
     dy.ok("pause", "fe")
     for flags in ((), ordinary):
         p = dy("exec", *flags, "fe", "true")
-        assert (p.returncode, p.stderr) == (1, "Error: Container fe is paused, unpause the container before exec\n")
+        assert (p.returncode, p.stderr) == (1, "Error response from daemon: Container fe is paused, unpause the container before exec\n")
     dy.ok("unpause", "fe")
     dy.ok("stop", "-t", "0", "fe")
     for flags in ((), ordinary):
         p = dy("exec", *flags, "fe", "true")
-        assert (p.returncode, p.stderr) == (1, f"Error: Container {cid} is not running\n")
+        assert (p.returncode, p.stderr) == (1, f"Error response from daemon: Container {cid} is not running\n")
 
 
 def test_fast_path_imports_little(dy, root) -> None:

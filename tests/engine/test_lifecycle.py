@@ -63,7 +63,7 @@ def test_exec_joins_namespaces_and_cgroup(dy, runtime):
     p = dy("exec", "ex", "nosuchcmd")
     assert p.returncode == 126
     p = dy("exec", "-u", "nosuchuser", "ex", "true")
-    assert p.returncode == 126 and "unable to find user nosuchuser" in p.stderr
+    assert p.returncode == 126 and "unable to find user nosuchuser" in p.stdout  # docker: on stdout
     assert dy("exec", "-i", "ex", "cat", input="piped\n").stdout == "piped\n"
 
 

@@ -107,9 +107,8 @@ class NetworkService:
         filters = filters or {}
         validate_filters(filters)
         nets = self.store.networks()
-        in_use = {e.network_id for e in self.store.endpoints()} if "dangling" in filters else set()
         for key, values in filters.items():
-            nets = [n for n in nets if any(_matches(n, key, v, in_use) for v in values)]
+            nets = [n for n in nets if any(_matches(n, key, v) for v in values)]
         return nets
 
     def create(self, name: str, driver: str = "bridge", subnet: str | None = None,
@@ -608,7 +607,8 @@ class NetworkService:
             if sandbox is not None and (sandbox.mode in SPECIAL_MODES or not sandbox.owns_netns):
                 raise Conflict("container sharing network namespace with another container or "
                                "host cannot be connected to any other network")
-            position = len(self.store.connections(container_id))
+            # >= 1: joined by ``connect`` (docker then shows DriverOpts as {}, not null)
+            position = len(self.store.connections(container_id)) + 1
             self.store.put_connection(container_id, net.id, aliases, ip, position)
             if sandbox is None or not sandbox.netns:
                 return
@@ -689,6 +689,7 @@ class NetworkService:
                     {"HostIp": pb.shown_ip, "HostPort": str(pb.host_port)}]
         networks: dict[str, Any] = {}
         member_ids = [c[0] for c in self.store.connections(cid)]
+        positions = self.store.connection_positions(cid)
         if sandbox is not None and sandbox.mode in SPECIAL_MODES:
             member_ids = [n.id for n in nets.values() if n.builtin and n.name == sandbox.mode]
         for nid in member_ids + [n for n in eps if n not in member_ids]:
@@ -705,7 +706,8 @@ class NetworkService:
                 "IPAMConfig": {"IPv4Address": conn[2]} if conn and conn[2] else None,
                 "Links": None,
                 "Aliases": (_aliases(aliases, cid, sandbox) if n.user_defined else None),
-                "MacAddress": e.mac if e else "", "DriverOpts": None, "GwPriority": 0,
+                "MacAddress": e.mac if e else "",
+                "DriverOpts": {} if positions.get(nid, 0) >= 1 else None, "GwPriority": 0,
                 "NetworkID": n.id, "EndpointID": e.endpoint_id if e else "",
                 "Gateway": (n.gateway or "") if e and not n.internal else "",
                 "IPAddress": e.ip if e else "", "IPPrefixLen": prefix, "IPv6Gateway": "",
@@ -841,7 +843,7 @@ def _regex_match(pattern: str, text: str) -> bool:
         return False
 
 
-def _matches(n: Network, key: str, value: str, in_use: set[str]) -> bool:
+def _matches(n: Network, key: str, value: str) -> bool:
     if key == "name":
         return _regex_match(value, n.name)
     if key == "id":
@@ -856,7 +858,9 @@ def _matches(n: Network, key: str, value: str, in_use: set[str]) -> bool:
         k, sep, v = value.partition("=")
         return k in n.labels and (not sep or n.labels[k] == v)
     if key == "dangling":
-        return (value.lower() in ("true", "1")) == (not n.builtin and n.id not in in_use)
+        # docker 20.10 decides on the network list, which carries no containers: every user
+        # network counts as dangling, in use or not (``network prune`` does look at endpoints)
+        return (value.lower() in ("true", "1")) == (not n.builtin)
     raise InvalidArgument(f"Invalid filter '{key}'")
 
 

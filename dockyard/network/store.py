@@ -259,6 +259,12 @@ class NetworkStore:
                                "container_id=? ORDER BY position, rowid", (container_id,))
         return [(r[0], json.loads(r[1]), r[2]) for r in rows]
 
+    def connection_positions(self, container_id: str) -> dict[str, int]:
+        """network ID -> position: 0 for the network the container was created on, 1 and up
+        for those ``network connect`` added."""
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT network_id, position FROM net_connections WHERE container_id=?", (container_id,))}
+
     def connected_containers(self, network_id: str) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT container_id FROM net_connections WHERE network_id=?", (network_id,))]

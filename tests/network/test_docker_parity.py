@@ -1,0 +1,211 @@
+"""The network commands, and what containers see of networks, side by side with the docker CLI
+(docker 28 client, the dockerd here, run with --iptables=false) on the same busybox rootfs.
+
+Each case runs one command line in both engines; stdout, stderr and the exit code must be the
+same once what has to differ is normalised: IDs, the program's name, and dockyard's default
+bridge subnet (docker's is 172.17.0.0/16, ours stays clear of it). User networks get the same
+explicit subnets in both (docker checks them against its own networks only, and so do we), so
+addresses, MACs, /etc/hosts and DNS answers can be compared as they are.
+
+Everything a test makes carries this process's ID in its name and is removed from both engines
+at the end, whatever happened.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from typing import Any, Iterator
+
+import pytest
+
+from tests.conftest import docker_available
+
+pytestmark = pytest.mark.interop
+
+P = f"nvp{os.getpid()}"  # name prefix: unique on a shared dockerd
+TAG = f"{P}-bb"
+_OCTET = (os.getpid() % 60) * 4  # four /24s of 10.247.0.0/16 per test process
+SUBNETS = {f"{{S{i}}}": f"10.247.{_OCTET + i}" for i in range(4)}
+
+
+def _normalise(text: str, docker: bool) -> str:
+    if docker:  # the program's name, not com.docker.* keys
+        text = re.sub(r"(?<![.\w])docker(?![.\w])", "dockyard", text)
+    text = re.sub(r"\b[0-9a-f]{64}\b", "<ID>", text)
+    return re.sub(r"\b[0-9a-f]{12}\b", "<ID12>", text)
+
+
+class Both:
+    """Run command lines in both engines and collect every difference."""
+
+    def __init__(self, cli: Any) -> None:
+        self.cli = cli
+        self.diffs: list[str] = []
+
+    def sub(self, line: str) -> list[str]:
+        line = line.replace("{P}", P).replace("{IMG}", TAG)
+        for key, value in SUBNETS.items():
+            line = line.replace(key, value)
+        return shlex.split(line)
+
+    def docker(self, line: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *self.sub(line)], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+
+    def ours(self, line: str) -> subprocess.CompletedProcess:
+        return self.cli(*self.sub(line))
+
+    def setup(self, line: str) -> None:
+        theirs, mine = self.docker(line), self.ours(line)
+        assert theirs.returncode == 0, f"docker {line}: {theirs.stderr}"
+        assert mine.returncode == 0, f"dockyard {line}: {mine.stderr}"
+
+    def same(self, *lines: str, unordered: bool = False) -> None:
+        """``unordered``: the lines of stdout may come in any order (what docker orders by
+        container or network ID, which differ between the engines)."""
+        def out(text: str, docker: bool) -> str:
+            text = _normalise(text, docker)
+            return "".join(sorted(text.splitlines(keepends=True))) if unordered else text
+
+        for line in lines:
+            theirs, mine = self.docker(line), self.ours(line)
+            want = (theirs.returncode, out(theirs.stdout, True), _normalise(theirs.stderr, True))
+            got = (mine.returncode, out(mine.stdout, False), _normalise(mine.stderr, False))
+            if want != got:
+                self.diffs.append(f"{line}\n  docker:   {want!r}\n  dockyard: {got!r}")
+
+    def json_same(self, line: str, drop: tuple[str, ...] = ()) -> None:
+        """Both print JSON: the same tree once IDs and the keys in ``drop`` are left out."""
+        theirs, mine = self.docker(line), self.ours(line)
+        assert theirs.returncode == 0 and mine.returncode == 0, (theirs.stderr, mine.stderr)
+        want = _strip(json.loads(_normalise(theirs.stdout, True)), drop)
+        got = _strip(json.loads(_normalise(mine.stdout, False)), drop)
+        if want != got:
+            self.diffs.append(f"{line}\n  docker:   {want!r}\n  dockyard: {got!r}")
+
+    def check(self) -> None:
+        assert not self.diffs, f"{len(self.diffs)} differences:\n" + "\n".join(self.diffs)
+
+
+def _strip(tree: Any, drop: tuple[str, ...]) -> Any:
+    if isinstance(tree, dict):
+        return {k: _strip(v, drop) for k, v in tree.items() if k not in drop}
+    if isinstance(tree, list):
+        return [_strip(v, drop) for v in tree]
+    return tree
+
+
+@pytest.fixture
+def both(cli, busybox, docker_busybox) -> Iterator[Both]:
+    if not docker_available():
+        pytest.skip("docker CLI or daemon not available")
+    subprocess.run(["docker", "tag", docker_busybox, f"{TAG}:latest"], check=True, capture_output=True)
+    cli("image", "tag", "busybox", f"{TAG}:latest", check=True)
+    b = Both(cli)
+    try:
+        yield b
+    finally:
+        containers = [f"{P}_{n}" for n in ("c1", "c2", "c3")]
+        networks = [f"{P}_{n}" for n in ("a", "b", "n", "m", "p")]
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+        subprocess.run(["docker", "rmi", f"{TAG}:latest"], capture_output=True)
+        cli("rm", "-f", *containers)
+        cli("network", "rm", *networks)
+
+
+def test_create_ls_inspect_rm_and_prune(both):
+    both.setup("network create --subnet {S0}.0/24 --gateway {S0}.254 --label {P}=1 "
+               "-o com.docker.network.driver.mtu=1500 {P}_a")
+    both.setup("network create --internal --subnet {S1}.0/24 --ip-range {S1}.128/25 -d bridge {P}_b")
+    both.same(
+        # create: docker's checks, CLI-side (bare) and daemon-side
+        "network create {P}_a", "network create --subnet {S0}.128/25 {P}_x",
+        "network create --subnet {S2}.0/33 {P}_x", "network create --subnet foo {P}_x",
+        "network create --gateway {S2}.1 {P}_x", "network create --ip-range {S2}.0/25 {P}_x",
+        "network create --subnet {S2}.0/24 --gateway {S3}.1 {P}_x",
+        "network create --subnet {S2}.0/24 --gateway foo {P}_x",
+        "network create --subnet {S2}.0/24 --ip-range {S3}.0/25 {P}_x",
+        "network create --subnet {S2}.0/24 --ip-range {S2}.0/33 {P}_x",
+        "network create --subnet {S2}.0/24 --subnet {S3}.0/24 {P}_x",
+        "network create --subnet {S2}.0/31 {P}_x",
+        "network create bridge", "network create host", "network create -d host {P}_x",
+        "network create -d null {P}_x", "network create -d nosuch {P}_x",
+        # ls: filters, quiet, formats
+        "network ls --filter name={P}", "network ls --filter name={P} --no-trunc",
+        "network ls -q --filter label={P}=1", "network ls -q --filter label={P}",
+        "network ls --filter name=^{P}_a$ --format '{{.Name}} {{.Driver}} {{.Scope}} {{.Internal}} "
+        "{{.IPv4}} {{.IPv6}} {{.Labels}} {{.Label \"{P}\"}}'",
+        "network ls --filter name={P} --filter type=custom --format 'table {{.Name}}\\t{{.Internal}}'",
+        "network ls --filter type=builtin --format '{{.Name}} {{.Driver}}'",
+        "network ls --filter driver=null --format '{{.Name}}'",
+        "network ls --filter name={P} --filter dangling=true --format '{{.Name}}'",
+        "network ls --filter dangling=false --format '{{.Name}}'",
+        "network ls --filter type=bogus", "network ls --filter bogus=1", "network ls --filter bogus",
+        "network ls --filter dangling=maybe", "network ls --format '{{.Nope}}'",
+        "network ls --filter name=nothing-is-called-this",
+        # inspect: templates and missing networks
+        "network inspect -f '{{json .IPAM}} {{json .Options}} {{json .Labels}}' {P}_a {P}_b",
+        "network inspect -f '{{.Internal}} {{.Attachable}} {{.Scope}} {{.Driver}}' {P}_b",
+        "network inspect -f '{{json .Options}} {{.IPAM.Options}}' none host",
+        "network inspect nosuch", "network inspect {P}_a nosuch -f '{{.Name}}'",
+        # rm and prune
+        "network rm nosuch", "network rm -f nosuch", "network rm bridge", "network rm {P}_b nosuch",
+        "network prune -f --filter label={P}=1", "network prune -f --filter label={P}=1",
+    )
+    both.check()
+
+
+def test_inspect_tree_is_dockers(both):
+    both.setup("network create --subnet {S2}.0/24 --label {P}=1 -o com.docker.network.driver.mtu=1500 {P}_n")
+    both.json_same("network inspect {P}_n", drop=("Id", "Created"))
+    both.json_same("network inspect host none", drop=("Id", "Created", "Containers"))
+    both.check()
+
+
+def test_containers_on_a_user_network(both):
+    both.setup("network create --subnet {S3}.0/24 {P}_n")
+    both.setup("network create --subnet {S2}.0/24 {P}_m")
+    both.setup("run -d --name {P}_c1 --network {P}_n --network-alias web --hostname h1 {IMG} sleep 300")
+    both.setup("run -d --name {P}_c2 --network {P}_n {IMG} sleep 300")
+    both.same(
+        # what the container sees: files, addresses, names through the embedded DNS
+        "exec {P}_c2 cat /etc/resolv.conf", "exec {P}_c2 cat /etc/hosts", "exec {P}_c1 hostname",
+        "exec {P}_c1 cat /etc/hosts", "exec {P}_c2 sh -c 'ip -4 addr show eth0 | grep inet'",
+        "exec {P}_c2 sh -c 'ip link show eth0 | grep -o ether.*'", "exec {P}_c2 ip route",
+        # (busybox prints the A and AAAA answers as they arrive: only the answer is compared)
+        *[f"exec {{P}}_{c} sh -c 'nslookup {name} | grep -A1 ^Name'" for c, name in (
+            ("c2", "web"), ("c2", "{P}_c1"), ("c2", "h1"), ("c2", "{P}_c1.{P}_n"), ("c1", "{P}_c2"))],
+        "exec {P}_c2 sh -c 'nslookup {S3}.2 | grep name'", "exec {P}_c2 nslookup nosuchname",
+        "inspect -f '{{json .NetworkSettings.Networks}}' {P}_c1",
+        "network rm {P}_n", "network ls --filter name={P} --filter dangling=true --format '{{.Name}}'",
+        # connect / disconnect
+        "network connect {P}_n {P}_c1", "network connect --alias x bridge {P}_c1",
+        "network connect {P}_n nosuch", "network connect nosuch {P}_c1",
+        "network disconnect {P}_m {P}_c1", "network disconnect nosuch {P}_c1",
+        "network connect --ip {S2}.77 --alias other {P}_m {P}_c1",
+        "inspect -f '{{json .NetworkSettings.Networks}}' {P}_c1",
+        "exec {P}_c1 sh -c 'ip -4 addr | grep -c {S2}.77'",
+        "exec {P}_c2 sh -c 'nslookup other | grep -A1 ^Name'",
+        "network inspect -f '{{json .Containers}}' {P}_m",
+        "network disconnect {P}_m {P}_c1", "network disconnect {P}_m {P}_c1",
+        "network inspect -f '{{json .Containers}}' {P}_m",
+    )
+    both.same("network inspect -f '{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.MacAddress}}"
+              "{{println}}{{end}}' {P}_n", unordered=True)
+    both.check()
+
+
+def test_default_bridge_and_run_flags(both):
+    both.same(
+        "run --rm --network none {IMG} sh -c 'hostname | wc -c; cat /etc/hosts /etc/resolv.conf'",
+        "run --rm --network host {IMG} sh -c 'hostname; cat /etc/resolv.conf'",
+        "run --rm --hostname hh --add-host foo:1.2.3.4 --add-host bar:5.6.7.8 --dns 9.9.9.9 "
+        "--dns-search example.com {IMG} sh -c 'hostname; cat /etc/resolv.conf; head -8 /etc/hosts'",
+        "run --rm {IMG} sh -c 'head -6 /etc/hosts; cat /etc/resolv.conf'",
+        "run --rm --network nosuch {IMG} true",
+    )
+    both.check()

@@ -127,11 +127,13 @@ class RegistryApp:
             "status": req.status, "bytes_in": received, "bytes_out": req.sent,
             "duration_ms": round(seconds * 1000, 2), "user": req.user, "repository": req.repo,
             "route": req.route, "user_agent": req.header("User-Agent"),
+            **({"error": req.error} if req.error else {}),
         })
 
     def _send_error(self, req: Request, err: RegistryError) -> None:
         if err.status == 401:
             self.metrics.inc("registry_auth_failures_total")
+        req.error = f"{err.code}: {err.message}"  # the explanation, for the access log
         if req.status:  # already answered (error while streaming): just drop the connection
             req.handler.close_connection = True
             return
@@ -296,7 +298,7 @@ class RegistryApp:
                 found = self.users.authenticate(*creds)
                 if found is None:
                     self.metrics.inc("registry_auth_failures_total")
-                    raise RegistryError("UNAUTHORIZED", "incorrect username or password",
+                    raise RegistryError("UNAUTHORIZED", "incorrect username or password", public=True,
                                         headers={"WWW-Authenticate": 'Basic realm="dockyard-registry"'})
                 who = found
         else:
@@ -328,13 +330,13 @@ class RegistryApp:
             if not self.config.storage.delete_enabled:
                 raise RegistryError("UNSUPPORTED", "deletes are disabled on this registry")
             if not self.store.unlink_blob(repo, digest):
-                raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail={"digest": digest})
+                raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}")
             return req.send(202, {})
         self.authorize(req, repo, "pull")
         check_digest(digest)
         st = self.store.repo_blob_stat(repo, digest)
         if st is None:
-            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail={"digest": digest})
+            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail=digest)
         size = st.size
         headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
                    "Accept-Ranges": "bytes", "ETag": f'"{digest}"',
@@ -360,7 +362,7 @@ class RegistryApp:
         try:
             reader = self.store.open_blob(digest, start, length)
         except FileNotFoundError:
-            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail={"digest": digest}) from None
+            raise RegistryError("BLOB_UNKNOWN", f"blob {digest} not found in {repo}", detail=digest) from None
         with reader:
             req.send_range(status, headers, reader)
 
@@ -436,8 +438,9 @@ class RegistryApp:
         # PUT: finish
         digest = req.arg("digest")
         if digest is None:
-            raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
-        check_digest(digest)
+            raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload",
+                                detail="digest missing")
+        check_digest(digest, detail="digest parsing failed")
         self.store.finish_upload(upload, digest, req.body)
         self._blob_created(req, repo, digest)
 
@@ -467,10 +470,10 @@ class RegistryApp:
         """
         if info.media_type == mf.OCI_MANIFEST and mf.OCI_MANIFEST not in accepted:
             raise RegistryError("MANIFEST_UNKNOWN", "OCI manifest found, but accept header does "
-                                "not support OCI manifests")
+                                "not support OCI manifests", public=True)
         if info.media_type == mf.OCI_INDEX and mf.OCI_INDEX not in accepted:
             raise RegistryError("MANIFEST_UNKNOWN", "OCI index found, but accept header does "
-                                "not support OCI indexes")
+                                "not support OCI indexes", public=True)
         if tag is None:
             return info, data
         if info.media_type == mf.DOCKER_LIST and mf.DOCKER_LIST not in accepted:
@@ -508,8 +511,7 @@ class RegistryApp:
         if tag is not None:
             if not self.config.storage.delete_tags:  # the CNCF registry deletes by digest only
                 raise RegistryError("DIGEST_INVALID", f"{reference!r} is a tag: delete the manifest "
-                                    "by digest, or enable storage.delete.tags",
-                                    detail={"reference": reference})
+                                    "by digest, or enable storage.delete.tags")
             self.store.delete_tag(repo, tag, protect)
         else:
             self.store.delete_manifest(repo, digest, protect)

@@ -5,6 +5,10 @@ Every failure a client can see is a :class:`RegistryError` carrying the spec's c
 it (or the one the situation needs, e.g. 416 for a chunk out of order) and a message for people. Handlers raise;
 the server renders ``{"errors": [{"code", "message", "detail"}]}`` with the right status, so no
 handler can forget the body format or store half a request before failing.
+
+The body's ``message`` is the code's fixed text, word for word the CNCF registry's (clients such as
+docker print it: "manifest unknown: manifest unknown"), unless the error is raised ``public``;
+the handler's own explanation goes to the access log instead.
 """
 from __future__ import annotations
 
@@ -16,15 +20,15 @@ CODES: dict[str, tuple[int, str]] = {
     "BLOB_UPLOAD_INVALID": (400, "blob upload invalid"),
     "BLOB_UPLOAD_UNKNOWN": (404, "blob upload unknown to registry"),
     "DIGEST_INVALID": (400, "provided digest did not match uploaded content"),
-    "MANIFEST_BLOB_UNKNOWN": (400, "manifest references a manifest or blob unknown to registry"),
+    "MANIFEST_BLOB_UNKNOWN": (400, "blob unknown to registry"),
     "MANIFEST_INVALID": (400, "manifest invalid"),
-    "MANIFEST_UNKNOWN": (404, "manifest unknown to registry"),
+    "MANIFEST_UNKNOWN": (404, "manifest unknown"),
     "NAME_INVALID": (400, "invalid repository name"),
     "NAME_UNKNOWN": (404, "repository name not known to registry"),
     "SIZE_INVALID": (400, "provided length did not match content length"),
     "UNAUTHORIZED": (401, "authentication required"),
     "DENIED": (403, "requested access to the resource is denied"),
-    "UNSUPPORTED": (405, "the operation is unsupported"),
+    "UNSUPPORTED": (405, "The operation is unsupported."),
     "TOOMANYREQUESTS": (429, "too many requests"),
 }
 
@@ -33,17 +37,19 @@ class RegistryError(Exception):
     """A spec error: ``code`` from :data:`CODES`, optional status override, detail and headers."""
 
     def __init__(self, code: str, message: str | None = None, *, status: int | None = None,
-                 detail: Any = None, headers: dict[str, str] | None = None) -> None:
+                 detail: Any = None, headers: dict[str, str] | None = None, public: bool = False) -> None:
         default_status, default_message = CODES[code]
         self.code = code
         self.message = message or default_message
+        self.public_message = self.message if public else default_message
         self.status = status or default_status
-        self.detail = detail
+        # the CNCF registry's detail for these codes when it has nothing to add
+        self.detail = {} if detail is None and code in ("MANIFEST_INVALID", "BLOB_UPLOAD_INVALID") else detail
         self.headers = dict(headers or {})
         super().__init__(f"{code}: {self.message}")
 
     def body(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        err: dict[str, Any] = {"code": self.code, "message": self.public_message}
         if self.detail is not None:
             err["detail"] = self.detail
         return {"errors": [err]}

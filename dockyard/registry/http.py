@@ -133,6 +133,7 @@ class Request:
         self.route = "unknown"
         self.repo: str | None = None
         self.user: str | None = None
+        self.error: str | None = None
         self.body: ContentLengthBody | ChunkedBody | None = None
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:

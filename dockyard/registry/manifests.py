@@ -87,16 +87,13 @@ def parse(data: bytes, content_type: str | None) -> ParsedManifest:
         raise RegistryError("MANIFEST_INVALID", "unsupported manifest schemaVersion "
                             f"{doc.get('schemaVersion')!r} (only schema 2 is accepted)")
     body_type = doc.get("mediaType")
-    ctype = (content_type or "").split(";")[0].strip().lower() or None
-    if ctype in (None, "application/json", "application/octet-stream"):
-        ctype = None
-    media_type = ctype or body_type
-    if media_type is None:  # OCI allows omitting mediaType: infer from the shape
-        media_type = OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+    # as the CNCF registry, the Content-Type chooses the format: without one of the four schema 2
+    # types (none, application/json: schema 1, which is not accepted) the manifest is invalid
+    media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type not in MANIFEST_TYPES:
         raise RegistryError("MANIFEST_INVALID", f"unsupported manifest media type {media_type!r}",
                             detail={"mediaType": media_type})
-    if body_type is not None and body_type != media_type:
+    if (body_type is not None or media_type not in (OCI_MANIFEST, OCI_INDEX)) and body_type != media_type:
         raise RegistryError("MANIFEST_INVALID", f"Content-Type {media_type!r} does not match the "
                             f"manifest's mediaType {body_type!r}")
     blobs: list[Descriptor] = []

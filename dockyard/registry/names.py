@@ -40,12 +40,15 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def check_digest(value: str, code: str = "DIGEST_INVALID") -> str:
-    """Validate a digest string from a request (unsupported algorithms are DIGEST_INVALID too)."""
+def check_digest(value: str, code: str = "DIGEST_INVALID", detail: object = None) -> str:
+    """Validate a digest string from a request (unsupported algorithms are DIGEST_INVALID too).
+
+    The error's detail is the CNCF registry's: ``{}`` unless the caller names another.
+    """
     try:
         dg.parse(value)
     except Exception as exc:  # InvalidArgument: message says what is wrong
-        raise RegistryError(code, str(exc), detail={"digest": value}) from None
+        raise RegistryError(code, str(exc), detail={} if detail is None else detail) from None
     return value
 
 

@@ -217,10 +217,10 @@ class RegistryStore:
             size = os.stat(self._upload_dir(upload_id) / "data").st_size
         except (ValueError, OSError):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id!r} not found",
-                                detail={"uuid": upload_id}) from None
+                                detail={}) from None
         if meta.get("repo") != repo:
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id!r} not found in {repo}",
-                                detail={"uuid": upload_id})
+                                detail={})
         return Upload(upload_id, repo, size, float(meta.get("started", 0)))
 
     def uploads(self) -> list[tuple[Upload, float]]:
@@ -247,7 +247,7 @@ class RegistryStore:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         except FileNotFoundError:
-            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload.id}) from None
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={}) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
@@ -301,7 +301,7 @@ class RegistryStore:
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
-            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload.id}) from None
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={}) from None
         if alg == "sha256":
             actual = "sha256:" + self._hasher(upload.id, path, size).hexdigest()
         else:
@@ -310,7 +310,7 @@ class RegistryStore:
         if actual != digest:
             self.cancel_upload(upload)
             raise RegistryError("DIGEST_INVALID", f"upload content has digest {actual}, not {digest}",
-                                detail={"expected": digest, "actual": actual})
+                                detail={"Digest": digest})
         key = blob_key(digest)
         with self.writing():
             self.journal(upload.repo, [digest])
@@ -349,8 +349,7 @@ class RegistryStore:
             alg, _ = dg.parse(ref_digest)
             actual = parsed.digest if alg == "sha256" else dg.from_bytes(data, alg)
             if actual != ref_digest:
-                raise RegistryError("DIGEST_INVALID", f"manifest digest is {actual}, not {ref_digest}",
-                                    detail={"expected": ref_digest, "actual": actual})
+                raise RegistryError("DIGEST_INVALID", f"manifest digest is {actual}, not {ref_digest}")
         digest = ref_digest or parsed.digest
         with self.writing(), self._tag_lock(repo):
             missing = []
@@ -368,11 +367,11 @@ class RegistryStore:
                 raise RegistryError("MANIFEST_BLOB_UNKNOWN", f"manifest references {missing[0]}, "
                                     f"which is not in repository {repo}"
                                     + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                                    detail={"missing": missing})
+                                    detail=missing[0])
             if tag is not None:
                 current = self.driver.get(tag_key(repo, tag))
                 if current is not None and current.decode() != digest and is_immutable(tag):
-                    raise RegistryError("DENIED", f"tag {tag!r} of {repo} is immutable: it cannot be "
+                    raise RegistryError("DENIED", public=True, message=f"tag {tag!r} of {repo} is immutable: it cannot be "
                                         "overwritten", detail={"tag": tag})
             self.journal(repo, [digest, *(d.digest for d in parsed.blobs),
                                 *(d.digest for d in parsed.manifests)])
@@ -421,7 +420,8 @@ class RegistryStore:
         data = self.driver.get(blob_key(digest)) if info else None
         if info is None or data is None:
             raise RegistryError("MANIFEST_UNKNOWN", f"manifest {reference!r} not found in {repo}",
-                                detail={"name": repo, "reference": reference})
+                                detail={"Name": repo, "Revision": reference} if ":" in reference
+                                else {"Tag": reference})
         return info, data
 
     def tags(self, repo: str) -> list[TagInfo]:
@@ -453,7 +453,7 @@ class RegistryStore:
                 raise RegistryError("MANIFEST_UNKNOWN", f"tag {tag!r} not found in {repo}",
                                     detail={"name": repo, "reference": tag})
             if is_immutable(tag):
-                raise RegistryError("DENIED", f"tag {tag!r} of {repo} is immutable: it cannot be "
+                raise RegistryError("DENIED", public=True, message=f"tag {tag!r} of {repo} is immutable: it cannot be "
                                     "deleted", detail={"tag": tag})
             self.driver.delete(tag_key(repo, tag))
 
@@ -462,12 +462,11 @@ class RegistryStore:
         with self._tag_lock(repo):
             info = self.manifest_info(repo, digest)
             if info is None:
-                raise RegistryError("MANIFEST_UNKNOWN", f"manifest {digest} not found in {repo}",
-                                    detail={"name": repo, "reference": digest})
+                raise RegistryError("MANIFEST_UNKNOWN", f"manifest {digest} not found in {repo}")
             pointing = [t.name for t in self.tags(repo) if t.digest == digest]
             protected = [t for t in pointing if is_immutable(t)]
             if protected:
-                raise RegistryError("DENIED", f"manifest {digest} is tagged {protected[0]!r}, an "
+                raise RegistryError("DENIED", public=True, message=f"manifest {digest} is tagged {protected[0]!r}, an "
                                     "immutable tag: it cannot be deleted", detail={"tags": protected})
             for t in pointing:
                 self.driver.delete(tag_key(repo, t))

@@ -116,7 +116,8 @@ def reduce(r: requests.Response, side: Side, *, body: bool = True) -> dict[str, 
     ctype = r.headers.get("Content-Type", "")
     if body and r.content and ctype.startswith("application/json") and r.status_code >= 400:
         try:
-            out["errors"] = [e.get("code") for e in r.json().get("errors", [])]
+            # the code and its fixed message (what docker prints: "manifest unknown: manifest unknown")
+            out["errors"] = [(e.get("code"), e.get("message")) for e in r.json().get("errors", [])]
         except ValueError:
             out["errors"] = "<not json>"
     elif body and r.content and r.status_code < 300 and ctype.startswith("application/json"):
@@ -166,6 +167,7 @@ def push_blob(s: Side, repo: str, data: bytes, label: str = "push blob") -> None
 MONOLITHIC = "POST ?digest= stores the blob (201), as the spec allows; CNCF v2.8 ignores it (202)"
 CONTENT_RANGE = "a PATCH whose Content-Range does not continue the upload is 416 (spec MUST); CNCF v2.8 ignores Content-Range"
 TAG_PAGES = "tags/list honours n and last (spec); CNCF v2.8 ignores both"
+REFERRERS = "dockyard serves the v1.1 referrers API; CNCF v2.8 has no such route (404)"
 NAMES = "names outside the spec grammar are 400 NAME_INVALID; CNCF v2.8 answers 404/301/202/500 by route"
 
 
@@ -414,10 +416,73 @@ def sc_methods(s: Side) -> None:
     s.call("POST base", "POST", "/v2/")
 
 
+def sc_edges(s: Side) -> None:
+    repo = s.repo("edges")
+    oci = _push_image(s, repo, OCI_MANIFEST)
+    d = sha(oci)
+    s.call("PUT OCI", "PUT", f"/v2/{repo}/manifests/{d}", data=oci, headers={"Content-Type": OCI_MANIFEST})
+    # digests: upper-case hex, another algorithm, the empty blob
+    s.call("HEAD upper-case digest", "HEAD", f"/v2/{repo}/blobs/sha256:{sha(LAYER)[7:].upper()}")
+    s.call("GET upper-case digest", "GET", f"/v2/{repo}/blobs/sha256:{sha(LAYER)[7:].upper()}")
+    s.call("GET sha512 digest", "GET", f"/v2/{repo}/blobs/sha512:{hashlib.sha512(LAYER).hexdigest()}")
+    s.call("empty blob: start", "POST", f"/v2/{repo}/blobs/uploads/")
+    s.call("empty blob: HEAD status", "HEAD", s.location())
+    s.call("empty blob: zero PATCH", "PATCH", s.location(), data=b"")
+    s.call("empty blob: put", "PUT", s.location(), params={"digest": sha(b"")})
+    s.call("empty blob: GET", "GET", f"/v2/{repo}/blobs/{sha(b'')}")
+    s.call("stream: start", "POST", f"/v2/{repo}/blobs/uploads/")
+    s.call("stream: chunked PATCH", "PATCH", s.location(), data=iter([b"ab", b"cd", b"ef"]))
+    s.call("stream: put", "PUT", s.location(), params={"digest": sha(b"abcdef")})
+    # manifest media types: from Content-Type, from the body, or in conflict
+    for label, ctype in (("no Content-Type", None), ("application/json", "application/json"),
+                         ("docker type for OCI body", DOCKER_MANIFEST)):
+        hdrs = {"Content-Type": ctype} if ctype else {}
+        s.call(f"PUT OCI, {label}", "PUT", f"/v2/{repo}/manifests/ct", data=oci, headers=hdrs)
+        s.call(f"GET after PUT OCI, {label}", "GET", f"/v2/{repo}/manifests/ct",
+               headers={"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}"})
+    bare = json.loads(oci)
+    del bare["mediaType"]
+    bare_body = json.dumps(bare).encode()
+    s.call("PUT OCI without mediaType", "PUT", f"/v2/{repo}/manifests/bare", data=bare_body,
+           headers={"Content-Type": OCI_MANIFEST})
+    s.call("GET OCI without mediaType", "GET", f"/v2/{repo}/manifests/bare", headers={"Accept": OCI_MANIFEST})
+    # conditional GET, HEAD of the unknown
+    s.call("GET If-None-Match", "GET", f"/v2/{repo}/manifests/{d}",
+           headers={"Accept": OCI_MANIFEST, "If-None-Match": f'"{d}"'})
+    s.call("GET If-None-Match other", "GET", f"/v2/{repo}/manifests/{d}",
+           headers={"Accept": OCI_MANIFEST, "If-None-Match": '"sha256:0"'})
+    s.call("HEAD unknown tag", "HEAD", f"/v2/{repo}/manifests/unknown", headers={"Accept": OCI_MANIFEST})
+    s.call("HEAD unknown digest", "HEAD", f"/v2/{repo}/manifests/{sha(b'?')}", headers={"Accept": OCI_MANIFEST})
+    # a manifest with a subject (referrers): stored as any other manifest by both
+    art = image_manifest(OCI_MANIFEST, subject={"mediaType": OCI_MANIFEST, "digest": d, "size": len(oci)})
+    s.call("PUT manifest with subject", "PUT", f"/v2/{repo}/manifests/{sha(art)}", data=art,
+           headers={"Content-Type": OCI_MANIFEST}, ignore=("oci-subject",))
+    s.call("referrers", "GET", f"/v2/{repo}/referrers/{d}", known=REFERRERS)
+    # an index whose child goes away: the index stays readable
+    idx = index_manifest(OCI_INDEX, [oci], OCI_MANIFEST)
+    s.call("PUT index", "PUT", f"/v2/{repo}/manifests/idx", data=idx, headers={"Content-Type": OCI_INDEX})
+    s.call("DELETE child of index", "DELETE", f"/v2/{repo}/manifests/{d}")
+    s.call("GET index after child delete", "GET", f"/v2/{repo}/manifests/idx", headers={"Accept": OCI_INDEX})
+    s.call("GET deleted child", "GET", f"/v2/{repo}/manifests/{d}", headers={"Accept": OCI_MANIFEST})
+    s.call("re-PUT deleted child", "PUT", f"/v2/{repo}/manifests/{d}", data=oci,
+           headers={"Content-Type": OCI_MANIFEST})
+    # a Docker list fetched by tag by a client that only takes Docker manifests: its amd64 entry
+    docker = image_manifest(DOCKER_MANIFEST)
+    s.call("PUT docker", "PUT", f"/v2/{repo}/manifests/{sha(docker)}", data=docker,
+           headers={"Content-Type": DOCKER_MANIFEST})
+    lst = index_manifest(DOCKER_LIST, [docker], DOCKER_MANIFEST)
+    s.call("PUT list", "PUT", f"/v2/{repo}/manifests/lst", data=lst, headers={"Content-Type": DOCKER_LIST})
+    s.call("GET list as docker manifest", "GET", f"/v2/{repo}/manifests/lst", headers={"Accept": DOCKER_MANIFEST})
+    s.call("GET list by digest as docker manifest", "GET", f"/v2/{repo}/manifests/{sha(lst)}",
+           headers={"Accept": DOCKER_MANIFEST})
+    for ref in (sha(lst), sha(idx), sha(art), sha(docker), sha(bare_body), d):
+        s.call("cleanup", "DELETE", f"/v2/{repo}/manifests/{ref}")
+
+
 SCENARIOS: dict[str, Callable[[Side], None]] = {
     "base": sc_base, "blobs_read": sc_blobs_read, "uploads": sc_uploads, "mount": sc_mount,
     "manifests": sc_manifests, "tags": sc_tags, "catalog": sc_catalog, "names": sc_names,
-    "methods": sc_methods,
+    "methods": sc_methods, "edges": sc_edges,
 }
 
 

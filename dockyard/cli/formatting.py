@@ -746,7 +746,9 @@ def _go_json(v: Any, escape_html: bool = False) -> str:
             return None
         if isinstance(x, dict):
             keys = list(x) if _is_struct(x) else sorted(x, key=str)
-            return {str(k): fix(x[k]) for k in keys if not callable(x[k])}  # methods are not data
+            omit = getattr(x, "omitempty", ())  # a typed struct's `json:",omitempty"` fields
+            return {str(k): fix(x[k]) for k in keys if not callable(x[k])  # methods are not data
+                    and not (k in omit and (x[k] in (None, "", 0, False) or x[k] == [] or x[k] == {}))}
         if isinstance(x, (list, tuple)):
             return [fix(i) for i in x]
         if x is NO_VALUE:

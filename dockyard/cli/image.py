@@ -265,12 +265,88 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
             errors.append(NotFound(f"no such image: {name}: {exc.message}"))
         except DockyardError as exc:
             errors.append(exc)
-    from dockyard.cli.inspecting import print_inspect
-
-    rc = print_inspect(ctx, found, args.format)
+    rc = _print_inspect(ctx, found, args.format)
     for exc in errors:
         ctx.warn(f"Error: {exc.message}")
     return 1 if errors else rc
+
+
+def _print_inspect(ctx: "Context", images: list[dict[str, Any]], fmt: str | None) -> int:
+    """docker 28's CLI runs a template on its typed image object first and, when that fails, on
+    the raw JSON: ``{{json .Config}}`` is the OCI config without its empty fields, ``{{.Config.Env}}``
+    of an image without one is ``[]``; ``{{.Config.Hostname}}`` still works through the raw form."""
+    from dockyard.cli.formatting import TemplateError, parse
+    from dockyard.cli.inspecting import print_inspect
+
+    if fmt and images:
+        try:
+            template = parse(fmt)
+            out = [template.execute(typed_image(doc), missing_error=True) + "\n" for doc in images]
+        except TemplateError:
+            pass
+        else:
+            ctx.out.write("".join(out))
+            return 0
+    return print_inspect(ctx, images, fmt)
+
+
+class _GoStruct(dict):
+    """A dict standing for a Go struct whose ``omitempty`` fields JSON leaves out when empty."""
+
+    omitempty: frozenset[str] = frozenset()
+
+
+def _struct(fields: dict[str, Any], omitempty: tuple[str, ...] = ()) -> _GoStruct:
+    out = _GoStruct(fields)
+    out.omitempty = frozenset(omitempty)
+    return out
+
+
+def _go_map(value: Any) -> Any:
+    from dockyard.cli.formatting import GoMap
+
+    out = GoMap(value or {})
+    out.nil = value is None
+    return out
+
+
+#: docker's DockerOCIImageConfig: the OCI image config plus docker's three, every field omitempty
+_OCI_CONFIG_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels",
+                      "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell")
+_MAP_FIELDS = ("ExposedPorts", "Volumes", "Labels")
+_LIST_FIELDS = ("Env", "Entrypoint", "Cmd", "OnBuild", "Shell")
+
+
+def typed_image(doc: dict[str, Any]) -> dict[str, Any]:
+    """An inspect document as docker 28's ``image.InspectResponse`` (field order, Go zero values,
+    omitempty), for templates."""
+    config = doc.get("Config") or {}
+    typed_config = {}
+    for k in _OCI_CONFIG_FIELDS:
+        v = config.get(k)
+        if k in _MAP_FIELDS:
+            v = _go_map(v)
+        elif k in _LIST_FIELDS:
+            v = list(v or [])
+        elif k == "ArgsEscaped":
+            v = bool(v)
+        elif k != "Healthcheck":
+            v = v or ""
+        typed_config[k] = v
+    graph = dict(doc.get("GraphDriver") or {})
+    graph["Data"] = _go_map(graph.get("Data"))
+    fields = {
+        "Id": doc["Id"], "RepoTags": doc.get("RepoTags") or [], "RepoDigests": doc.get("RepoDigests") or [],
+        "Parent": doc.get("Parent", ""), "Comment": doc.get("Comment", ""), "Created": doc.get("Created", ""),
+        "Container": doc.get("Container", ""), "ContainerConfig": doc.get("ContainerConfig"),
+        "DockerVersion": doc.get("DockerVersion", ""), "Author": doc.get("Author", ""),
+        "Config": _struct(typed_config, _OCI_CONFIG_FIELDS), "Architecture": doc.get("Architecture", ""),
+        "Variant": doc.get("Variant", ""), "Os": doc.get("Os", ""), "OsVersion": doc.get("OsVersion", ""),
+        "Size": doc.get("Size", 0), "VirtualSize": doc.get("VirtualSize", 0), "GraphDriver": graph,
+        "RootFS": doc.get("RootFS"), "Metadata": doc.get("Metadata"),
+    }
+    return _struct(fields, ("Created", "Container", "ContainerConfig", "DockerVersion", "Variant", "OsVersion",
+                            "VirtualSize"))
 
 
 def cmd_history(args: argparse.Namespace, ctx: "Context") -> int:
@@ -379,25 +455,22 @@ def cmd_load(args: argparse.Namespace, ctx: "Context") -> int:
     finally:
         if args.input:
             stream.close()
-    if not args.quiet:
-        for line in lines:
-            ctx.print(line)
+    for line in lines:  # docker's -q hides only the progress bars: the "Loaded image" lines still print
+        ctx.print(line)
     return 0
 
 
 def cmd_save(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import InvalidArgument
-
     from dockyard.errors import NotFound
 
+    if not args.output and sys.stdout.isatty():  # docker's client refuses before asking anything
+        raise ClientSideError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     for name in args.images:  # fail before writing anything, naming the image as given
         try:
             ctx.client.images.resolve_id(name)
         except NotFound:
             raise NotFound(f"No such image: {name}") from None
     if not args.output:
-        if sys.stdout.isatty():
-            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
         ctx.client.images.save(args.images, sys.stdout.buffer, format=args.format)
         return 0
     tmp = f"{args.output}.tmp-{os.getpid()}"

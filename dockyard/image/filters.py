@@ -73,5 +73,31 @@ def reference_matches(patterns: list[str], tag: str) -> bool:
 def _ref_match(pattern: str, tag: str) -> bool:
     """docker matches ``reference=`` against the familiar name, with and without the tag."""
     name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
-    return fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(name, pattern)
+    return _path_match(pattern, tag) or _path_match(pattern, name)
 
+
+def _path_match(pattern: str, text: str) -> bool:
+    """Go's ``path.Match``: ``*`` and ``?`` never match a ``/``; ``[...]`` (``[^...]``) classes;
+    a backslash quotes the next character."""
+    import re
+
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 2 if pattern[i + 1:i + 2] in ("^", "]") else i + 1)
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + re.escape(body[1:]).replace("\\-", "-") if body.startswith("^")
+                              else re.escape(body).replace("\\-", "-")) + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.fullmatch("".join(out), text) is not None

@@ -473,7 +473,9 @@ class ImageService:
         """``docker image prune``: dangling images (or, with ``all``, every unused one)."""
         from dockyard.image.filters import ImageFilter
 
-        flt = ImageFilter(filters or {}, self)
+        filters = dict(filters or {})
+        not_labels = filters.pop("label!", [])  # prune's own key (docker's images list refuses it)
+        flt = ImageFilter(filters, self)
         deleted: list[dict[str, str]] = []
         # docker counts the layers it removed, not the images' sizes: an image whose layers
         # another image still uses reclaims nothing
@@ -482,6 +484,8 @@ class ImageService:
             if not all and image.repo_tags:
                 continue
             if not flt.match(image) or self._container_users(image.id):
+                continue
+            if any(_has_label(image.labels, want) for want in not_labels):
                 continue
             try:
                 deleted.extend(self.remove(image.id, force=True, prune=True))
@@ -521,6 +525,12 @@ class ImageService:
         from dockyard.image.inspect import image_history
 
         return image_history(self, self.get(name))
+
+
+def _has_label(labels: dict[str, str], want: str) -> bool:
+    """``key`` or ``key=value``, as docker's label filters match."""
+    key, eq, value = want.partition("=")
+    return key in labels and (not eq or labels[key] == value)
 
 
 def _single_reference(names: list[str]) -> bool:

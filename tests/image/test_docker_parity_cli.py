@@ -171,7 +171,11 @@ def test_inspect_keys_and_types(sides):
     missing = {k: v for k, v in want.items() if got.get(k) != v}
     assert missing == {}, f"keys docker prints that dockyard lacks or types differently: {missing}"
     for fmt in ("{{.Os}}/{{.Architecture}}", "{{.Comment}}", "{{json .RootFS}}", "{{.Config.Cmd}}",
-                "{{json .RepoTags}}", "{{.GraphDriver.Name}}"):
+                "{{json .RepoTags}}", "{{.GraphDriver.Name}}",
+                # docker's typed object first ({{json .Config}} without empty fields, a nil Env
+                # is []), then the raw JSON (Hostname is only there)
+                "{{json .Config}}", "{{.Config.Env}}", "{{.Config.Labels}}", "{{.Config.Hostname}}",
+                "{{.Container}}", "{{json .ContainerConfig.Cmd}}", "{{.Config.Bogus}}"):
         same(sides, "image", "inspect", "--format", fmt, PREFIX)
     assert same(sides, "image", "inspect", "dyparity-nosuch")[2] == 1
     same(sides, "inspect", "dyparity-nosuch")

@@ -1,0 +1,104 @@
+"""Build failures side by side with docker: the same last error line and exit code.
+
+Dockerfile mistakes and failing steps are compared with BuildKit as docker 20.10 drives it
+(``DOCKER_BUILDKIT=1 /usr/bin/docker build``); what docker's client checks before it sends a
+context (a missing Dockerfile or context directory, the operand count) is compared with the
+docker CLI's own build command. Only the last line is compared: BuildKit's live log (step
+numbers, timings, cache lines) is not meaningful to match.
+
+Never give dockerd 20.10's BuildKit a Dockerfile with only ARG lines: it crashes the daemon.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from buildcases import BASE
+
+pytestmark = pytest.mark.interop
+
+TAG = f"dyparity-build-{os.getpid()}"
+
+CASES = {  # name: (Dockerfile, extra docker build flags)
+    "unknown-instruction": (f"FROM {BASE}\nFOO bar\n", []),
+    "env-without-args": (f"FROM {BASE}\nENV\n", []),
+    "from-without-args": ("FROM\n", []),
+    "copy-one-arg": (f"FROM {BASE}\nCOPY x\n", []),
+    "unknown-flag": (f"FROM {BASE}\nCOPY --bogus=1 x /y\n", []),
+    "run-before-from": ("RUN true\n", []),
+    "empty": ("", []),
+    "only-comments": ("# nothing here\n\n", []),
+    "unknown-target": (f"FROM {BASE} AS a\nRUN true\n", ["--target", "nosuch"]),
+    "copy-missing": (f"FROM {BASE}\nCOPY nothere /x\n", []),
+    "add-missing": (f"FROM {BASE}\nADD nothere /x\n", []),
+    "run-fails": (f"FROM {BASE}\nRUN exit 3\n", []),
+    "exec-run-fails": (f'FROM {BASE}\nRUN ["sh", "-c", "exit 4"]\n', []),
+    "bad-port": (f"FROM {BASE}\nEXPOSE abc\n", []),
+}
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _docker(args: list[str], buildkit: bool, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCKER_BUILDKIT": "1" if buildkit else "0"}
+    exe = "/usr/bin/docker" if buildkit and os.path.exists("/usr/bin/docker") else "docker"
+    try:
+        return subprocess.run([exe, "build", *args], capture_output=True, text=True, env=env, cwd=str(cwd),
+                              stdin=subprocess.DEVNULL, timeout=120)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", TAG], capture_output=True)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_dockerfile_failures_as_buildkit(case, docker_base, base, cli, tmp_path):
+    dockerfile, flags = CASES[case]
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    want = _docker(["-q", "-t", TAG, *flags, str(tmp_path)], True, tmp_path)
+    got = cli("build", "-q", *flags, str(tmp_path))
+    assert (got.returncode, _last_line(got.stderr)) == (want.returncode, _last_line(want.stderr))
+    assert got.returncode == 1 and got.stdout == ""
+
+
+def test_context_failures_as_docker_client(docker_base, cli, tmp_path):
+    """Checked by docker's client before anything is sent: its wording, bare, exit 1."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    for args in ([str(ctx)], ["-f", str(tmp_path / "elsewhere.Dockerfile"), str(ctx)],
+                 [str(tmp_path / "nosuchdir")], []):
+        want = _docker(args, False, tmp_path)
+        got = cli("build", *args)
+        expected = want.stderr.split("environment-variable.\n", 1)[-1].lstrip("\n").replace("docker", "dockyard")
+        assert (got.returncode, got.stderr) == (want.returncode, expected), args
+        assert got.returncode == 1
+
+
+def test_unconsumed_build_arg_warns_as_classic_builder(docker_base, base, cli, tmp_path):
+    """BuildKit says nothing; dockyard keeps the classic builder's warning (on stderr)."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nARG USED\nRUN true\n")
+    args = ["--build-arg", "USED=1", "--build-arg", "FOO=1", str(tmp_path)]
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    want = subprocess.run(["docker", "build", "--no-cache", "--force-rm", "-t", TAG, *args], capture_output=True,
+                          text=True, env=env)
+    try:
+        from conftest import docker_cleanup
+
+        docker_cleanup(want, TAG)
+    finally:
+        subprocess.run(["docker", "rmi", "-f", TAG], capture_output=True)
+    warning = "[Warning] One or more build-args [FOO] were not consumed"
+    assert want.returncode == 0 and warning in want.stdout
+    got = cli("build", "-q", *args)
+    assert got.returncode == 0 and warning in got.stderr.splitlines()
+
+
+@pytest.fixture(autouse=True)
+def _needs_docker():
+    if shutil.which("docker") is None:
+        pytest.skip("docker is not installed")

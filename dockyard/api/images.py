@@ -54,7 +54,21 @@ def list_(x: Exchange) -> None:
     filters = x.filters()
     if x.arg("filter"):  # the pre-1.25 name filter
         filters.setdefault("reference", []).append(x.arg("filter") or "")
-    x.reply_json([summary(i) for i in x.client.images.list(all=x.flag("all"), filters=filters)])
+    rows = [summary(i) for i in x.client.images.list(all=x.flag("all"), filters=filters)]
+    if filters.get("reference"):
+        _only_matching_names(rows, filters["reference"])
+    x.reply_json(rows)
+
+
+def _only_matching_names(rows: list[dict[str, Any]], patterns: list[str]) -> None:
+    """With ``reference=`` filters, dockerd lists only the names that match (``docker images
+    busybox:1`` shows that tag, not every tag of the image); no matching digest is ``null``."""
+    from dockyard.image.filters import reference_matches
+
+    for row in rows:
+        row["RepoTags"] = [t for t in row["RepoTags"] if reference_matches(patterns, t)]
+        digests = [d for d in row["RepoDigests"] if reference_matches(patterns, d.split("@", 1)[0])]
+        row["RepoDigests"] = digests or None
 
 
 def inspect(x: Exchange, name: str) -> None:

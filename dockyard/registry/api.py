@@ -262,8 +262,8 @@ class RegistryApp:
             who, claims = self._identify(req)
             if claims is not None and not claims.allows("registry", "catalog", "*"):
                 raise self._challenge(req, "registry:catalog:*", "insufficient_scope")
-            if who is None and claims is None and self.config.auth.scheme == "token":
-                raise self._challenge(req, "registry:catalog:*")
+            if who is None and claims is None:  # as /v2/ (and the CNCF registry): sign in first
+                raise self._challenge(req, "registry:catalog:*" if self.config.auth.scheme == "token" else None)
             req.user = who.name if who else None
         repos = self.store.repositories()
         if not self.config.open_access:

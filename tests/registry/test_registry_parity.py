@@ -18,7 +18,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -479,11 +482,36 @@ def sc_edges(s: Side) -> None:
         s.call("cleanup", "DELETE", f"/v2/{repo}/manifests/{ref}")
 
 
+ALICE = ("alice", "alice-pw")
+
+
+def sc_basic_auth(s: Side) -> None:
+    """Against registries with HTTP Basic auth (htpasswd, realm "dockyard-registry") only."""
+    repo = s.repo("auth")
+    bad = ("alice", "wrong")
+    for label, auth in (("anonymous", None), ("wrong password", bad), ("unknown user", ("bob", "x"))):
+        s.call(f"{label}: GET /v2/", "GET", "/v2/", auth=auth)
+        s.call(f"{label}: catalog", "GET", "/v2/_catalog", auth=auth)
+        s.call(f"{label}: tags", "GET", f"/v2/{repo}/tags/list", auth=auth)
+        s.call(f"{label}: HEAD blob", "HEAD", f"/v2/{repo}/blobs/{sha(LAYER)}", auth=auth)
+        s.call(f"{label}: GET manifest", "GET", f"/v2/{repo}/manifests/latest", auth=auth)
+        s.call(f"{label}: POST upload", "POST", f"/v2/{repo}/blobs/uploads/", auth=auth)
+    s.call("alice: GET /v2/", "GET", "/v2/", auth=ALICE)
+    s.call("alice: POST upload", "POST", f"/v2/{repo}/blobs/uploads/", auth=ALICE)
+    loc = s.location()
+    s.call("anonymous: PUT upload", "PUT", loc, params={"digest": sha(LAYER)}, data=LAYER)
+    s.call("alice: PUT upload", "PUT", loc, params={"digest": sha(LAYER)}, data=LAYER, auth=ALICE)
+    s.call("alice: HEAD blob", "HEAD", f"/v2/{repo}/blobs/{sha(LAYER)}", auth=ALICE)
+    s.call("alice: tags of blob-only repo", "GET", f"/v2/{repo}/tags/list", auth=ALICE,
+           known="a repository with blobs and no manifest: CNCF NAME_UNKNOWN, dockyard null tags")
+
+
 SCENARIOS: dict[str, Callable[[Side], None]] = {
     "base": sc_base, "blobs_read": sc_blobs_read, "uploads": sc_uploads, "mount": sc_mount,
     "manifests": sc_manifests, "tags": sc_tags, "catalog": sc_catalog, "names": sc_names,
     "methods": sc_methods, "edges": sc_edges,
 }
+AUTH_SCENARIOS: dict[str, Callable[[Side], None]] = {"basic_auth": sc_basic_auth}
 
 
 def differences(cncf: Side, ours: Side) -> list[str]:
@@ -501,8 +529,9 @@ def differences(cncf: Side, ours: Side) -> list[str]:
 def run_pair(name: str, cncf_url: str, ours_url: str) -> list[str]:
     prefix = f"parity-{uuid.uuid4().hex[:10]}"
     cncf, ours = Side(cncf_url, prefix), Side(ours_url, prefix)
-    SCENARIOS[name](cncf)
-    SCENARIOS[name](ours)
+    scenario = SCENARIOS.get(name) or AUTH_SCENARIOS[name]
+    scenario(cncf)
+    scenario(ours)
     return differences(cncf, ours)
 
 
@@ -522,7 +551,7 @@ def dockyard_url(tmp_path_factory: pytest.TempPathFactory):
     from dockyard.registry.server import RegistryServer
 
     tmp = tmp_path_factory.mktemp("parity")
-    cfg = cfgmod.from_dict({"http": {"addr": "127.0.0.1:0"},
+    cfg = cfgmod.from_dict({"http": {"addr": "127.0.0.1:0"}, "log": {"access": "off"},
                             "storage": {"filesystem": {"rootdirectory": str(tmp / "data")},
                                         "delete": {"enabled": True}}}, tmp)
     server = RegistryServer(cfg).start()
@@ -539,9 +568,69 @@ def test_same_answers_as_cncf_registry(dockyard_url: str, scenario: str) -> None
     assert not diffs, "\n".join(diffs)
 
 
+def _wait_up(url: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url + "/v2/", timeout=1)
+            return
+        except requests.RequestException:
+            if proc is not None and proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    pytest.fail(f"registry at {url} did not start")
+
+
+@pytest.fixture(scope="module")
+def basic_auth_pair(tmp_path_factory: pytest.TempPathFactory):
+    """A CNCF registry and a dockyard registry, both with Basic auth from one htpasswd file."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        pytest.skip("docker-registry (the CNCF registry) is not installed: nothing to compare with")
+    import bcrypt
+
+    from dockyard.registry import config as cfgmod
+    from dockyard.registry.server import RegistryServer
+
+    from .helpers import free_port
+
+    tmp = tmp_path_factory.mktemp("parity-auth")
+    htpasswd = tmp / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(ALICE[1].encode(), bcrypt.gensalt(5)).decode()}\n")
+    port = free_port()
+    (tmp / "cncf.yml").write_text(json.dumps({  # YAML is a superset of JSON
+        "version": 0.1, "log": {"level": "warn"}, "http": {"addr": f"127.0.0.1:{port}"},
+        "storage": {"filesystem": {"rootdirectory": str(tmp / "cncf-data")}, "delete": {"enabled": True}},
+        "auth": {"htpasswd": {"realm": "dockyard-registry", "path": str(htpasswd)}}}))
+    log = open(tmp / "cncf.log", "w")
+    proc = subprocess.Popen([exe, "serve", str(tmp / "cncf.yml")], stdout=log, stderr=log)
+    server = None
+    try:
+        _wait_up(f"http://127.0.0.1:{port}", proc)
+        cfg = cfgmod.from_dict({"http": {"addr": "127.0.0.1:0"}, "log": {"access": "off"},
+                                "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
+                                "auth": {"scheme": "basic", "htpasswd": str(htpasswd),
+                                         "roles": {"admin": ["alice"]}}}, tmp)
+        server = RegistryServer(cfg).start()
+        yield f"http://127.0.0.1:{port}", server.url
+    finally:
+        if server is not None:
+            server.stop()
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("scenario", list(AUTH_SCENARIOS))
+def test_same_auth_answers_as_cncf_registry(basic_auth_pair: tuple[str, str], scenario: str) -> None:
+    diffs = run_pair(scenario, *basic_auth_pair)
+    assert not diffs, "\n".join(diffs)
+
+
 if __name__ == "__main__":
     a, b = sys.argv[1], sys.argv[2]
-    names = sys.argv[3:] or list(SCENARIOS)
+    names = sys.argv[3:] or list(SCENARIOS)  # basic_auth needs two registries with Basic auth
     total = 0
     for n in names:
         d = run_pair(n, a, b)

@@ -162,13 +162,16 @@ class VolumeService:
         shutil.rmtree(self._dir(name), ignore_errors=True)
 
     def prune(self, filters: dict[str, list[str]] | None = None) -> tuple[list[str], int]:
-        """Remove every volume no container uses; returns (names, bytes reclaimed)."""
+        """Remove every volume no container uses (named ones too, as docker 20.10 does; the
+        API narrows it to anonymous ones for clients of 1.42+); returns (names, bytes)."""
         removed, space = [], 0
         used = self.store.referenced()
         for v in self.list(filters):
-            if v.name in used:
+            # docker 20.10 never prunes a volume made with driver options (tmpfs, a bind
+            # device, NFS...): what it mounts is not the volume's to throw away
+            if v.name in used or v.options:
                 continue
-            size = _dir_size(self.mountpoint(v.name)) if not (v.options or {}) else 0
+            size = _dir_size(self.mountpoint(v.name))
             try:
                 self.remove(v.name)
             except Conflict:

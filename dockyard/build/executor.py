@@ -255,13 +255,14 @@ class StageRunner:
             words.extend(self.lex.process_words(w, env))
         ports = ic.parse_ports(words)
         ic.add_ports(self.config, ports)
-        self._history("EXPOSE " + " ".join(sorted(set(ports))), True)
+        # BuildKit prints the port set as the Go map it is: EXPOSE map[80/tcp:{} 53/udp:{}]
+        self._history("EXPOSE map[" + " ".join(f"{p}:{{}}" for p in sorted(set(ports))) + "]", True)
 
     def _do_volume(self, instr: ins.Words, step: None) -> None:
         env = self.expansion_env()
         vols = [self.expand(w, env) for w in instr.words]
         ic.add_volumes(self.config, vols)
-        self._history("VOLUME " + str(vols), True)
+        self._history("VOLUME " + ic.go_list(vols), True)
 
     def _do_user(self, instr: ins.Words, step: None) -> None:
         self.config["User"] = self.expand(instr.words[0])
@@ -273,20 +274,22 @@ class StageRunner:
 
     def _do_shell(self, instr: ins.Shell, step: None) -> None:
         self.config["Shell"] = list(instr.argv)
-        self._history(f"SHELL {instr.argv}", True)
+        self._history(f"SHELL {ic.go_list(list(instr.argv))}", True)
 
     def _do_cmd(self, instr: ins.ShellCommand, step: None) -> None:
         argv = ic.command(self._heredoc_cmd(instr), instr.shell_form, self.config)
         self.config["Cmd"] = argv
+        self.config["ArgsEscaped"] = True  # docker 20.10's BuildKit marks every CMD/ENTRYPOINT so
         self.cmd_set = True
-        self._history(f"CMD {argv}", True)
+        self._history(f"CMD {ic.go_quoted_list(argv)}", True)
 
     def _do_entrypoint(self, instr: ins.ShellCommand, step: None) -> None:
         argv = ic.command(self._heredoc_cmd(instr), instr.shell_form, self.config)
         self.config["Entrypoint"] = argv or None
         if not self.cmd_set:
             self.config["Cmd"] = None
-        self._history(f"ENTRYPOINT {argv}", True)
+        self.config["ArgsEscaped"] = True
+        self._history(f"ENTRYPOINT {ic.go_quoted_list(argv)}", True)
 
     def _do_healthcheck(self, instr: ins.Healthcheck, step: None) -> None:
         self.config["Healthcheck"] = ic.healthcheck(instr.test, instr.interval, instr.timeout, instr.start_period,

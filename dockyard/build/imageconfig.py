@@ -21,9 +21,12 @@ def scratch_config() -> dict[str, Any]:
 
 
 def base_config(config: dict[str, Any] | None) -> dict[str, Any]:
-    """A deep copy of a base image's config; ONBUILD triggers are cleared (they run instead)."""
+    """A deep copy of a base image's config; ONBUILD triggers are cleared (they run instead).
+    A base without PATH gets the default one, as both of docker's builders give it."""
     cfg = copy.deepcopy(config or {})
     cfg.pop("OnBuild", None)
+    if not any(e.split("=", 1)[0] == "PATH" for e in cfg.get("Env") or []):
+        cfg["Env"] = [DEFAULT_PATH_ENV, *(cfg.get("Env") or [])]
     # container-specific leftovers docker's classic builder puts in configs
     for k in ("Hostname", "Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin",
               "StdinOnce", "Image"):
@@ -150,3 +153,16 @@ def history_entry(created: str, created_by: str, empty_layer: bool, comment: str
     if empty_layer:
         entry["empty_layer"] = True
     return entry
+
+
+def go_quoted_list(words: list[str] | None) -> str:
+    """Go's ``fmt.Sprintf("%q", []string{...})``: ``["/bin/sh" "-c" "echo hi"]``, as BuildKit
+    writes CMD and ENTRYPOINT into the history."""
+    import json
+
+    return "[" + " ".join(json.dumps(w, ensure_ascii=False) for w in words or []) + "]"
+
+
+def go_list(words: list[str] | None) -> str:
+    """Go's ``%v`` of a string slice: ``[/data /logs]`` (VOLUME and SHELL history lines)."""
+    return "[" + " ".join(words or []) + "]"

@@ -102,3 +102,25 @@ def test_unconsumed_build_arg_warns_as_classic_builder(docker_base, base, cli, t
 def _needs_docker():
     if shutil.which("docker") is None:
         pytest.skip("docker is not installed")
+
+
+def test_config_and_history_as_buildkit(docker_base, base, cli, tmp_path):
+    """Not an error, but what a side-by-side look shows first: the typed config (default PATH
+    when the base has none, ArgsEscaped after CMD) and the history's CREATED BY lines."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM scratch\nENV A=1\nLABEL x=y\nEXPOSE 80 53/udp\nVOLUME /data\nWORKDIR /app\n"
+        'ENTRYPOINT ["/bin/sh", "-c"]\nCMD ["echo hi"]\n')
+    fmt = ["--format", "{{json .Config}}"]
+    history = ["--format", "{{.CreatedBy}}|{{.Comment}}"]
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    exe = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+    try:
+        want = subprocess.run([exe, "build", "-q", "-t", TAG, str(tmp_path)], capture_output=True, text=True, env=env)
+        assert want.returncode == 0, want.stderr
+        want_config = subprocess.run(["docker", "image", "inspect", *fmt, TAG], capture_output=True, text=True).stdout
+        want_history = subprocess.run(["docker", "history", *history, TAG], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["docker", "rmi", "-f", TAG], capture_output=True)
+    assert cli("build", "-q", "-t", TAG, str(tmp_path)).returncode == 0
+    assert cli("image", "inspect", *fmt, TAG).stdout == want_config
+    assert cli("history", *history, TAG).stdout == want_history

@@ -306,7 +306,14 @@ def logs(x: Exchange, id: str) -> None:  # noqa: A002
     stream = x.stream(RAW_STREAM if tty else MULTIPLEXED_STREAM)
     stream.start()
     framer = Framer(tty)
+    details, timestamps = x.flag("details"), x.flag("timestamps")
     for name, data in entries:
+        if details:  # the line's log attributes (none kept here) and a space, after any timestamp
+            if timestamps and b" " in data:
+                ts, _, rest = bytes(data).partition(b" ")
+                data = ts + b"  " + rest
+            else:
+                data = b" " + bytes(data)
         stream.write(framer.frame(2 if name == "stderr" else 1, data))
 
 

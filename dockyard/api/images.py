@@ -265,3 +265,36 @@ def save(x: Exchange) -> None:
 
 def save_one(x: Exchange, name: str) -> None:
     _save(x, [name])
+
+
+def distribution_inspect(x: Exchange, name: str) -> None:
+    """``GET /distribution/{name}/json`` (docker-py's ``get_registry_data``): the manifest's
+    descriptor as the registry serves it and the platforms it has, asked of the registry now."""
+    from dockyard.distribution.errors import RegistryError
+    from dockyard.image.reference import parse
+
+    ref = parse(name)
+    repo = _distribution(x).registry(ref.domain).repository(ref.path)
+    try:
+        manifest = repo.get_manifest(ref.digest or ref.tag or "latest")
+    except RegistryError as exc:  # dockerd: the registry's words, with its status
+        if exc.status in (401, 403, 404):
+            raise ApiError(exc.status, exc.text) from None
+        raise
+    doc = json.loads(manifest.data)
+    if isinstance(doc.get("manifests"), list):  # an index: its entries say their platforms
+        platforms = [_platform(m.get("platform") or {}) for m in doc["manifests"]]
+    else:
+        resp = repo.open_blob(doc["config"]["digest"])
+        try:
+            platforms = [_platform(json.loads(resp.read(1 << 22)))]
+        finally:
+            resp.close()
+    x.reply_json({"Descriptor": {"mediaType": manifest.media_type, "digest": manifest.digest,
+                                 "size": len(manifest.data)}, "Platforms": platforms})
+
+
+def _platform(doc: dict[str, Any]) -> dict[str, Any]:
+    """An OCI platform with only the fields that are set (dockerd's omitempty)."""
+    keys = ("architecture", "os", "os.version", "os.features", "variant", "features")
+    return {k: doc[k] for k in keys if doc.get(k)}

@@ -68,6 +68,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/images/{name*}/tag", "images:tag"),
     ("POST", "/images/{name*}/push", "images:push"),
     ("DELETE", "/images/{name*}", "images:remove"),
+    ("GET", "/distribution/{name*}/json", "images:distribution_inspect"),
     # volumes
     ("GET", "/volumes", "volumes:list_"),
     ("POST", "/volumes/create", "volumes:create"),

@@ -42,4 +42,4 @@ def prune(x: Exchange) -> None:
     names, reclaimed = x.client.volumes.prune(filters)
     for name in names:
         x.daemon.events.publish("volume", "destroy", name, {"driver": "local"})
-    x.reply_json({"VolumesDeleted": names or None, "SpaceReclaimed": reclaimed})
+    x.reply_json({"VolumesDeleted": names or [], "SpaceReclaimed": reclaimed})  # dockerd: [], not null

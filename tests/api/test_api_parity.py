@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .helpers import ApiService, need_docker, need_dockerpy
+from .helpers import ApiService, UnixHTTPConnection, need_docker, need_dockerpy
 
 pytestmark = [pytest.mark.interop, need_docker]
 PREFIX = f"dyparity-{os.getpid()}"
@@ -58,6 +58,20 @@ class Pair:
         d, y = self.run(*args, input=input)
         assert y == d, f"docker {' '.join(args)}:\n dockerd:  {d}\n dockyard: {y}"
         return y
+
+    def request(self, engine: str, path: str) -> tuple[int, Any]:
+        """A GET on one engine's socket (``dockerd`` or ``dockyard``): status and JSON body."""
+        if engine == "dockyard":
+            status, _, body = self.api.request("GET", path)
+        else:
+            conn = UnixHTTPConnection("/var/run/docker.sock")
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                status, body = resp.status, resp.read()
+            finally:
+                conn.close()
+        return status, json.loads(body)
 
     def cleanup(self) -> None:
         for run in (self.dockerd, self.dockyard):
@@ -169,6 +183,7 @@ def test_detached_run_logs_follow_wait_and_start_attach_match(pair: Pair) -> Non
     pair.run("run", "-d", "--name", name, "--network", "none", img, "sh", "-c", "echo a; sleep 0.5; echo b >&2; exit 4")
     pair.same("logs", "-f", name)
     pair.same("wait", name)
+    pair.same("logs", "--details", name)
     pair.same("ps", "-a", "--filter", f"name={name}", "--format", "{{.Names}} {{.State}} {{.Command}}")
     pair.same("rm", name)
     pair.run("create", "--name", name, "--network", "none", img, "sh", "-c", "echo created; exit 2")
@@ -305,6 +320,12 @@ def test_push_and_pull_through_the_registry_match(pair: Pair) -> None:
         pushed = run("push", ref)
         assert pushed.returncode == 0 and f"The push refers to repository [{REGISTRY}/{PREFIX}/{who}]" in pushed.stdout
         assert re.search(r"^1: digest: sha256:[0-9a-f]{64} size: \d+$", pushed.stdout, re.M)
+        engine = "dockerd" if who == "d" else "dockyard"
+        status, doc = pair.request(engine, f"/distribution/{ref}/json")  # docker-py's get_registry_data
+        assert status == 200 and doc["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+        assert sorted(doc["Descriptor"]) == ["digest", "mediaType", "size"]
+        assert pair.request(engine, f"/distribution/{ref[:-2]}:nosuch/json") == \
+            (404, {"message": "manifest unknown: manifest unknown"})
         assert run("rmi", ref).returncode == 0
         pulled = run("pull", ref)
         assert pulled.returncode == 0, pulled.stderr
@@ -386,6 +407,9 @@ def test_dockerpy_calls_match(pair: Pair) -> None:
         except docker.errors.BuildError as exc:
             r["build_error"] = exc.msg
         client.images.remove(f"{PREFIX}-py:1")
+        nothing = {"label": f"{PREFIX}-none=1"}
+        r["prune"] = (client.containers.prune(filters=nothing), client.volumes.prune(filters=nothing),
+                      client.networks.prune(filters=nothing))
         return r
 
     d = exercise(docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=120))

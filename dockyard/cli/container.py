@@ -342,12 +342,8 @@ def cmd_start(args: argparse.Namespace, ctx: "Context") -> int:
             return _attach_and_wait(ctx, rec.id, attach, tty=bool(cfg.get("Tty")),
                                     keys=parse_detach_keys(args.detach_keys), sig_proxy=True, start=True,
                                     start_error_code=1)
-        except DockyardError as exc:
-            if exc.exit_code == 1 and rec.status in ("created", "exited"):
-                from_daemon(exc)
-                ctx.warn(f"{exc.cli_prefix}{exc.message}")
-                raise bare(f"Error: failed to start containers: {args.containers[0]}", 1) from None
-            raise
+        except DockyardError as exc:  # docker start -a: only the daemon's error, exit 1
+            raise from_daemon(DockyardError(exc.message, 1)) from None
     failed = []
     for ref in args.containers:
         try:
@@ -471,7 +467,7 @@ def cmd_logs(args: argparse.Namespace, ctx: "Context") -> int:
                 raise bare(f'invalid value for "{flag}": {exc}') from None
     out, err = sys.stdout.buffer, sys.stderr.buffer
     entries = ctx.client.containers.logs(args.container, follow=args.follow, since=args.since, until=args.until,
-                                         tail=args.tail, timestamps=args.timestamps)
+                                         tail=args.tail, timestamps=args.timestamps, details=args.details)
     try:
         for stream, data in entries:
             target = out if stream == "stdout" else err
@@ -703,6 +699,10 @@ def cmd_attach(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.terminal import parse_detach_keys
 
     rec = ctx.client.containers.load(args.container)
+    if rec.status == "paused":  # docker's CLI looks at the state itself and says so plainly
+        raise bare("You cannot attach to a paused container, unpause it first")
+    if rec.status not in ("running", "restarting"):
+        raise bare("You cannot attach to a stopped container, start it first")
     cfg = rec.cfg
     stdin = not args.no_stdin and bool(cfg.get("OpenStdin"))
     if stdin and cfg.get("Tty"):
@@ -733,6 +733,13 @@ def cmd_diff(args: argparse.Namespace, ctx: "Context") -> int:
 def cmd_commit(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.engine.commit import commit
 
+    if args.repository:  # docker's CLI reads the reference before it asks about the container
+        from dockyard.image.reference import parse
+
+        try:
+            parse(args.repository)
+        except DockyardError as exc:
+            raise bare(exc.message) from None
     image = commit(ctx.client, args.container, args.repository, changes=args.change, message=args.message or "",
                    author=args.author or "", pause=_bool(args.pause))
     ctx.print(image.id)

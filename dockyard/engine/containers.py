@@ -378,8 +378,8 @@ class ContainerService:
         StopTimeout or 10)."""
         rec = self.load(ref)
         sig = parse_signal(signal) if signal is not None else None
-        if sig is not None and sig > 64:
-            raise InvalidArgument(f"Invalid signal: {signal}")
+        if sig is not None and sig > 64:  # dockerd: the signal fails to send, so it kills
+            sig = int(signals.SIGKILL)
         if rec.status not in ("running", "paused", "restarting"):
             return
         reply = self._ask(rec, {"op": "stop", "timeout": timeout, "signal": sig})
@@ -406,8 +406,11 @@ class ContainerService:
 
     def restart(self, ref: str, timeout: int | None = None, signal: str | int | None = None) -> None:
         rec = self.load(ref)
-        self.stop(rec.id, timeout, signal)
-        self.start(rec.id)
+        try:
+            self.stop(rec.id, timeout, signal)
+            self.start(rec.id)
+        except DockyardError as exc:  # dockerd's words
+            raise type(exc)(f"Cannot restart container {ref}: {exc.message}", exc.exit_code) from None
 
     def _monitor_removes(self, rec: ContainerRecord, volumes: bool) -> bool:
         """Ask the monitor to kill and remove its container; True once it is gone."""
@@ -609,13 +612,13 @@ class ContainerService:
     # ================================================================== logs
     def logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
              since: Any = None, until: Any = None, tail: int | str = "all",
-             timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+             timestamps: bool = False, details: bool = False) -> Iterator[tuple[str, bytes]]:
         """(stream, bytes) pairs in order; ``timestamps`` prefixes each line with its time."""
         from dockyard.engine.logread import read_logs
 
         rec = self.load(ref)
         return read_logs(self, rec, stdout=stdout, stderr=stderr, follow=follow, since=since, until=until,
-                         tail=tail, timestamps=timestamps)
+                         tail=tail, timestamps=timestamps, details=details)
 
     # ================================================================== inspect
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:

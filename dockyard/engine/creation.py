@@ -210,6 +210,8 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     cfg = merge_image_config(user_cfg, image.config)
     cfg["Image"] = image_ref
     validate(cfg, host)
+    if (host.get("Memory") or 0) > 0 and not host.get("MemorySwap"):
+        host["MemorySwap"] = host["Memory"] * 2  # dockerd records the default: as much swap as memory
     path, args = entrypoint_and_args(cfg)
     _check_network(client, host)
     runtime = _check_runtime(client, host)

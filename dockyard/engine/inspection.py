@@ -34,7 +34,8 @@ def top(service: Any, rec: ContainerRecord, ps_args: str | None = None) -> dict[
     args = shlex.split(ps_args) if ps_args else ["-ef"]
     proc = subprocess.run(["ps", *args], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise DockyardError(f"Error running ps: {proc.stderr.strip() or proc.stdout.strip()}")
+        why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise DockyardError(f"ps: {why[0] if why else f'exit status {proc.returncode}'}")  # dockerd: its first line
     lines = proc.stdout.splitlines()
     if not lines:
         return {"Titles": [], "Processes": []}

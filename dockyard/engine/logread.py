@@ -38,7 +38,9 @@ def _tail_arg(tail: Any) -> int:
 
 def read_logs(service: Any, rec: ContainerRecord, stdout: bool = True, stderr: bool = True,
               follow: bool = False, since: Any = None, until: Any = None, tail: Any = "all",
-              timestamps: bool = False) -> Iterator[tuple[str, bytes]]:
+              timestamps: bool = False, details: bool = False) -> Iterator[tuple[str, bytes]]:
+    """A container's log entries as (stream, bytes); ``details`` puts the entry's attributes
+    (none: dockyard records no --log-opt labels/env) and a space before each line, as dockerd."""
     log_type = ((rec.host_config.get("LogConfig") or {}).get("Type")) or "json-file"
     if log_type == "none":
         raise InvalidArgument('configured logging driver does not support reading')
@@ -54,6 +56,8 @@ def read_logs(service: Any, rec: ContainerRecord, stdout: bool = True, stderr: b
         if since_ns is not None and e.time_ns < since_ns:
             return None
         data = e.data
+        if details:
+            data = b" " + data
         if timestamps:
             data = rfc3339nano_fixed(e.time_ns).encode() + b" " + data
         return e.stream, data

@@ -91,7 +91,7 @@ def both(cli, busybox, docker_busybox, tmp_path) -> Iterator[Both]:
 MISSING = ["stop nosuch", "stop nosuch nosuch2", "kill nosuch", "rm nosuch", "rm -f nosuch", "restart nosuch",
            "pause nosuch", "unpause nosuch", "wait nosuch", "rename nosuch newname", "top nosuch", "port nosuch",
            "stats --no-stream nosuch", "logs nosuch", "exec nosuch true", "container inspect nosuch",
-           "start nosuch", "attach nosuch", "cp nosuch:/etc/passwd {TMP}/x", "cp {TMP} nosuch:/tmp", "diff nosuch",
+           "start nosuch", "attach nosuch", "cp nosuch:/etc/passwd {TMP}/x", "cp /etc/hostname nosuch:/tmp", "diff nosuch",
            "commit nosuch", "container prune -f --filter label={P}", "container prune -f --filter bogus=1"]
 BAD_FLAGS = ["run --network none --memory abc {IMG} true", "run --network none --cpus -1 {IMG} true",
              "run --network none --cpus abc {IMG} true", "run --network none --restart bogus {IMG} true",
@@ -187,3 +187,19 @@ def test_inspect_has_dockers_keys_and_types(both):
     wrong = {k: (t, mine.get(k)) for k, t in theirs.items() if mine.get(k) != t}
     extra = sorted(set(mine) - set(theirs))
     assert not wrong and not extra, f"docker vs dockyard types: {wrong}; only dockyard: {extra}"
+
+
+def test_failed_starts_and_what_the_client_checks(both):
+    both.setup("run --network none --name {P}_exit {IMG} nosuchcmd", 127)
+    both.setup("create --network none --name {P}_new --memory 64m {IMG} sh -c 'echo one; echo two'")
+    both.setup("run -d --network none --name {P}_run {IMG} sleep 300")
+    both.same(
+        "start {P}_exit", "start -a {P}_exit", "restart {P}_exit", "start -a {P}_new", "logs --details {P}_new",
+        "attach {P}_new", "top {P}_run bogus", "top {P}_run -o pid,comm --no-headers",
+        "commit nosuch bad::ref", "commit nosuch UPPER",
+        "inspect -f '{{.State.Status}} {{.State.ExitCode}} {{.State.Error}} {{.HostConfig.MemorySwap}}' {P}_exit {P}_new",
+        "inspect -f '{{json .State}}' {P}_exit",
+    )
+    both.setup("pause {P}_run")
+    both.same("attach {P}_run", "exec {P}_run true", "pause {P}_run", "kill -s 999 {P}_run")
+    both.check()

@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote
 
 from dockyard.content import digest as dg
 from dockyard.registry import manifests as mf
+from dockyard.registry import ranges
 from dockyard.registry.auth import (ANONYMOUS, AccessPolicy, Identity, TokenAuthority, UserDB,
                                     basic_credentials, parse_scope)
 from dockyard.registry.config import Config
@@ -53,7 +54,6 @@ ROUTES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
     ("tags", re.compile(rf"^/v2/{_NAME}/tags/list$"), ("GET",)),
     ("referrers", re.compile(rf"^/v2/{_NAME}/referrers/(?P<digest>[^/]+)$"), ("GET",)),
 ]
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/\d+|/\*)?$")
 
 
@@ -342,20 +342,37 @@ class RegistryApp:
                    "Accept-Ranges": "bytes", "ETag": f'"{digest}"',
                    "Cache-Control": "max-age=31536000"}
         start, length, status = 0, size, 200
+        # Go's http.ServeContent preconditions, against the ETag (the digest)
+        etag = headers["ETag"]
+        if_match = req.header("If-Match")
+        if if_match and not _etag_listed(if_match, etag, weak=False):
+            return req.send(412, {k: v for k, v in headers.items() if k != "Accept-Ranges"})
+        if_none = req.header("If-None-Match")
+        if if_none and _etag_listed(if_none, etag, weak=True):
+            if req.method in ("GET", "HEAD"):
+                return req.send(304, {k: v for k, v in headers.items()
+                                      if k not in ("Accept-Ranges", "Content-Type")})
+            return req.send(412, {k: v for k, v in headers.items() if k != "Accept-Ranges"})
         rng = req.header("Range")
-        if rng:  # HEAD too, as Go's http.ServeContent
-            parsed = _parse_range(rng, size)
-            if parsed is None or parsed == "no-overlap":
-                # Go's answer, in plain text (its Content-Length there is the blob's: a bug not copied)
-                headers.pop("Accept-Ranges")
-                headers["Content-Type"] = "text/plain; charset=utf-8"
-                headers["X-Content-Type-Options"] = "nosniff"
-                text = b"invalid range\n"
-                if parsed == "no-overlap":
-                    headers["Content-Range"] = f"bytes */{size}"
-                    text = b"invalid range: failed to overlap\n"
-                return req.send(416, headers, text)
-            start, end = parsed
+        if_range = req.header("If-Range")
+        if rng and if_range and if_range.strip() != etag:
+            rng = None  # the client's copy is another one: the whole blob
+        parsed = ranges.parse_ranges(rng, size) if rng else []  # HEAD too, as Go's ServeContent
+        if isinstance(parsed, str):
+            # Go's answer, in plain text (its Content-Length there is the blob's: a bug not copied)
+            headers.pop("Accept-Ranges")
+            headers["Content-Type"] = "text/plain; charset=utf-8"
+            headers["X-Content-Type-Options"] = "nosniff"
+            if parsed == ranges.NO_OVERLAP:
+                headers["Content-Range"] = f"bytes */{size}"
+            return req.send(416, headers, parsed.encode() + b"\n")
+        if len(parsed) > 1 and sum(e - s + 1 for s, e in parsed) <= ranges.MULTIPART_LIMIT:
+            ctype, body = ranges.multipart(parsed, size, headers["Content-Type"],
+                                           lambda s, n: self.store.open_blob(digest, s, n))
+            headers["Content-Type"] = ctype
+            return req.send(206, headers, body)
+        if len(parsed) == 1:
+            start, end = parsed[0]
             length = end - start + 1
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
@@ -581,6 +598,19 @@ def _accepted(req: Request) -> set[str]:
     return out
 
 
+def _etag_listed(header: str, etag: str, *, weak: bool) -> bool:
+    """An If-Match/If-None-Match list names ``etag`` (``*`` names any; ``W/`` only if ``weak``)."""
+    for item in header.split(","):
+        item = item.strip()
+        if item == "*":
+            return True
+        if weak and item.startswith("W/"):
+            item = item[2:]
+        if item == etag:
+            return True
+    return False
+
+
 def _etag_matches(header: str | None, digest: str) -> bool:
     if not header:
         return False
@@ -618,27 +648,3 @@ def _redirect(req: Request, target: str) -> None:
         body = f'<a href="{html.escape(target)}">Moved Permanently</a>.\n\n'.encode()
         return req.send(301, {"Location": target, "Content-Type": "text/html; charset=utf-8"}, body)
     req.send(301, {"Location": target})
-
-
-def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
-    """One ``bytes=a-b`` / ``a-`` / ``-suffix`` range -> inclusive (start, end).
-
-    As Go's ``http.ServeContent``: None for a malformed range, ``"no-overlap"`` for one that
-    misses the blob (both 416, only the latter with ``Content-Range: bytes */size``).
-    """
-    m = _RANGE_RE.match(value.strip().replace(" ", ""))
-    if not m or (not m.group(1) and not m.group(2)):
-        return None
-    if not m.group(1):
-        suffix = int(m.group(2))
-        if suffix == 0 or size == 0:
-            return "no-overlap"
-        return max(size - suffix, 0), size - 1
-    start = int(m.group(1))
-    if start >= size:
-        return "no-overlap"
-    end = int(m.group(2)) if m.group(2) else size - 1
-    if end < start:
-        return None
-    return start, min(end, size - 1)
-

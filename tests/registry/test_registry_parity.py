@@ -111,7 +111,7 @@ def reduce(r: requests.Response, side: Side, *, body: bool = True) -> dict[str, 
         elif name == "Link":
             value = value.replace(side.prefix, "<p>")
         elif name == "Content-Type":
-            value = value.replace("; charset=utf-8", "")
+            value = re.sub(r"boundary=\w+", "boundary=<b>", value.replace("; charset=utf-8", ""))
         elif name == "Content-Length" and (r.status_code == 416 or (
                 r.headers.get("Content-Type", "").startswith("application/json") and r.status_code >= 400)):
             continue  # error prose has no fixed length; Go's 416 announces the blob's length
@@ -130,7 +130,9 @@ def reduce(r: requests.Response, side: Side, *, body: bool = True) -> dict[str, 
             out.pop("content-length", None)
         out["json"] = doc
     elif body and r.status_code < 300:
-        out["body-sha"] = sha(r.content)[:19]
+        boundary = re.search(r"boundary=(\w+)", ctype)
+        content = r.content.replace(boundary.group(1).encode(), b"<b>") if boundary else r.content
+        out["body-sha"] = sha(content)[:19]
     elif body and r.status_code >= 400 and r.status_code != 416 and ctype.startswith("text/"):
         out["text"] = r.content[:40]
     return out
@@ -204,6 +206,9 @@ def sc_blobs_read(s: Side) -> None:
     s.call("GET blob range end past end", "GET", f"/v2/{repo}/blobs/{d}",
            headers={"Range": f"bytes=5-{len(LAYER) + 10}"})
     s.call("GET blob range garbage", "GET", f"/v2/{repo}/blobs/{d}", headers={"Range": "lines=1-2"})
+    for rng in ("bytes=0-0,2-3", "bytes=0-0, 10-19 ,-5", "bytes=", "bytes=-99999", "bytes=0-,0-",
+                "bytes=3-1", "bytes=a-b", "bytes=99999-,0-1", "bytes=99999-,99998-", "bytes=5"):
+        s.call(f"GET blob Range {rng}", "GET", f"/v2/{repo}/blobs/{d}", headers={"Range": rng})
     s.call("HEAD blob range", "HEAD", f"/v2/{repo}/blobs/{d}", headers={"Range": "bytes=0-9"})
     s.call("GET blob other repo", "GET", f"/v2/{s.repo('elsewhere')}/blobs/{d}")
     s.call("DELETE blob", "DELETE", f"/v2/{repo}/blobs/{d}")
@@ -454,6 +459,17 @@ def sc_edges(s: Side) -> None:
            headers={"Accept": OCI_MANIFEST, "If-None-Match": f'"{d}"'})
     s.call("GET If-None-Match other", "GET", f"/v2/{repo}/manifests/{d}",
            headers={"Accept": OCI_MANIFEST, "If-None-Match": '"sha256:0"'})
+    s.call("GET Accept with q-values", "GET", f"/v2/{repo}/manifests/{d}",
+           headers={"Accept": f"{DOCKER_MANIFEST};q=0.9, {OCI_MANIFEST} ; q=0.5"})
+    s.call("HEAD Accept */*", "HEAD", f"/v2/{repo}/manifests/{d}", headers={"Accept": "*/*"})
+    s.call("PUT Content-Type with parameter", "PUT", f"/v2/{repo}/manifests/param", data=oci,
+           headers={"Content-Type": f"{OCI_MANIFEST}; charset=utf-8"})
+    s.call("GET blob If-None-Match", "GET", f"/v2/{repo}/blobs/{sha(LAYER)}",
+           headers={"If-None-Match": f'"{sha(LAYER)}"'})
+    s.call("GET blob If-Range", "GET", f"/v2/{repo}/blobs/{sha(LAYER)}",
+           headers={"Range": "bytes=0-3", "If-Range": '"sha256:0"'})
+    s.call("GET uploads base", "GET", f"/v2/{repo}/blobs/uploads/")
+    s.call("DELETE uploads base", "DELETE", f"/v2/{repo}/blobs/uploads/")
     s.call("HEAD unknown tag", "HEAD", f"/v2/{repo}/manifests/unknown", headers={"Accept": OCI_MANIFEST})
     s.call("HEAD unknown digest", "HEAD", f"/v2/{repo}/manifests/{sha(b'?')}", headers={"Accept": OCI_MANIFEST})
     # a manifest with a subject (referrers): stored as any other manifest by both

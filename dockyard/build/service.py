@@ -384,7 +384,7 @@ class BuildService:
             raise
         needed = st.needed_stages(plan, target)
         for tag in opts.tags:
-            _check_tag(tag)
+            check_tag(tag)
         run = BuildRun(self, opts, plan, needed)
         try:
             result = run.run_stages()
@@ -567,7 +567,8 @@ def _tag_points_to(images: Any, tag: str, image_id: str) -> bool:
         return False
 
 
-def _check_tag(tag: str) -> None:
+def check_tag(tag: str) -> None:
+    """A ``-t`` value as docker's client checks it (a name, optionally tagged, never a digest)."""
     from dockyard.image import reference as refs
 
     try:

@@ -74,9 +74,17 @@ def _parse_kv(values: list[str], from_env: bool) -> dict[str, str | None]:
 
 def cmd_build(args: argparse.Namespace, ctx: "Context") -> int:
     """docker's client prepares the context itself and prints those failures bare."""
+    from dockyard.build.service import check_tag
     from dockyard.cli.image import ClientSideError
     from dockyard.errors import DockyardError
 
+    parser = args._arity[4]
+    for tag in args.tag:  # docker's client refuses a bad -t while it parses its flags: exit 125
+        try:
+            check_tag(tag)
+        except DockyardError as exc:
+            raise ClientSideError(f"{exc.message}\n\nUsage:  {parser.prog} [OPTIONS] PATH | URL | -\n\n"
+                                  f"Run '{parser.prog} --help' for more information", 125) from None
     try:
         return _build(args, ctx)
     except DockyardError as exc:

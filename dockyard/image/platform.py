@@ -11,6 +11,13 @@ _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm6
          "s390x": "s390x", "riscv64": "riscv64"}
 
 
+# containerd's (Go's) lists: a lone --platform word must be one of these
+_KNOWN_OS = frozenset("aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 "
+                      "solaris windows zos".split())
+_KNOWN_ARCH = frozenset("386 amd64 amd64p32 arm armbe arm64 arm64be ppc64 ppc64le loong64 mips mipsle mips64 "
+                        "mips64le mips64p32 mips64p32le ppc riscv riscv64 s390 s390x sparc sparc64 wasm".split())
+
+
 @dataclass(frozen=True)
 class Platform:
     os: str
@@ -45,8 +52,13 @@ def parse(text: str | None) -> Platform:
     if not text:
         return host()
     parts = text.lower().split("/")
-    if len(parts) == 1:
-        return Platform("linux", _ARCH.get(parts[0], parts[0])) if parts[0] not in ("linux", "windows") else Platform(parts[0], host().architecture)
+    if len(parts) == 1:  # containerd: a known OS, else a known architecture, else refused
+        if parts[0] in _KNOWN_OS:
+            return Platform(parts[0], host().architecture)
+        arch = _ARCH.get(parts[0], parts[0])
+        if arch in _KNOWN_ARCH:
+            return Platform("linux", arch)
+        raise InvalidArgument(f'"{text}": unknown operating system or architecture: invalid argument')
     if len(parts) in (2, 3) and all(parts):
         return Platform(parts[0], _ARCH.get(parts[1], parts[1]), parts[2] if len(parts) == 3 else "")
     raise InvalidArgument(f'"{text}": unknown operating system or architecture: invalid argument')

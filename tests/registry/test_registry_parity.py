@@ -304,6 +304,9 @@ def sc_mount(s: Side) -> None:
            params={"mount": sha(LAYER), "from": "Bad//Name"})
     s.call("mount bad digest", "POST", f"/v2/{dst}/blobs/uploads/", params={"mount": "sha256:zz", "from": src})
     s.call("mount without from", "POST", f"/v2/{dst}/blobs/uploads/", params={"mount": sha(LAYER2)})
+    s.call("mount from itself", "POST", f"/v2/{src}/blobs/uploads/", params={"mount": sha(LAYER), "from": src})
+    s.call("mount from a repo without the blob", "POST", f"/v2/{s.repo('mount-third')}/blobs/uploads/",
+           params={"mount": sha(LAYER), "from": s.repo("mount-empty")})
 
 
 def _push_image(s: Side, repo: str, media_type: str, layers: list[bytes] = (LAYER,)) -> bytes:
@@ -468,6 +471,14 @@ def sc_edges(s: Side) -> None:
            headers={"If-None-Match": f'"{sha(LAYER)}"'})
     s.call("GET blob If-Range", "GET", f"/v2/{repo}/blobs/{sha(LAYER)}",
            headers={"Range": "bytes=0-3", "If-Range": '"sha256:0"'})
+    s.call("PATCH text/plain", "POST", f"/v2/{repo}/blobs/uploads/")
+    s.call("PATCH text/plain: patch", "PATCH", s.location(), data=b"xyz", headers={"Content-Type": "text/plain"},
+           known="CNCF answers 500 UNKNOWN to a chunk that is not application/octet-stream; dockyard takes it")
+    wrong_size = json.loads(oci)
+    wrong_size["layers"][0]["size"] += 1
+    s.call("PUT layer size mismatch", "PUT", f"/v2/{repo}/manifests/wrongsize",
+           data=json.dumps(wrong_size).encode(), headers={"Content-Type": OCI_MANIFEST},
+           known="dockyard refuses a descriptor whose size is not the blob's (MANIFEST_INVALID); CNCF stores it")
     s.call("GET uploads base", "GET", f"/v2/{repo}/blobs/uploads/")
     s.call("DELETE uploads base", "DELETE", f"/v2/{repo}/blobs/uploads/")
     s.call("HEAD unknown tag", "HEAD", f"/v2/{repo}/manifests/unknown", headers={"Accept": OCI_MANIFEST})

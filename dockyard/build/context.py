@@ -60,7 +60,7 @@ class BuildContext:
         if not p.exists():
             raise InvalidArgument(f"unable to prepare context: path \"{path}\" not found")
         if not p.is_dir():
-            raise InvalidArgument(f"unable to prepare context: context must be a directory: {path}")
+            raise InvalidArgument(f"unable to prepare context: context must be a directory: {os.path.abspath(path)}")
         return cls(p, _load_ignore(p.resolve(), dockerfile_rel))
 
     @classmethod

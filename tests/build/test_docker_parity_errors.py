@@ -70,13 +70,14 @@ def test_context_failures_as_docker_client(docker_base, cli, tmp_path):
     """Checked by docker's client before anything is sent: its wording, bare, exit 1."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
+    (tmp_path / "a-file").write_text("FROM scratch\n")
     for args in ([str(ctx)], ["-f", str(tmp_path / "elsewhere.Dockerfile"), str(ctx)],
-                 [str(tmp_path / "nosuchdir")], []):
+                 [str(tmp_path / "nosuchdir")], [str(tmp_path / "a-file")], [], ["-t", "Bad:Ref", str(ctx)]):
         want = _docker(args, False, tmp_path)
         got = cli("build", *args)
         expected = want.stderr.split("environment-variable.\n", 1)[-1].lstrip("\n").replace("docker", "dockyard")
         assert (got.returncode, got.stderr) == (want.returncode, expected), args
-        assert got.returncode == 1
+        assert got.returncode == (125 if "-t" in args else 1)
 
 
 def test_unconsumed_build_arg_warns_as_classic_builder(docker_base, base, cli, tmp_path):

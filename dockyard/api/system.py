@@ -20,16 +20,28 @@ def ping(x: Exchange) -> None:
             {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"})
 
 
+def build_time() -> str:
+    """When this dockyard was installed (its package's mtime), in the form dockerd sends
+    ``BuildTime`` (``docker version`` prints it as ``Built:``)."""
+    import os
+
+    try:
+        ns = os.stat(dockyard.__file__).st_mtime_ns
+    except OSError:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}+00:00"
+
+
 def version_document(api_version: str) -> dict[str, Any]:
     arch = GO_ARCH.get(platform.machine(), platform.machine())
-    details = {"ApiVersion": api_version, "Arch": arch, "BuildTime": "", "Experimental": "false",
+    details = {"ApiVersion": api_version, "Arch": arch, "BuildTime": build_time(), "Experimental": "false",
                "GitCommit": "", "GoVersion": f"python{platform.python_version()}",
                "KernelVersion": platform.release(), "MinAPIVersion": MIN_API_VERSION, "Os": "linux"}
     return {"Platform": {"Name": "dockyard"},
             "Components": [{"Name": "Engine", "Version": dockyard.__version__, "Details": details}],
             "Version": dockyard.__version__, "ApiVersion": api_version, "MinAPIVersion": MIN_API_VERSION,
             "GitCommit": "", "GoVersion": details["GoVersion"], "Os": "linux", "Arch": arch,
-            "KernelVersion": platform.release(), "BuildTime": ""}
+            "KernelVersion": platform.release(), "BuildTime": details["BuildTime"]}
 
 
 def version(x: Exchange) -> None:

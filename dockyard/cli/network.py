@@ -267,25 +267,30 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
     return print_inspect(ctx, found, args.format) or rc
 
 
-def container_ref(ctx: "Context", ref: str) -> tuple[str, str | None]:
-    """(full ID, name) of a container, from the engine."""
+def container_ref(ctx: "Context", ref: str) -> tuple[str, str | None, str | None]:
+    """(full ID, name, NetworkMode) of a container, from the engine."""
     containers = ctx.client.containers
     obj = containers.get(ref)
     cid = getattr(obj, "id", None) or obj["Id"]
     name = getattr(obj, "name", None) or (obj.get("Name") if isinstance(obj, dict) else None)
-    return str(cid), (str(name).lstrip("/") if name else None)
+    record = getattr(obj, "record", None)
+    mode = (getattr(record, "host_config", None) or {}).get("NetworkMode") if record else None
+    if mode == "default":
+        mode = "bridge"
+    return str(cid), (str(name).lstrip("/") if name else None), mode
 
 
 @daemon_errors
 def cmd_connect(args: argparse.Namespace, ctx: "Context") -> int:
-    cid, name = container_ref(ctx, args.container)
-    ctx.client.networks.connect(args.network, cid, name=name, aliases=args.alias, ip=args.ip)
+    cid, name, mode = container_ref(ctx, args.container)
+    ctx.client.networks.connect(args.network, cid, name=name, aliases=args.alias, ip=args.ip,
+                                mode=mode)
     return 0
 
 
 @daemon_errors
 def cmd_disconnect(args: argparse.Namespace, ctx: "Context") -> int:
-    cid, _ = container_ref(ctx, args.container)
+    cid, _, _ = container_ref(ctx, args.container)
     ctx.client.networks.disconnect(args.network, cid, force=args.force)
     return 0
 

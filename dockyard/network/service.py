@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 MARKER_PREFIX = "dockyard "  # bridge aliases: see NetworkService._marker
 SPECIAL_MODES = ("none", "host")
+SHARED_NETWORK_ERROR = ("container sharing network namespace with another container or host "
+                        "cannot be connected to any other network")
 
 
 @dataclass
@@ -277,6 +279,36 @@ class NetworkService:
                     self.store.set_addressing(conn, net)
             self._bring_up(net)
 
+    def _engine_members(self, net: Network) -> dict[str, Any]:
+        """Running containers of the ``host`` or ``none`` network: the engine runs them without
+        this service, so it is asked (docker lists them with an endpoint and no address)."""
+        import hashlib
+
+        mode = "host" if net.driver == "host" else "none"
+        try:
+            running = self.client.containers.list()
+        except (ImportError, AttributeError):
+            return {}
+        out = {}
+        for c in running:
+            record = getattr(c, "record", None)
+            if record is None or (record.host_config.get("NetworkMode") or "") != mode:
+                continue
+            endpoint = hashlib.sha256(f"{c.id}/{net.id}".encode()).hexdigest()
+            out[c.id] = {"Name": c.name.lstrip("/"), "EndpointID": endpoint, "MacAddress": "",
+                         "IPv4Address": "", "IPv6Address": ""}
+        return out
+
+    def _default_bridge_addressing(self, net: Network) -> tuple[str, str]:
+        """The subnet and gateway the ``bridge`` network will get when it first comes up
+        (docker's always has them; ours are chosen on first use)."""
+        cfg = self.config()
+        sub = ipaddress.IPv4Network(cfg.default_subnet)
+        if not cfg.default_subnet_explicit:
+            taken = self._taken_subnets(exclude=net.id)
+            sub = ipam.choose_subnet([sub, *cfg.pool_slices()], taken)
+        return str(sub), ipam.default_gateway(sub)
+
     def remove(self, ref: str) -> Network:
         net = self.get(ref)
         if net.builtin:
@@ -322,6 +354,8 @@ class NetworkService:
             containers[e.container_id] = {"Name": e.name or "", "EndpointID": e.endpoint_id,
                                           "MacAddress": e.mac, "IPv4Address": f"{e.ip}/{prefix}",
                                           "IPv6Address": ""}
+        if net.builtin and net.driver in ("host", "null"):
+            containers.update(self._engine_members(net))
         options = dict(net.options)  # docker shows a user network's own options only
         if net.is_default_bridge:
             options = {"com.docker.network.bridge.default_bridge": "true",
@@ -332,6 +366,8 @@ class NetworkService:
                        self.names.bridge(net.id, default_network=True),
                        "com.docker.network.driver.mtu": "1500"}
         config = []
+        if net.is_default_bridge and not net.subnet:
+            net.subnet, net.gateway = self._default_bridge_addressing(net)
         if net.subnet:
             entry = {"Subnet": net.ipam.get("subnet_text") or net.subnet}
             if net.ip_range:
@@ -586,14 +622,25 @@ class NetworkService:
                 break
 
     def connect(self, network: str, container_id: str, name: str | None = None,
-                aliases: Iterable[str] = (), ip: str | None = None) -> None:
-        """``network connect``: join now if the container is running, else at its next start."""
+                aliases: Iterable[str] = (), ip: str | None = None,
+                mode: str | None = None) -> None:
+        """``network connect``: join now if the container is running, else at its next start.
+
+        ``mode``: the container's ``NetworkMode`` (the engine keeps ``none`` and ``host``
+        containers to itself, so only it can say); refused combinations are docker's."""
         net = self.get(network)
         aliases = [a for a in aliases if a]
-        if net.driver != "bridge":
+        if mode is None:
+            sandbox = self.store.sandbox(container_id)
+            mode = sandbox.mode if sandbox is not None else None
+        if mode == "host" or (mode or "").startswith("container:"):
+            raise Conflict(SHARED_NETWORK_ERROR)
+        if net.driver == "host":
             raise Conflict("container cannot be disconnected from host network or connected to "
-                           "host network" if net.driver == "host" else
-                           f"container cannot be connected to network {net.name}")
+                           "host network")
+        if mode == "none" or net.driver == "null":
+            raise Conflict("container cannot be connected to multiple networks with one of the "
+                           "networks in private (none) mode")
         if aliases and not net.user_defined:
             raise InvalidArgument("network-scoped alias is supported only for containers in user "
                                   "defined networks")
@@ -605,8 +652,7 @@ class NetworkService:
                 raise Conflict(f"endpoint with name {name or container_id[:12]} already exists "
                                f"in network {net.name}")
             if sandbox is not None and (sandbox.mode in SPECIAL_MODES or not sandbox.owns_netns):
-                raise Conflict("container sharing network namespace with another container or "
-                               "host cannot be connected to any other network")
+                raise Conflict(SHARED_NETWORK_ERROR)
             # >= 1: joined by ``connect`` (docker then shows DriverOpts as {}, not null)
             position = len(self.store.connections(container_id)) + 1
             self.store.put_connection(container_id, net.id, aliases, ip, position)

@@ -265,11 +265,12 @@ class RegistryApp:
             if who is None and claims is None:  # as /v2/ (and the CNCF registry): sign in first
                 raise self._challenge(req, "registry:catalog:*" if self.config.auth.scheme == "token" else None)
             req.user = who.name if who else None
-        repos = self.store.repositories()
+        repos = sorted(self.store.repositories(), key=_path_order)
         if not self.config.open_access:
             caller = who or ANONYMOUS
             repos = [r for r in repos if "pull" in self.policy.actions(caller, r)]
-        page, link = _paginate(repos, req, "/v2/_catalog", default_n=CATALOG_PAGE)
+        page, link = _paginate(repos, req, "/v2/_catalog", default_n=CATALOG_PAGE, key=_path_order,
+                               link_when_full=True)
         req.send_json(200, {"repositories": page}, link)
 
     def token(self, req: Request) -> None:
@@ -562,16 +563,23 @@ class RegistryApp:
 CATALOG_PAGE = 100  # the CNCF registry's catalog page size when ``n`` is absent or unusable
 
 
-def _paginate(items: list[str], req: Request, path: str,
-              default_n: int | None = None) -> tuple[list[str], dict[str, str]]:
+def _path_order(name: str) -> str:
+    """The CNCF registry's repository order: component by component ("a/b" before "a-b")."""
+    return name.replace("/", "\x00")
+
+
+def _paginate(items: list[str], req: Request, path: str, default_n: int | None = None,
+              key: Callable[[str], str] = str,
+              link_when_full: bool = False) -> tuple[list[str], dict[str, str]]:
     """Apply ``last`` and ``n``; add a ``Link: <...>; rel="next"`` header when more remain.
 
     As the CNCF registry, an ``n`` that is not a number >= 0 counts as absent, and the Link
-    names ``last`` before ``n``.
+    names ``last`` before ``n``; its catalog (``link_when_full``) links on from every full page,
+    even when nothing follows.
     """
     last, n_raw = req.arg("last"), req.arg("n")
     if last:
-        items = [i for i in items if i > last]
+        items = [i for i in items if key(i) > key(last)]
     try:
         n: int | None = int(n_raw) if n_raw else None
     except ValueError:
@@ -582,7 +590,7 @@ def _paginate(items: list[str], req: Request, path: str,
         return items, {}
     page = items[:n]
     headers = {}
-    if n and len(items) > n:
+    if n and (len(items) > n or (link_when_full and len(page) == n)):
         headers["Link"] = f'<{path}?last={quote(page[-1], safe="")}&n={n}>; rel="next"'
     return page, headers
 

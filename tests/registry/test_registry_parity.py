@@ -392,11 +392,13 @@ def sc_tags(s: Side) -> None:
 
 
 def sc_catalog(s: Side) -> None:
-    for name in ("cat-b", "cat-a", "cat-c/sub", "cat-d"):
+    for name in ("cat-b", "cat-a", "cat-c/sub", "cat-d", "cat-a-z", "cat-a/y"):
         push_blob(s, s.repo(name), LAYER2)
     p = s.prefix
     # our repositories are the first ones after the bare prefix (it is unique to this run)
     s.call("catalog n=3 last=prefix", "GET", f"/v2/_catalog?n=3&last={p}")
+    s.call("catalog n=6 last=prefix", "GET", f"/v2/_catalog?n=6&last={p}")
+    s.call("catalog n=2 last=cat-a/y", "GET", f"/v2/_catalog?n=2&last={p}/cat-a/y")
     s.call("catalog n=2 last=prefix", "GET", f"/v2/_catalog?n=2&last={p}")
     s.call("catalog n=1 last=cat-a", "GET", f"/v2/_catalog?n=1&last={p}/cat-a")
     s.call("catalog n=0", "GET", "/v2/_catalog?n=0")

@@ -49,6 +49,19 @@ def _arity_checked(func: Any) -> Any:
     return run
 
 
+def cli_filters(args: argparse.Namespace, flag: str) -> dict[str, list[str]]:
+    """``--filter`` values; one without ``=`` is docker's client-side flag error (exit 125)."""
+    from dockyard.image.filters import parse_filters
+
+    for value in args.filter:
+        if "=" not in value:
+            _, _, _, use, parser = args._arity
+            raise ClientSideError(
+                f'invalid argument "{value}" for "{flag}" flag: bad format of filter (expected name=value)'
+                f"\n\nUsage:  {parser.prog} {use}\n\nRun '{parser.prog} --help' for more information", 125)
+    return parse_filters(args.filter)
+
+
 def arity_error(path: str, use: str, n: int, low: int, high: int | None) -> str | None:
     """docker's (cobra's) message for ``n`` operands where ``low``..``high`` are allowed."""
     binary = path.split(" ", 1)[0]
@@ -157,11 +170,10 @@ def _add_optional_verb(sub: Any, target: str) -> None:
 def _image_rows(ctx: "Context", args: argparse.Namespace) -> list[dict[str, Any]]:
     from dockyard.cli.formatting import ago, human_size
     from dockyard.content.digest import short_id
-    from dockyard.image.filters import parse_filters
     from dockyard.image.reference import parse
     from dockyard import timeutil
 
-    filters = parse_filters(args.filter)
+    filters = cli_filters(args, "-f, --filter")
     if args.repository:
         filters.setdefault("reference", []).append(args.repository[0])
     images = ctx.client.images.list(all=args.all, filters=filters)
@@ -244,7 +256,12 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
                 for k, v in rec.items():
                     ctx.print(f"{k}: {v}")
         except DockyardError as exc:
+            from dockyard.errors import NotFound
+
             message = exc.message
+            if args.force and isinstance(exc, NotFound):  # -f: reported, but not a failure
+                ctx.warn(f"Error: {message}")
+                continue
             if message.startswith("invalid reference format: repository name ("):
                 message = "invalid reference format: repository name must be lowercase"  # the daemon's words
             ctx.warn(f"Error: {message}")
@@ -390,13 +407,12 @@ def confirm(ctx: "Context", warning: str) -> bool:
 
 def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.formatting import human_size
-    from dockyard.image.filters import parse_filters
-
+    filters = cli_filters(args, "--filter")
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if args.all else "WARNING! This will remove all dangling images.")
     if not args.force and not confirm(ctx, warning):
         return 0
-    report = ctx.client.images.prune(all=args.all, filters=parse_filters(args.filter))
+    report = ctx.client.images.prune(all=args.all, filters=filters)
     deleted = report["ImagesDeleted"] or []
     if deleted:
         ctx.print("Deleted Images:")

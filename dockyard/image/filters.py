@@ -1,7 +1,6 @@
 """``--filter`` for images, with docker's keys: dangling, reference, label, before, since."""
 from __future__ import annotations
 
-import fnmatch
 from typing import TYPE_CHECKING
 
 from dockyard.errors import InvalidArgument
@@ -9,7 +8,7 @@ from dockyard.errors import InvalidArgument
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.image.service import Image, ImageService
 
-KEYS = ("dangling", "reference", "label", "before", "since", "until")
+KEYS = ("dangling", "reference", "label", "before", "since")  # docker's image list; prune adds its own
 
 
 def parse_filters(values: list[str] | None) -> dict[str, list[str]]:
@@ -24,9 +23,10 @@ def parse_filters(values: list[str] | None) -> dict[str, list[str]]:
 
 
 class ImageFilter:
-    def __init__(self, filters: dict[str, list[str]], service: "ImageService") -> None:
+    def __init__(self, filters: dict[str, list[str]], service: "ImageService",
+                 keys: tuple[str, ...] = KEYS) -> None:
         for k in filters:
-            if k not in KEYS:
+            if k not in keys:
                 raise InvalidArgument(f"Invalid filter '{k}'")
         self.filters = filters
         self.service = service

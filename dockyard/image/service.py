@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterable
 
+from dockyard import timeutil
 from dockyard.content import digest as dg
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, InvalidContent, NotFound
 from dockyard.image import mediatypes as mt
@@ -473,9 +474,15 @@ class ImageService:
         """``docker image prune``: dangling images (or, with ``all``, every unused one)."""
         from dockyard.image.filters import ImageFilter
 
+        from dockyard.engine.timeutil import parse_timestamp
+
         filters = dict(filters or {})
-        not_labels = filters.pop("label!", [])  # prune's own key (docker's images list refuses it)
-        flt = ImageFilter(filters, self)
+        not_labels = filters.pop("label!", [])  # prune's own keys (docker's images list refuses them)
+        try:
+            until = [parse_timestamp(v) / 1e9 for v in filters.pop("until", [])]
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        flt = ImageFilter(filters, self, keys=("dangling", "label"))
         deleted: list[dict[str, str]] = []
         # docker counts the layers it removed, not the images' sizes: an image whose layers
         # another image still uses reclaims nothing
@@ -486,6 +493,9 @@ class ImageService:
             if not flt.match(image) or self._container_users(image.id):
                 continue
             if any(_has_label(image.labels, want) for want in not_labels):
+                continue
+            created = timeutil.parse_rfc3339(image.created) or 0
+            if any(created >= limit for limit in until):  # until: only what was made before
                 continue
             try:
                 deleted.extend(self.remove(image.id, force=True, prune=True))

@@ -107,7 +107,8 @@ def same(sides, *args: str, input: bytes | None = None) -> tuple[str, str, int]:
     ["--filter", "before=dyparity-nosuch"], ["--format", "json", PREFIX], ["--format", "table", PREFIX],
     ["--format", "{{.Repository}}:{{.Tag}} {{.Size}} {{.VirtualSize}}", PREFIX],
     ["--format", "table {{.Repository}}\t{{.Tag}}", PREFIX], ["--format", "{{.Bogus}}", PREFIX],
-    ["dyparity-nosuch"], ["Bad:Ref"], ["a", "b"],
+    ["dyparity-nosuch"], ["Bad:Ref"], ["a", "b"], ["--filter", "until=1h"], ["--filter", "label"],
+    ["--filter", "reference=dyparity[0-9]*"], ["--filter", f"reference=*/{PREFIX}"],
 ])
 def test_images(sides, args):
     same(sides, "images", *args)
@@ -132,6 +133,7 @@ def test_rmi_untag_delete_conflict_and_missing(sides):
     assert rc == 1 and out.count("Untagged:") == 2 and "No such image" in err
     same(sides, "rmi", "Bad:Ref")
     same(sides, "rmi")
+    assert same(sides, "rmi", "-f", "dyparity-nosuch")[2] == 0   # -f: reported, not a failure
     for side in sides:
         assert side("tag", PREFIX, f"{PREFIX}:v2").returncode == 0
         made = side("create", "--label", LABEL, f"{PREFIX}:latest", "true")
@@ -244,4 +246,8 @@ def test_prune_output(sides, busybox_tar):
     same(sides, "image", "prune", "-f", *flt)
     same(sides, "image", "prune", *flt)        # no terminal: the prompt, then no
     same(sides, "image", "prune", "-f", "--filter", "bogus=1")
+    same(sides, "image", "prune", "-f", "--filter", "before=x")      # images' key, not prune's
+    same(sides, "image", "prune", "-f", "--filter", "until=bogus")
+    same(sides, "image", "prune", "-f", "--filter", "label")
+    same(sides, "image", "prune", "-f", "--filter", "until=1h", *flt)
     same(sides, "image", "prune", "extra")

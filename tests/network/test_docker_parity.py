@@ -108,7 +108,7 @@ def both(cli, busybox, docker_busybox) -> Iterator[Both]:
     try:
         yield b
     finally:
-        containers = [f"{P}_{n}" for n in ("c1", "c2", "c3")]
+        containers = [f"{P}_{n}" for n in ("c1", "c2", "c3", "c3h")]
         networks = [f"{P}_{n}" for n in ("a", "b", "n", "m", "p")]
         subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
@@ -171,6 +171,8 @@ def test_containers_on_a_user_network(both):
     both.setup("network create --subnet {S2}.0/24 {P}_m")
     both.setup("run -d --name {P}_c1 --network {P}_n --network-alias web --hostname h1 {IMG} sleep 300")
     both.setup("run -d --name {P}_c2 --network {P}_n {IMG} sleep 300")
+    both.setup("create --name {P}_c3 --network none {IMG}")
+    both.setup("run -d --name {P}_c3h --network host {IMG} sleep 300")
     both.same(
         # what the container sees: files, addresses, names through the embedded DNS
         "exec {P}_c2 cat /etc/resolv.conf", "exec {P}_c2 cat /etc/hosts", "exec {P}_c1 hostname",
@@ -193,6 +195,12 @@ def test_containers_on_a_user_network(both):
         "network inspect -f '{{json .Containers}}' {P}_m",
         "network disconnect {P}_m {P}_c1", "network disconnect {P}_m {P}_c1",
         "network inspect -f '{{json .Containers}}' {P}_m",
+        # what cannot be connected at all
+        "network connect host {P}_c2", "network connect none {P}_c2",
+        "network connect {P}_m {P}_c3", "network connect {P}_m {P}_c3h",
+        # (the dockerd is shared: only this test's container is looked at)
+        "network inspect -f '{{range .Containers}}{{if eq .Name \"{P}_c3h\"}}{{.Name}} "
+        "{{.IPv4Address}} {{.MacAddress}}|{{end}}{{end}}' host",
     )
     both.same("network inspect -f '{{range .Containers}}{{.Name}} {{.IPv4Address}} {{.MacAddress}}"
               "{{println}}{{end}}' {P}_n", unordered=True)

@@ -537,9 +537,9 @@ class RegistryApp:
 
     def tags(self, req: Request, repo: str) -> None:
         self.authorize(req, repo, "pull")
-        if not self.store.repository_exists(repo):
-            raise RegistryError("NAME_UNKNOWN", f"repository {repo!r} not found", detail={"name": repo})
         names = self.store.tag_names(repo)
+        if not names and not self.store.has_tag_list(repo):  # never tagged: CNCF's NAME_UNKNOWN
+            raise RegistryError("NAME_UNKNOWN", f"repository {repo!r} has no tags", detail={"name": repo})
         page, link = _paginate(names, req, f"/v2/{repo}/tags/list")
         # a repository without tags lists null, as Go encodes the CNCF registry's empty list
         req.send_json(200, {"name": repo, "tags": page if names else None}, link)

@@ -103,6 +103,11 @@ def tag_key(repo: str, tag: str) -> str:
     return f"{_repo(repo)}/_manifests/tags/{tag}"
 
 
+def tagged_marker_key(repo: str) -> str:
+    """Present once ``repo`` has had a tag: its tag list exists (maybe empty), as CNCF's tags dir."""
+    return f"{_repo(repo)}/_manifests/tagged"
+
+
 def referrer_key(repo: str, subject: str, digest: str) -> str:
     salg, shex = dg.parse(subject)
     alg, hex_ = dg.parse(digest)
@@ -389,6 +394,8 @@ class RegistryStore:
                                 json.dumps(desc).encode())
             if tag is not None:
                 self.driver.put(tag_key(repo, tag), digest.encode())
+                if self.driver.stat(tagged_marker_key(repo)) is None:
+                    self.driver.put(tagged_marker_key(repo), b"")
         return parsed
 
     def resolve(self, repo: str, reference: str) -> str | None:
@@ -491,6 +498,10 @@ class RegistryStore:
         return out
 
     # ---- repositories -------------------------------------------------------------------
+    def has_tag_list(self, repo: str) -> bool:
+        """Whether ``repo`` has ever been tagged (the CNCF registry's NAME_UNKNOWN otherwise)."""
+        return self.driver.stat(tagged_marker_key(repo)) is not None
+
     def repository_exists(self, repo: str) -> bool:
         children = self.driver.list_dir(_repo(repo))
         return "_manifests" in children or "_layers" in children

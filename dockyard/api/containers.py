@@ -183,7 +183,10 @@ def restart(x: Exchange, id: str) -> None:  # noqa: A002
 
 def kill(x: Exchange, id: str) -> None:  # noqa: A002
     svc = x.client.containers
-    rec = svc.load(id)
+    try:
+        rec = svc.load(id)
+    except NotFound as exc:  # dockerd: "Cannot kill container: REF: No such container: REF"
+        raise NotFound(f"Cannot kill container: {id}: {exc.message}") from None
     signal = x.arg("signal") or "SIGKILL"
     svc.kill(id, signal)
     x.daemon.events.container(x.client, rec.id, "kill", signal=_signal_number(signal))

@@ -252,11 +252,23 @@ def _save(x: Exchange, names: list[str]) -> None:
         try:
             x.client.images.resolve_id(n)  # 404 before the archive starts
         except NotFound:
-            raise ApiError(404, f"No such image: {n}") from None  # dockerd names it as given
+            raise ApiError(404, _save_missing(n)) from None
     stream = x.stream("application/x-tar")
     x.client.images.save(names, _ChunkWriter(stream))
     for n in names:
         x.daemon.events.publish("image", "save", n, {"name": n})
+
+
+def _save_missing(name: str) -> str:
+    """dockerd 20.10's words for a missing image in ``docker save``: a bare name is looked up
+    as a repository (``No such image: NAME``), a tag or digest in its reference store."""
+    from dockyard.image.reference import parse
+
+    try:
+        ref = parse(name, default_tag=False)
+    except Exception:  # noqa: BLE001 - an ID or something else: as given
+        return f"No such image: {name}"
+    return "reference does not exist" if ref.tag or ref.digest else f"No such image: {name}"
 
 
 def save(x: Exchange) -> None:

@@ -192,10 +192,35 @@ class Handler(BaseHTTPRequestHandler):
             import traceback
 
             self.server.daemon_state.log(traceback.format_exc())
+        _discard_unread_body(x)
         try:
             x.error(status, message)
         except OSError:
             self.close_connection = True
+
+
+def _discard_unread_body(x: Exchange, limit: int = 64 << 20, wait: float = 2.0) -> None:
+    """Read (up to ``limit``) the body of a request refused before it was read, as dockerd's server
+    does: the client is still writing it (``docker cp`` into a missing container), and a
+    connection closed under it makes the docker CLI log "read/write on closed pipe" errors."""
+    if x.responded or x.hijacked or not x.body_pending():
+        return
+    old = x.sock.gettimeout()
+    read = 0
+    try:
+        x.sock.settimeout(wait)
+        while read < limit:
+            chunk = x.body.read(1 << 16)
+            if not chunk:
+                return
+            read += len(chunk)
+    except (ApiError, OSError, ValueError):
+        pass
+    finally:
+        try:
+            x.sock.settimeout(old)
+        except OSError:
+            pass
 
 
 def _json_str(text: str) -> str:

@@ -132,7 +132,9 @@ def test_error_messages_and_exit_codes_match(pair: Pair) -> None:
                  ("image", "inspect", "nosuch-img:1"), ("rmi", "nosuch-img:1"), ("tag", "nosuch-img:1", "x:1"),
                  ("volume", "inspect", "nosuch-vol"), ("volume", "rm", "nosuch-vol"),
                  ("network", "inspect", "nosuch-net"), ("network", "rm", "nosuch-net"),
-                 ("run", "--rm", "--pull", "never", "nosuch-img:1", "true"), ("cp", "nosuch-ctr:/x", "/tmp")):
+                 ("run", "--rm", "--pull", "never", "nosuch-img:1", "true"), ("cp", "nosuch-ctr:/x", "/tmp"),
+                 ("kill", "nosuch-ctr"), ("save", "nosuch-img:1"), ("save", "nosuch-img"),
+                 ("rm", "-f", "nosuch-ctr"), ("rmi", "-f", "nosuch-img:1")):
         pair.same(*args)
     name = f"{PREFIX}-err"
     pair.same("create", "--name", name, "--network", "none", img, "sleep", "30")

@@ -6,6 +6,7 @@ container starts using the volume and unmounted after the last one stops, as doc
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -89,19 +90,10 @@ class VolumeService:
             raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a local '
                                   'volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you '
                                   "intended to pass a host directory, use absolute path")
-        for key in options or {}:
-            if key not in LOCAL_OPTIONS:
-                raise InvalidArgument(f'create {name}: invalid option: "{key}"')
-        opts = dict(options or {})
-        if opts and opts.get("type", "none") in ("none", "") and "bind" in opts.get("o", "").split(","):
-            device = opts.get("device", "")
-            if not device.startswith("/") or not os.path.isdir(device):
-                raise InvalidArgument(f"create {name}: failed to mount local volume: mount {device}: "
-                                      "no such file or directory" if device else
-                                      f"create {name}: missing device in volume options")
         existing = self.store.get(name)
-        if existing is not None:
+        if existing is not None:  # docker looks the name up before it checks the options
             return self._with_mountpoint(existing)
+        opts = _check_local_options(name, dict(options or {}))
         # docker 20.10 marks anonymous volumes in its own records, not with a label
         labels = dict(labels or {})
         vol = Volume(name, "local", labels or None, opts or None, anonymous, _now())
@@ -188,17 +180,22 @@ class VolumeService:
             return
         data = self.mountpoint(v.name)
         data.mkdir(parents=True, exist_ok=True)
-        kind, device, o = opts.get("type", ""), opts.get("device", ""), opts.get("o", "")
-        cmd = ["mount"]
-        if kind and kind != "none":
-            cmd += ["-t", kind]
-        if o:
-            cmd += ["-o", o]
-        cmd += [device or kind or "none", str(data)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
+        from dockyard.runtime import linux
+        from dockyard.runtime.builtin.rootfs import parse_options
+
+        kind, device = opts.get("type", ""), opts.get("device", "")
+        flags, _, fsdata = parse_options([o for o in opts.get("o", "").split(",") if o])
+        try:
+            linux.mount(device, str(data), kind, flags, fsdata or None)
+        except OSError as exc:
+            # moby/sys/mount's words: mount SRC:DST[, flags: 0xF][, data: D]: <errno text>
+            where = f"mount {device}:{data}" + (f", flags: 0x{flags:x}" if flags else "") + \
+                (f", data: {fsdata}" if fsdata else "")
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            # docker's CLI turns a start failure that says "no such file or directory" into 127
             raise DockyardError(f"error while mounting volume '{data}': failed to mount local "
-                                f"volume: {proc.stderr.strip() or 'mount failed'}")
+                                f"volume: {where}: {why}",
+                                127 if exc.errno == errno.ENOENT else None) from None
 
     def _unmount(self, name: str) -> None:
         data = self.mountpoint(name)
@@ -412,6 +409,21 @@ class VolumeService:
         """docker's ``Mounts`` list for ``inspect``."""
         found = self.store.container(container_id)
         return found[1] if found else []
+
+
+def _check_local_options(name: str, opts: dict[str, str]) -> dict[str, str]:
+    """The local driver's checks, in dockerd 20.10's order and words. A bind device that does
+    not exist is only found when the volume is mounted, as in docker."""
+    for key in opts:
+        if key not in LOCAL_OPTIONS:
+            raise InvalidArgument(f'create {name}: invalid option: "{key}"')
+    if opts:
+        if "size" in opts:
+            raise InvalidArgument(f"create {name}: quota size requested but no quota support")
+        for key in ("device", "type"):
+            if key not in opts:
+                raise InvalidArgument(f'create {name}: missing required option: "{key}"')
+    return opts
 
 
 def _prefill(src: Path, data: Path) -> None:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.interop
 
 P = f"vp{os.getpid()}"
 TAG = f"{P}-bb"
-VOLUMES = [f"{P}_{n}" for n in ("a", "b", "t", "cp", "nc", "mc", "v", "auto")]
+VOLUMES = [f"{P}_{n}" for n in ("a", "b", "t", "cp", "nc", "mc", "v", "auto", "nd", "tm")]
 CONTAINERS = [f"{P}_{n}" for n in ("c1", "c2", "r")]
 
 
@@ -108,6 +108,8 @@ def test_create_ls_inspect_rm_prune(both):
         "volume create {P}_a", "volume create --name {P}_a",
         "volume create --name {P}_x {P}_y", "volume create x", "volume create 'a b'",
         "volume create -o bogus=1 {P}_x", "volume create -d nosuch {P}_x",
+        "volume create -o o=bind {P}_x", "volume create -o device=/tmp {P}_x",
+        "volume create -o size=1m {P}_x", "volume create -o bogus=1 {P}_a",
         "volume ls --filter name={P}", "volume ls -q --filter name={P}",
         "volume ls -q --filter label={P}=1", "volume ls -q --filter label={P}",
         "volume ls -q --filter name={P} --filter driver=local",
@@ -153,6 +155,11 @@ def test_volumes_in_containers(both):
         "run --rm --mount type=bind,src=/tmp,dst=/ {IMG} true", "run --rm --mount type=volume,src=/tmp,dst=/t {IMG} true",
         "run --rm -v /tmp:/ {IMG} true", "run --rm -v {P}_x:/x:bogus {IMG} true",
         "run --rm -v 'bad name:/x' {IMG} true",
+        # a driver-option volume is mounted at start: a missing device fails then (127)
+        "volume create -o type=none -o o=bind -o device=/nonexistent-{P} {P}_nd",
+        "run --rm -v {P}_nd:/x {IMG} true",
+        "volume create -o type=tmpfs -o device=tmpfs -o o=size=1m,uid=5 {P}_tm",
+        "run --rm -v {P}_tm:/x {IMG} sh -c 'grep \" /x \" /proc/mounts; stat -c %u:%a /x'",
     )
     # the anonymous volume: kept by rm, removed by rm -v (docker's and ours alike)
     for engine in (both.docker, both.ours):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
 from dockyard.volume.mounts import parse_mount, parse_volume_flag, validate, volume_flag_spec
 
 CID1, CID2, CID3 = "1" * 64, "2" * 64, "3" * 64
@@ -152,8 +152,13 @@ def test_bind_device_option(vols, tmp_path):
     mounts = vols.resolve_mounts(CID1, [parse_volume_flag("bound:/b")])
     assert (Path(mounts[0]["source"]) / "f").read_text() == "on the device\n"
     vols.forget(CID1)
-    with pytest.raises(InvalidArgument):
-        vols.create("nodevice", options={"type": "none", "o": "bind", "device": str(tmp_path / "x")})
+    # as in docker, a missing device is found when the volume is mounted, not at create
+    vols.create("nodevice", options={"type": "none", "o": "bind", "device": str(tmp_path / "x")})
+    with pytest.raises(DockyardError, match=r"failed to mount local volume: mount .*/x:.*, "
+                       r"flags: 0x1000: no such file or directory"):
+        vols.resolve_mounts(CID1, [parse_volume_flag("nodevice:/b")])
+    with pytest.raises(InvalidArgument, match='missing required option: "type"'):
+        vols.create("notype", options={"device": str(device)})
 
 
 def test_bind_and_tmpfs_mounts(vols, tmp_path):

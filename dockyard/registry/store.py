@@ -219,6 +219,8 @@ class RegistryStore:
         try:
             uuid.UUID(upload_id)
             meta = json.loads((self._upload_dir(upload_id) / "meta.json").read_text())
+            if meta.get("failed") and meta.get("repo") == repo:
+                raise RegistryError("BLOB_UPLOAD_INVALID", "upload failed its digest check", status=404)
             size = os.stat(self._upload_dir(upload_id) / "data").st_size
         except (ValueError, OSError):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id!r} not found",
@@ -234,7 +236,7 @@ class RegistryStore:
         for name in os.listdir(self.uploads_dir):
             try:
                 meta = json.loads((self.uploads_dir / name / "meta.json").read_text())
-                st = os.stat(self.uploads_dir / name / "data")
+                st = os.stat(self.uploads_dir / name / ("meta.json" if meta.get("failed") else "data"))
             except (OSError, ValueError):
                 continue
             out.append((Upload(name, meta.get("repo", ""), st.st_size, meta.get("started", 0)),
@@ -314,8 +316,14 @@ class RegistryStore:
                 actual, _ = dg.from_stream(f, alg)
         if actual != digest:
             self.cancel_upload(upload)
+            # as the CNCF registry, the failed upload's URL stays known as invalid (not unknown);
+            # GC removes the leftover directory with the abandoned uploads
+            d = self._upload_dir(upload.id)
+            d.mkdir(exist_ok=True)
+            (d / "meta.json").write_text(json.dumps({"repo": upload.repo, "started": upload.started,
+                                                     "failed": True}))
             raise RegistryError("DIGEST_INVALID", f"upload content has digest {actual}, not {digest}",
-                                detail={"Digest": digest})
+                                detail={"Digest": digest, "Reason": {}})
         key = blob_key(digest)
         with self.writing():
             self.journal(upload.repo, [digest])

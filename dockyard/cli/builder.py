@@ -38,7 +38,7 @@ def _build_verb(sub: Any) -> None:
 
     p = add_verb(sub, "build", cmd_build, "Build an image from a Dockerfile")
     # PATH: a directory, or - for a tar (or a Dockerfile) on stdin; counted as docker counts it
-    positionals(p, "path", "[OPTIONS] PATH | URL | -", 1, 1)
+    positionals(p, "path", "[OPTIONS] PATH | URL | -", 1, 1, daemon=False)  # BuildKit's errors print bare
     _build_flags(p)
 
 

@@ -20,31 +20,39 @@ class ClientSideError(InvalidArgument):
     cli_prefix = ""
 
 
-def positionals(p: Any, dest: str, use: str, low: int, high: int | None) -> None:
+def positionals(p: Any, dest: str, use: str, low: int, high: int | None, daemon: bool = True) -> None:
     """Positional arguments counted as docker's cobra commands count them.
 
     argparse would report a missing or extra operand itself (exit 125, its own wording); docker
     says ``docker: 'docker tag' requires 2 arguments`` with the usage line and exits 1. The verb
     takes any number of operands and :func:`_arity_checked` compares the count before the handler
     runs. ``use`` is the usage line after the command path (docker's ``Use``); ``high`` None means
-    no upper bound.
+    no upper bound. With ``daemon``, the handler's failures print behind docker's "Error response
+    from daemon: " (what the image service refuses is what dockerd refuses); those docker's CLI
+    reports itself are :class:`ClientSideError` and stay bare.
     """
     if high == 0:
         p.add_argument(dest, nargs="*", help=argparse.SUPPRESS)
     else:
         p.add_argument(dest, nargs="*", metavar=use.replace("[OPTIONS]", "").strip())
-    p.set_defaults(_arity=(dest, low, high, use, p), func=_arity_checked(p.get_default("func")))
+    p.set_defaults(_arity=(dest, low, high, use, p), func=_arity_checked(p.get_default("func"), daemon))
     p.usage_line = lambda: f"{p.prog} {use}"  # the usage line a bad flag's message shows
 
 
-def _arity_checked(func: Any) -> Any:
+def _arity_checked(func: Any, daemon: bool) -> Any:
     def run(args: argparse.Namespace, ctx: "Context") -> Any:
+        from dockyard.cli.common import DAEMON_PREFIX, shown_as
+        from dockyard.errors import DockyardError
+
         dest, low, high, use, parser = args._arity
         given = getattr(args, dest, None) or []
         error = arity_error(parser.prog, use, len(given), low, high)
         if error:
             raise ClientSideError(error)
-        return func(args, ctx)
+        try:
+            return func(args, ctx)
+        except DockyardError as exc:
+            raise shown_as(exc, DAEMON_PREFIX) if daemon else exc from None
 
     return run
 
@@ -247,6 +255,7 @@ def cmd_tag(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cli.common import DAEMON_PREFIX
     from dockyard.errors import DockyardError
 
     rc = 0
@@ -260,19 +269,18 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
 
             message = exc.message
             if args.force and isinstance(exc, NotFound):  # -f: reported, but not a failure
-                ctx.warn(f"Error: {message}")
+                ctx.warn(f"{DAEMON_PREFIX}{message}")
                 continue
             if message.startswith("invalid reference format: repository name ("):
                 message = "invalid reference format: repository name must be lowercase"  # the daemon's words
-            ctx.warn(f"Error: {message}")
+            ctx.warn(f"{DAEMON_PREFIX}{message}")
             rc = exc.exit_code or 1
     return rc
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.errors import DockyardError
-
-    from dockyard.errors import NotFound
+    from dockyard.cli.common import DAEMON_PREFIX
+    from dockyard.errors import DockyardError, NotFound
 
     found, errors = [], []
     for name in args.images:
@@ -284,7 +292,7 @@ def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
             errors.append(exc)
     rc = _print_inspect(ctx, found, args.format)
     for exc in errors:
-        ctx.warn(f"Error: {exc.message}")
+        ctx.warn(f"{DAEMON_PREFIX}{exc.message}")
     return 1 if errors else rc
 
 

@@ -1,7 +1,6 @@
 """The image commands side by side with docker's CLI on the same busybox rootfs: the same
-stdout, stderr and exit code once what must differ is normalised (image IDs, sizes, ages, the
-program's name, and docker's "Error response from daemon: " that dockyard, without a daemon,
-prints as "Error: ").
+stdout, stderr and exit code once what must differ is normalised (image IDs, sizes, ages and
+the program's name).
 
 Every docker image made here carries this module's name prefix and is removed at the end, even
 on failure; ``image prune`` is only ever run with a label filter no other image has.
@@ -79,7 +78,6 @@ _STAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?( \+0000 UTC|Z)")
 def normalise(text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode()
-    text = text.replace("Error response from daemon: ", "Error: ")
     text = re.sub(r"\bdocker\b", "dockyard", text)
     text = _ID.sub("<id>", text)
     text = _AGO.sub("<ago>", text)

@@ -93,12 +93,28 @@ def info(x: Exchange) -> None:
     x.reply_json(doc)
 
 
+def _shared_sizes(client: Any) -> dict[str, int]:
+    """image ID -> the size it shares with other images through common layers (dockerd fills
+    ``SharedSize`` in /system/df; ``docker system df -v`` shows it and the unique rest)."""
+    from types import SimpleNamespace
+
+    from dockyard.cli.disk_usage import _layer_sharing  # the one implementation (the CLI's df -v)
+
+    try:
+        images = client.images.list(all=True)
+        return {image_id: shared for image_id, (shared, _) in
+                _layer_sharing(SimpleNamespace(client=client), images).items()}  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - then unknown, as before: -1
+        return {}
+
+
 def df(x: Exchange) -> None:
     doc = x.client.system.df()
+    shared = _shared_sizes(x.client)
     for image in doc.get("Images") or []:
         image.setdefault("ParentId", "")
         image.setdefault("RepoDigests", [])
-        image.setdefault("SharedSize", -1)
+        image.setdefault("SharedSize", shared.get(image.get("Id", ""), -1))
         image.setdefault("VirtualSize", image.get("Size", 0))
         image.setdefault("Labels", None)
         created = image.get("Created")

@@ -493,7 +493,10 @@ def cmd_exec(args: argparse.Namespace, ctx: "Context") -> int:
     if args.env or args.env_file:
         from dockyard.engine.options import parse_env
 
-        env = parse_env(args.env, args.env_file)
+        try:
+            env = parse_env(args.env, args.env_file)
+        except DockyardError as exc:  # docker's CLI reads them: its plain message, exit 1
+            raise bare(exc.message, 1) from None
     try:
         return exec_attached(ctx.client, args.container, list(args.command), interactive=args.interactive,
                              tty=args.tty, env=env, workdir=args.workdir,
@@ -636,7 +639,9 @@ def cmd_stats(args: argparse.Namespace, ctx: "Context") -> int:
 
     svc = ctx.client.containers
     if args.containers:
-        recs = [svc.load(r) for r in args.containers]
+        recs, rc = each_container(ctx, args.containers, svc.load, echo=False)
+        if rc:  # docker: every missing container said, then nothing shown
+            return rc
     else:
         recs = [c.record for c in svc.list(all=args.all)]
     previous = {r.id: sample(r) for r in recs}

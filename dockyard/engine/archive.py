@@ -327,14 +327,17 @@ def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, arch
             with tmp:
                 kind = _stat_in(root, dest)
                 src_is_dir = os.path.isdir(src)
+                if kind not in ("dir", "file") and (dest.endswith("/") or dest.endswith("/.")):
+                    # docker's CLI: a destination that says "directory" must exist (ErrDirNotExists)
+                    raise _said_by_client(NotFound("no such directory"))
                 if kind == "dir":
                     if src.endswith("/.") and src_is_dir:
                         st = tar_in(root, dest, tmp)
                     else:
                         st = tar_in(root, dest, tmp)
                 elif kind == "file":
-                    if src_is_dir:
-                        raise DockyardError("cannot copy directory")
+                    if src_is_dir:  # docker's CLI finds this out itself
+                        raise _said_by_client(DockyardError("cannot copy directory"))
                     st = tar_in(root, os.path.dirname(os.path.normpath("/" + dest)), tmp,
                                 rename_to=os.path.basename(os.path.normpath(dest)))
                 elif kind == "none":
@@ -343,7 +346,7 @@ def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, arch
                     st = tar_in(root, os.path.dirname(os.path.normpath("/" + dest)), tmp,
                                 rename_to=os.path.basename(os.path.normpath(dest)))
                 else:
-                    parent = os.path.dirname(os.path.normpath("/" + dest))
+                    parent = os.path.dirname(os.path.normpath("/" + dest.lstrip("/")))
                     raise NotFound(f"Could not find the file {parent} in container {ref}")
     if st == NOT_FOUND:
         raise NotFound(f"Could not find the file {dest} in container {ref}")

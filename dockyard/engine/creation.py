@@ -125,6 +125,16 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
     if int(hc.get("Retries") or 0) < 0:
         raise InvalidArgument("Retries in Healthcheck cannot be negative")
     validate_restart(host.get("RestartPolicy") or {})
+    if cfg.get("StopSignal"):
+        from dockyard.engine.containers import parse_signal
+
+        parse_signal(cfg["StopSignal"])  # "Invalid signal: x"
+    ipc = host.get("IpcMode") or ""
+    if ipc not in ("", "none", "private", "shareable", "host") and not ipc.startswith("container:"):
+        raise InvalidArgument(f"Invalid IPC mode: {ipc}")
+    for path in host.get("Tmpfs") or {}:
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid mount path: '{path}' mount path must be absolute")
     policy = (host.get("RestartPolicy") or {}).get("Name") or "no"
     if host.get("AutoRemove") and policy != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")

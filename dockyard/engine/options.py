@@ -197,7 +197,8 @@ def parse_tmpfs(values: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for raw in values:
         path, _, opts = raw.partition(":")
-        from_tmpfs_flag(path, opts)  # docker's checks
+        if path.startswith("/"):  # a relative path is the daemon's to refuse (creation.validate)
+            from_tmpfs_flag(path, opts)  # docker's checks
         out[path] = opts
     return out
 
@@ -378,8 +379,24 @@ def _healthcheck(o: RunOptions) -> dict[str, Any] | None:
     return hc
 
 
+# the namespaced sysctls docker's CLI lets through (opts.ValidateSysctl)
+SYSCTL_NAMES = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced")
+SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
+
+
+def _check_sysctl(value: str) -> None:
+    key = value.partition("=")[0]
+    if "=" not in value or not (key in SYSCTL_NAMES or key.startswith(SYSCTL_PREFIXES)):
+        raise flag_error(value, "--sysctl", f"sysctl '{value}' is not allowed")
+
+
 def build_body(o: RunOptions) -> dict[str, Any]:
     """The API create body for these options (docker CLI's ``parse``); raises on bad values."""
+    for value in o.sysctl:
+        _check_sysctl(value)
+    if o.pid and o.pid != "host" and not o.pid.startswith("container:"):
+        raise InvalidArgument("--pid: invalid PID mode", exit_code=USAGE_EXIT)
     if o.restart and o.restart != "no" and o.auto_remove:
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm", exit_code=USAGE_EXIT)
     attach = [a.lower() for a in o.attach]

@@ -102,6 +102,9 @@ BAD_FLAGS = ["run --network none --memory abc {IMG} true", "run --network none -
              "run --network none -w relative {IMG} pwd", "run --network none --user nosuch {IMG} true",
              "run --pull never {IMG}-missing", "create --memory abc {IMG}", "create -p bad {IMG}",
              "create --restart bogus {IMG}", "create --cpus 5 {IMG}",
+             "run --network none --rm --stop-signal bogus {IMG} true", "run --network none --rm --tmpfs rel {IMG} true",
+             "run --network none --rm --sysctl bogus=1 {IMG} true", "run --network none --rm --ipc bogus {IMG} true",
+             "run --network none --rm --pid bogus {IMG} true", "stats --no-stream nosuch1 nosuch2",
              "ps --filter bogus=1", "ps --filter status=bogus", "ps --filter bogus", "ps -n x",
              "ps --filter exited=x", "ps --format '{{.Nope}}'", "stop -t x nosuch",
              "cp {TMP}/nonexist nosuch:/tmp", "cp a b", "cp a:/x b:/y"]
@@ -160,6 +163,7 @@ def test_lifecycle_messages_on_running_stopped_and_created(both):
         # cp mistakes
         "cp {P}_exit:/nonexist {TMP}/out", "cp {TMP}/nonexist {P}_exit:/tmp",
         "cp {P}_exit:/etc/passwd {TMP}/nodir/x", "cp {P}_exit {TMP}", "cp {P}_exit:/etc/passwd {P}_new:/tmp",
+        "cp /etc/hostname {P}_run:/nodir/x", "exec --env-file /nonexist {P}_run true",
         # rename
         "rename {P}_new {P}_run", "rename {P}_new 'bad name'", "rename {P}_new {P}_new",
         "rename {P}_new {P}_ren", "rename {P}_ren {P}_new",

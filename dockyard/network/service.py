@@ -389,11 +389,13 @@ class NetworkService:
     def attach(self, container_id: str, name: str | None = None, mode: str = "bridge",
                aliases: Iterable[str] = (), ports: Iterable[PortSpec] = (),
                hostname: str | None = None, ip: str | None = None,
-               extra_hosts: Iterable[str] = (), exposed: Iterable[str] = ()) -> Attachment:
+               extra_hosts: Iterable[str] = (), exposed: Iterable[str] = (),
+               mac: str | None = None) -> Attachment:
         """Give a container its network namespace; call before the runtime creates it.
 
         ``mode``: ``bridge`` (default), ``none``, ``host``, ``container:<id>`` or a network name
         or ID. Networks added with ``connect`` while the container was stopped are joined too.
+        ``mac`` (``--mac-address``): the address of the interface on the mode's network.
         On any failure everything made so far is undone before the error propagates.
         """
         name = (name or "").lstrip("/") or None
@@ -407,14 +409,15 @@ class NetworkService:
                 self._release_locked(container_id)
             try:
                 return self._attach_locked(container_id, name, mode, aliases, specs, hostname,
-                                           ip, extra, list(exposed))
+                                           ip, extra, list(exposed), _parse_mac(mac))
             except BaseException:
                 self._release_locked(container_id)
                 raise
 
     def _attach_locked(self, cid: str, name: str | None, mode: str, aliases: list[str],
                        specs: list[PortSpec], hostname: str, ip: str | None,
-                       extra: list[tuple[str, str]], exposed: list[str]) -> Attachment:
+                       extra: list[tuple[str, str]], exposed: list[str],
+                       mac: str | None = None) -> Attachment:
         if mode.startswith("container:"):
             return self._attach_shared(cid, name, mode, specs, hostname)
         net: Network | None = None
@@ -466,7 +469,8 @@ class NetworkService:
         netns.create(path)
         if not joins:
             links.loopback_up(path)  # else plug brings lo up with the first interface
-        endpoints = [self._plug(cid, name, n, a, i, path) for n, a, i in joins]
+        endpoints = [self._plug(cid, name, n, a, i, path, mac if k == 0 and net is not None else None)
+                     for k, (n, a, i) in enumerate(joins)]
         if bindings:
             from dockyard.network.firewall import PortRule
 
@@ -533,7 +537,7 @@ class NetworkService:
         return claims
 
     def _plug(self, cid: str, name: str | None, net: Network, aliases: list[str],
-              ip: str | None, path: str) -> Endpoint:
+              ip: str | None, path: str, mac: str | None = None) -> Endpoint:
         if net.is_default_bridge:
             self._ensure_default_bridge(net)
         else:
@@ -556,7 +560,7 @@ class NetworkService:
                 rng = ipaddress.IPv4Network(net.ip_range) if net.ip_range else None
                 address = ipam.allocate_ip(sub, net.gateway, used, rng)
             ep = Endpoint(cid, net.id, new_id(), name, list(aliases), address,
-                          ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
+                          mac or ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
             self.store.insert_endpoint(conn, ep)
         links.plug(path, net.bridge, ep.veth, ifname, address, sub.prefixlen, ep.mac,
                    None if net.internal else net.gateway,
@@ -861,6 +865,15 @@ def _read(path: str) -> str:
         return Path(path).read_text()
     except OSError:
         return ""
+
+
+def _parse_mac(text: str | None) -> str | None:
+    """``--mac-address``: six hex bytes, written as docker shows them (lower case)."""
+    if not text:
+        return None
+    if not re.fullmatch(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}", text):
+        raise InvalidArgument(f"{text} is not a valid mac address")
+    return text.replace("-", ":").lower()
 
 
 def _parse_extra_host(text: str) -> tuple[str, str]:

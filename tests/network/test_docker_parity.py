@@ -217,3 +217,15 @@ def test_default_bridge_and_run_flags(both):
         "run --rm --network nosuch {IMG} true",
     )
     both.check()
+
+
+def test_mac_address_is_applied(boxes):
+    """``--mac-address`` (docker 28's CLI refuses it against a 1.41 daemon, so no side by side):
+    the container's interface gets it, as dockerd 20.10 gives it; a malformed one is refused."""
+    box = boxes("mac", mac="02:42:AC:11:00:99")
+    assert box.att.mac == "02:42:ac:11:00:99"
+    assert "link/ether 02:42:ac:11:00:99 " in box.sh("ip link show eth0").stdout
+    from dockyard.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="is not a valid mac address"):
+        boxes("badmac", mac="02:42:zz")

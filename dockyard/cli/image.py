@@ -37,6 +37,7 @@ def positionals(p: Any, dest: str, use: str, low: int, high: int | None, daemon:
         p.add_argument(dest, nargs="*", metavar=use.replace("[OPTIONS]", "").strip())
     p.set_defaults(_arity=(dest, low, high, use, p), func=_arity_checked(p.get_default("func"), daemon))
     p.usage_line = lambda: f"{p.prog} {use}"  # the usage line a bad flag's message shows
+    p.usage = f"%(prog)s {use}"  # and --help's
 
 
 def _arity_checked(func: Any, daemon: bool) -> Any:

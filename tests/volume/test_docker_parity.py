@@ -185,3 +185,23 @@ def test_run_rm_removes_anonymous_volumes(both):
         assert engine(f"volume inspect {anon}").returncode == 1, "run --rm kept the anonymous volume"
         assert engine("volume inspect -f '{{.Name}}' {P}_auto").stdout == f"{P}_auto\n"
     both.check()
+
+
+def test_image_volume_becomes_an_anonymous_volume(both, busybox_tar):
+    """A ``VOLUME`` of the image: an anonymous volume filled with the image's content there."""
+    for engine in (both.docker, both.ours):
+        made = engine(f"import -c 'CMD [\"sh\"]' -c 'VOLUME /etc' {busybox_tar} {TAG}:vol")
+        assert made.returncode == 0, made.stderr
+    try:
+        both.setup("run -d --name {P}_c2 {IMG}:vol sleep 300")
+        both.same("inspect -f '{{json .Config.Volumes}} {{range .Mounts}}{{.Type}} {{.Destination}} "
+                  "{{.Mode}} {{.RW}} {{.Driver}}{{end}}' {P}_c2",
+                  "exec {P}_c2 ls /etc/passwd /etc/group")
+        for engine in (both.docker, both.ours):
+            anon = engine("inspect -f '{{range .Mounts}}{{.Name}}{{end}}' {P}_c2").stdout.strip()
+            assert engine(f"volume inspect -f '{{{{.Labels}}}} {{{{.Options}}}}' {anon}").stdout == "map[] map[]\n"
+            assert engine("rm -f {P}_c2").returncode == 0
+            assert engine(f"volume rm {anon}").stdout == f"{anon}\n"  # rm without -v keeps it
+        both.check()
+    finally:
+        subprocess.run(["docker", "rmi", f"{TAG}:vol"], capture_output=True)

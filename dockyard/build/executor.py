@@ -145,8 +145,8 @@ class StageRunner:
                 self.run.progress.error(step, err.message)
             raise err from None
         except BaseException as exc:
-            if step is not None:
-                self.run.progress.error(step, str(exc))
+            if step is not None:  # BuildKit's step line leaves out the solver's introduction
+                self.run.progress.error(step, str(exc).removeprefix("failed to compute cache key: "))
             raise
         if step is not None:
             self.run.progress.done(step, cached=bool(cached))

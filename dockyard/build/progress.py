@@ -110,8 +110,8 @@ class Progress:
                 self._write(step.output.decode("utf-8", "replace"))
                 if not step.output.endswith(b"\n"):
                     self._write("\n")
-            elif self.mode == "plain":
-                self._write(f"#{step.number} ERROR: {message}\n\n")
+            elif self.mode == "plain":  # then BuildKit's summary of the failed step
+                self._write(f"#{step.number} ERROR: {message}\n------\n > {step.name}:\n------\n")
             elif self.mode == "tty":
                 self._write(f"=> ERROR {step.name:<54} {step.elapsed():.1f}s\n")
 

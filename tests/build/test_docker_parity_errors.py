@@ -125,3 +125,19 @@ def test_config_and_history_as_buildkit(docker_base, base, cli, tmp_path):
     assert cli("build", "-q", "-t", TAG, str(tmp_path)).returncode == 0
     assert cli("image", "inspect", *fmt, TAG).stdout == want_config
     assert cli("history", *history, TAG).stdout == want_history
+
+
+@pytest.mark.parametrize("case", ["run-fails", "copy-missing"])
+def test_plain_progress_ends_as_buildkit(case, docker_base, base, cli, tmp_path):
+    """The failed step's summary block and the error line after it (step numbers aside)."""
+    dockerfile, flags = CASES[case]
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    want = _docker(["--progress=plain", "-t", TAG, *flags, str(tmp_path)], True, tmp_path)
+    got = cli("build", "--progress=plain", *flags, str(tmp_path))
+
+    def tail(text: str) -> list[str]:
+        lines = [line for line in text.splitlines() if line.strip()]
+        step_error = next(line for line in lines if " ERROR: " in line)
+        return [step_error.split(" ", 1)[1], *lines[-4:]]
+
+    assert tail(got.stderr) == tail(want.stderr)

@@ -550,11 +550,12 @@ class NetworkService:
             used = {r[0] for r in conn.execute("SELECT ip FROM net_endpoints WHERE network_id=?",
                                                (net.id,))}
             if ip:
-                ip = ipam.parse_ip(ip)
+                ip = ipam.parse_ip(ip, "IPv4 address")
                 if ipaddress.IPv4Address(ip) not in sub:
-                    raise InvalidArgument(f"no configured subnet contains IP address {ip}")
+                    raise InvalidArgument(f"Invalid address {ip}: It does not belong to any of "
+                                          "this network's subnets")
                 if ip in used or ip == net.gateway:
-                    raise Conflict(f"Address already in use: {ip}")
+                    raise Conflict("Address already in use")  # libnetwork's words, no address
                 address = ip
             else:
                 rng = ipaddress.IPv4Network(net.ip_range) if net.ip_range else None

@@ -188,6 +188,8 @@ def test_containers_on_a_user_network(both):
         "network connect {P}_n {P}_c1", "network connect --alias x bridge {P}_c1",
         "network connect {P}_n nosuch", "network connect nosuch {P}_c1",
         "network disconnect {P}_m {P}_c1", "network disconnect nosuch {P}_c1",
+        "run --rm --network {P}_n --ip 10.9.9.9 {IMG} true",
+        "run --rm --network {P}_n --ip {S3}.2 {IMG} true", "run --rm --network {P}_n --ip foo {IMG} true",
         "network connect --ip {S2}.77 --alias other {P}_m {P}_c1",
         "inspect -f '{{json .NetworkSettings.Networks}}' {P}_c1",
         "exec {P}_c1 sh -c 'ip -4 addr | grep -c {S2}.77'",
@@ -214,7 +216,7 @@ def test_default_bridge_and_run_flags(both):
         "run --rm --hostname hh --add-host foo:1.2.3.4 --add-host bar:5.6.7.8 --dns 9.9.9.9 "
         "--dns-search example.com {IMG} sh -c 'hostname; cat /etc/resolv.conf; head -8 /etc/hosts'",
         "run --rm {IMG} sh -c 'head -6 /etc/hosts; cat /etc/resolv.conf'",
-        "run --rm --network nosuch {IMG} true",
+        "run --rm --network nosuch {IMG} true", "run --rm --ip 10.1.2.3 {IMG} true",
     )
     both.check()
 

@@ -44,6 +44,8 @@ _NAME = r"(?P<name>.+?)"
 _DIGEST = r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+"
 _TAG = r"[\w][\w.-]{0,127}"
 _UPLOAD_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+_CHALLENGE_ACTIONS = {"GET": "pull", "HEAD": "pull", "POST": "pull,push", "PUT": "pull,push",
+                      "PATCH": "pull,push", "DELETE": "delete"}
 ROUTES: list[tuple[str, re.Pattern[str], tuple[str, ...]]] = [
     ("blob_upload_start", re.compile(rf"^/v2/{_NAME}/blobs/uploads/$"), _UPLOAD_METHODS),
     ("blob_upload", re.compile(rf"^/v2/{_NAME}/blobs/uploads/(?P<uuid>[a-zA-Z0-9-_.=]+)$"),
@@ -193,26 +195,29 @@ class RegistryApp:
                 value += f',error="{error}"'
             headers = {"WWW-Authenticate": value}
         detail = None
-        if scope:
+        if scope:  # the CNCF registry's access records: one per action
             type_, _, rest = scope.partition(":")
-            name, _, action = rest.rpartition(":")
-            detail = [{"Type": type_, "Name": name, "Action": action}]
+            name, _, actions = rest.rpartition(":")
+            detail = [{"Type": type_, "Class": "", "Name": name, "Action": a} for a in actions.split(",")]
         return RegistryError("UNAUTHORIZED", "authentication required", headers=headers, detail=detail)
 
-    def _identify(self, req: Request) -> tuple[Identity | None, Any]:
-        """The caller's identity and, for bearer tokens, the token's claims."""
+    def _identify(self, req: Request, scope: str | None = None) -> tuple[Identity | None, Any]:
+        """The caller's identity and, for bearer tokens, the token's claims.
+
+        Bad credentials are challenged with ``scope``: what the request needs, as CNCF's names it.
+        """
         header = req.header("Authorization") or ""
         if header[:7].lower() == "bearer " and self.tokens is not None:
             claims = self.tokens.verify(header[7:].strip())
             if claims is None:
-                raise self._challenge(req, None, "invalid_token")
+                raise self._challenge(req, scope, "invalid_token")
             who = self.users.identity(claims.subject) if claims.subject else ANONYMOUS
             return who, claims
         creds = basic_credentials(header)
         if creds is not None:
             who = self.users.authenticate(*creds)
             if who is None:
-                raise self._challenge(req, None)
+                raise self._challenge(req, scope)
             return who, None
         return None, None
 
@@ -220,8 +225,9 @@ class RegistryApp:
         """Require ``action`` on ``repo``; with ``soft`` return False instead of raising."""
         if self.config.open_access:
             return True
-        scope = f"repository:{repo}:{action}"
-        who, claims = self._identify(req)
+        # the challenge names what the CNCF registry asks for this method (writes: pull and push)
+        scope = f"repository:{repo}:{_CHALLENGE_ACTIONS.get(req.method, action)}"
+        who, claims = self._identify(req, scope)
         if who is not None:
             req.user = who.name
         if claims is not None:
@@ -259,11 +265,11 @@ class RegistryApp:
     def catalog(self, req: Request) -> None:
         who: Identity | None = None
         if not self.config.open_access:
-            who, claims = self._identify(req)
+            who, claims = self._identify(req, "registry:catalog:*")
             if claims is not None and not claims.allows("registry", "catalog", "*"):
                 raise self._challenge(req, "registry:catalog:*", "insufficient_scope")
             if who is None and claims is None:  # as /v2/ (and the CNCF registry): sign in first
-                raise self._challenge(req, "registry:catalog:*" if self.config.auth.scheme == "token" else None)
+                raise self._challenge(req, "registry:catalog:*")
             req.user = who.name if who else None
         repos = sorted(self.store.repositories(), key=_path_order)
         if not self.config.open_access:

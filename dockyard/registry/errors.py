@@ -50,6 +50,6 @@ class RegistryError(Exception):
 
     def body(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": self.code, "message": self.public_message}
-        if self.detail is not None:
+        if self.detail is not None or self.code == "UNAUTHORIZED":  # CNCF's says "detail":null
             err["detail"] = self.detail
         return {"errors": [err]}

@@ -76,7 +76,7 @@ def test_token_for_one_repository_is_rejected_on_another(treg: Reg) -> None:
     r = treg("POST", "/v2/alice/b/blobs/uploads/", params={"digest": sha(b"x")}, data=b"x", headers=bearer(t))
     assert r.status_code == 401
     assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
-    assert 'scope="repository:alice/b:push"' in r.headers["WWW-Authenticate"]
+    assert 'scope="repository:alice/b:pull,push"' in r.headers["WWW-Authenticate"]  # as CNCF asks
     assert not treg.server.store.repository_exists("alice/b")
     # a forged or foreign token is refused outright
     r = treg("GET", "/v2/", headers=bearer(t[:-4] + "AAAA"))

@@ -564,7 +564,7 @@ class NetworkService:
                           mac or ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
             self.store.insert_endpoint(conn, ep)
         links.plug(path, net.bridge, ep.veth, ifname, address, sub.prefixlen, ep.mac,
-                   None if net.internal else net.gateway,
+                   net.gateway,  # internal networks too, as docker: the firewall seals them
                    int(net.options.get("com.docker.network.driver.mtu", 1500)))
         return ep
 
@@ -711,7 +711,7 @@ class NetworkService:
             resolv_conf(embedded),
             ports=[PortBinding.from_dict(b) for b in sandbox.ports.get("bindings", [])],
             ip=first.ip if first else None, mac=first.mac if first else None,
-            gateway=(first_net.gateway if first_net and not first_net.internal else None),
+            gateway=first_net.gateway if first_net else None,
             ip_addresses={nets[e.network_id].name: e.ip for e in eps if e.network_id in nets},
             network_settings=self._settings(cid))
 
@@ -760,7 +760,7 @@ class NetworkService:
                 "MacAddress": e.mac if e else "",
                 "DriverOpts": {} if positions.get(nid, 0) >= 1 else None, "GwPriority": 0,
                 "NetworkID": n.id, "EndpointID": e.endpoint_id if e else "",
-                "Gateway": (n.gateway or "") if e and not n.internal else "",
+                "Gateway": (n.gateway or "") if e else "",
                 "IPAddress": e.ip if e else "", "IPPrefixLen": prefix, "IPv6Gateway": "",
                 "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
         default = networks.get("bridge", {})

@@ -152,6 +152,10 @@ def test_create_ls_inspect_rm_and_prune(both):
         "network inspect -f '{{.Internal}} {{.Attachable}} {{.Scope}} {{.Driver}}' {P}_b",
         "network inspect -f '{{json .Options}} {{.IPAM.Options}}' none host",
         "network inspect nosuch", "network inspect {P}_a nosuch -f '{{.Name}}'",
+        # an internal network with an address range: the container's view
+        "run --rm --network {P}_b {IMG} sh -c 'ip -4 addr show eth0 | grep inet; ip route; "
+        "cat /etc/resolv.conf'",
+        "inspect -f '{{json .NetworkSettings.Networks}}' nosuch",
         # rm and prune
         "network rm nosuch", "network rm -f nosuch", "network rm bridge", "network rm {P}_b nosuch",
         "network prune -f --filter label={P}=1", "network prune -f --filter label={P}=1",

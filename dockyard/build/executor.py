@@ -109,7 +109,7 @@ class StageRunner:
             self.run.stage_result(self.stage.base_stage)  # wait for it before showing this stage
         fs_cmds = ("RUN", "COPY", "ADD", "WORKDIR")
         total = 1 + sum(1 for i in self.stage.instructions if i.cmd in fs_cmds)
-        step = self._start_step(1, total, self.stage.source.text)
+        step = self._start_step(1, total, self._from_text())
         try:
             self._from(step)
         except BaseException as exc:
@@ -201,6 +201,19 @@ class StageRunner:
         self.created = _created(doc.get("created"))
         self.platform = {"os": doc.get("os") or plat.os, "architecture": doc.get("architecture") or plat.architecture,
                          **({"variant": doc["variant"]} if doc.get("variant") else {})}
+
+    def _from_text(self) -> str:
+        """BuildKit names a base image's step by its full name (``FROM docker.io/library/x``)."""
+        st = self.stage
+        if st.base_stage is not None or st.base.lower() == "scratch":
+            return st.source.text
+        from dockyard.errors import InvalidArgument
+        from dockyard.image.reference import parse
+
+        try:
+            return f"FROM {parse(st.base, default_tag=False)}"
+        except InvalidArgument:
+            return st.source.text
 
     def _onbuild_triggers(self) -> list[ins.Instruction]:
         from dockyard.build.dockerfile import parse_line

@@ -40,7 +40,7 @@ def test_plain_progress_marks_cache_hits_with_durations(cli, base, tmp_path):
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""
     err = first.stderr
-    assert "#1 [1/3] FROM dytest-busybox" in err and "#2 [2/3] COPY a.txt /a.txt" in err
+    assert "#1 [1/3] FROM docker.io/library/dytest-busybox" in err and "#2 [2/3] COPY a.txt /a.txt" in err
     assert re.search(r"^#3 \[3/3\] RUN echo built > /built\n#3 DONE \d+\.\ds$", err, re.M)
     assert re.search(r"^#4 writing image sha256:[0-9a-f]{64} done$", err, re.M)
     assert "#4 naming to docker.io/library/p:latest done" in err

@@ -34,7 +34,7 @@ def _read_dockerfile(context: Any, rel: str, explicit: bool) -> bytes:
 
 
 def build(x: Exchange) -> None:
-    from dockyard.api.classic_build import ClassicProgress, classic_error, instruction_texts
+    from dockyard.api.classic_build import ClassicProgress, TextBuffer, classic_error, instruction_texts
     from dockyard.api.images import familiar
     from dockyard.api.progress import TextToStream
     from dockyard.build.context import BuildContext
@@ -58,7 +58,9 @@ def build(x: Exchange) -> None:
     context = BuildContext.from_tar(x.body, tmp_parent, rel)
     with context:
         dockerfile = _read_dockerfile(context, rel, explicit)
-        progress = ClassicProgress(TextToStream(stream), instruction_texts(dockerfile), quiet=quiet)
+        # quiet (-q): dockerd keeps the output back and sends it only if the build fails
+        out = TextBuffer() if quiet else TextToStream(stream)
+        progress = ClassicProgress(out, instruction_texts(dockerfile, x.arg("target") or None))
         opts = BuildOptions(context=context, dockerfile=dockerfile, dockerfile_name=rel, tags=tags,
                             build_args=build_args, target=x.arg("target") or None, no_cache=x.flag("nocache"),
                             pull=x.flag("pull"), labels=labels, network=network if network != "bridge" else "default",
@@ -66,17 +68,23 @@ def build(x: Exchange) -> None:
         try:
             result = x.client.builder.build(opts)
         except BuildError as exc:
+            held = out.text() if isinstance(out, TextBuffer) else ""
+            if not stream.started and not held:
+                raise  # refused before it began (a Dockerfile syntax error): dockerd's plain 400
+            if held:
+                stream.json({"stream": held})
             message, code = classic_error(exc)
             stream.json({"errorDetail": {"code": code, "message": message}, "error": message})
             return
-    stream.json({"aux": {"ID": result.image_id}})
-    if quiet:
+    if quiet:  # dockerd 20.10: the ID alone (docker-py finds it by its sha256: prefix)
         stream.json({"stream": result.image_id + "\n"})
     else:
+        stream.json({"aux": {"ID": result.image_id}})
         stream.json({"stream": f"Successfully built {short_id(result.image_id)}\n"})
         for t in tags:
             stream.json({"stream": f"Successfully tagged {familiar(t)}\n"})
-    x.daemon.events.publish("image", "build", result.image_id, {"name": tags[0] if tags else result.image_id})
+    for t in tags:  # as dockerd: a ``tag`` event per name, no event of its own for the build
+        x.daemon.events.publish("image", "tag", result.image_id, {"name": familiar(t)})
 
 
 def prune(x: Exchange) -> None:

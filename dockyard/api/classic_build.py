@@ -22,22 +22,52 @@ _FAILED_RUN = (re.compile(r'^process "(.*)" did not complete successfully: exit 
 EXPORT_STEP = "exporting to image"
 
 
-def instruction_texts(dockerfile: bytes) -> list[str]:
-    """The Dockerfile's instructions as the classic builder shows them (first line of each)."""
+def instruction_texts(dockerfile: bytes, target: str | None = None) -> list[str]:
+    """The Dockerfile's instructions as the classic builder shows them (first line of each),
+    up to the end of the ``target`` stage when one is named (the classic builder stops there)."""
     from dockyard.build.dockerfile import parse
 
     try:
         nodes = parse(dockerfile).nodes
     except Exception:  # noqa: BLE001 - the build itself reports the syntax error
         return []
+    if target:
+        in_target = False
+        for i, n in enumerate(nodes):
+            if n.cmd == "FROM":
+                if in_target:
+                    nodes = nodes[:i]
+                    break
+                args = [a.lower() for a in n.args]
+                in_target = len(args) >= 3 and args[-2] == "as" and args[-1] == target.lower()
     return [n.original.split("\n", 1)[0].strip() for n in nodes]
 
 
-class ClassicProgress(Progress):
-    """A build progress writing the classic builder's text (``quiet``: nothing at all)."""
+class TextBuffer:
+    """Build output held back (``q=1``): sent only if the build fails, as dockerd does."""
 
-    def __init__(self, out: TextIO, instructions: list[str], quiet: bool = False) -> None:
-        super().__init__("quiet" if quiet else "plain", out)
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+class ClassicProgress(Progress):
+    """A build progress writing the classic builder's text."""
+
+    def __init__(self, out: "TextIO | TextBuffer", instructions: list[str]) -> None:
+        super().__init__("plain", out)  # type: ignore[arg-type]
         self.instructions = instructions
         self._next = 0
         self._hidden: set[int] = set()
@@ -45,13 +75,19 @@ class ClassicProgress(Progress):
     def _announce(self, text: str) -> None:
         """``Step i/n`` lines for the instructions up to the one reported as ``text``."""
         total = len(self.instructions)
-        for i in range(self._next, total):
-            if self.instructions[i] == text:
-                for j in range(self._next, i + 1):
-                    self._write(f"Step {j + 1}/{total} : {self.instructions[j]}\n")
-                self._next = i + 1
-                return
-        self._write(f"Step {self._next}/{total} : {text}\n")  # not found: shown where we are
+        found = self._find(lambda t: t == text)
+        if found is None:  # the builder names it its own way (FROM docker.io/library/x): by command
+            command = text.split(" ", 1)[0].upper()
+            found = self._find(lambda t: t.split(" ", 1)[0].upper() == command)
+        if found is None:
+            self._write(f"Step {self._next}/{total} : {text}\n")  # not in the file: shown where we are
+            return
+        for j in range(self._next, found + 1):
+            self._write(f"Step {j + 1}/{total} : {self.instructions[j]}\n")
+        self._next = found + 1
+
+    def _find(self, wanted: Any) -> int | None:
+        return next((i for i in range(self._next, len(self.instructions)) if wanted(self.instructions[i])), None)
 
     def _announce_rest(self) -> None:
         total = len(self.instructions)
@@ -63,8 +99,6 @@ class ClassicProgress(Progress):
         with self._lock:
             self._counter += 1
             step = Step(self._counter, name)
-            if self.mode == "quiet":
-                return step
             if name == EXPORT_STEP:
                 self._hidden.add(step.number)
                 self._announce_rest()
@@ -74,7 +108,7 @@ class ClassicProgress(Progress):
         return step
 
     def _line(self, step: Step, line: bytes) -> None:
-        if self.mode != "quiet" and step.number not in self._hidden:
+        if step.number not in self._hidden:
             self._write(line.decode("utf-8", "replace") + "\n")
 
     def note(self, step: Step, text: str) -> None:
@@ -86,15 +120,14 @@ class ClassicProgress(Progress):
                 return
             step.finished = True
             self._flush_partial(step)
-            if cached and self.mode != "quiet":
+            if cached:
                 self._write(" ---> Using cache\n")
 
     def error(self, step: Step, message: str) -> None:
         with self._lock:
             if not step.finished:
                 step.finished = True
-                if self.mode != "quiet":
-                    self._flush_partial(step)
+                self._flush_partial(step)
 
     def finish(self, ok: bool) -> None:
         pass

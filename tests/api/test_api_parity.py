@@ -87,6 +87,21 @@ class Pair:
             if refs:
                 run("rmi", "-f", *refs)
 
+    def remove_build_leftovers(self) -> None:
+        """dockerd's classic builder keeps the images of the steps before a failing one: the
+        untagged images descending from our busybox go."""
+        base = self.dockerd("image", "inspect", "-f", "{{.Id}}", self.image).stdout.strip()
+        if not base:
+            return
+        for image in self.dockerd("images", "-q", "--no-trunc", "-f", "dangling=true").stdout.split():
+            parent = image
+            for _ in range(20):
+                parent = self.dockerd("image", "inspect", "-f", "{{.Parent}}", parent).stdout.strip()
+                if parent in ("", base):
+                    break
+            if parent == base:
+                self.dockerd("rmi", image)
+
 
 @pytest.fixture(scope="module")
 def pair(api: ApiService, docker_busybox: str) -> Iterator[Pair]:
@@ -96,6 +111,7 @@ def pair(api: ApiService, docker_busybox: str) -> Iterator[Pair]:
         yield p
     finally:
         p.cleanup()
+        p.remove_build_leftovers()
 
 
 @pytest.fixture(autouse=True)
@@ -304,6 +320,7 @@ def test_classic_build_matches(pair: Pair, tmp_path: Path) -> None:
     assert [line for line in y.stdout.splitlines() if line.startswith(("Step ", "Successfully tagged"))] == steps
     assert re.search(r"^Successfully built [0-9a-f]{12}$", y.stdout, re.M)
     pair.same("run", "--rm", "--network", "none", ref)
+    pair.same("build", "-q", "-t", ref, str(ctx))  # the image ID alone
     (ctx / "Dockerfile").write_text(f"FROM {pair.image}\nRUN echo before\nRUN sh -c 'echo boom >&2; exit 7'\n")
     d = pair.dockerd("build", "--force-rm", str(ctx), timeout=120)
     y = pair.dockyard("build", "--force-rm", str(ctx), timeout=120)
@@ -311,6 +328,19 @@ def test_classic_build_matches(pair: Pair, tmp_path: Path) -> None:
     assert y.stderr.splitlines()[-1] == d.stderr.splitlines()[-1] == \
         "The command '/bin/sh -c sh -c 'echo boom >&2; exit 7'' returned a non-zero code: 7"
     assert "before\n" in y.stdout and "boom" in y.stdout + y.stderr
+    d = pair.dockerd("build", "-q", "--force-rm", str(ctx), timeout=120)  # quiet: the output only on failure
+    y = pair.dockyard("build", "-q", "--force-rm", str(ctx), timeout=120)
+    assert y.returncode == d.returncode == 7 and y.stdout == d.stdout == ""
+    assert [s for s in y.stderr.splitlines() if s.startswith("Step ")] == \
+        [s for s in d.stderr.splitlines() if s.startswith("Step ")]
+    (ctx / "Dockerfile").write_text(f"FROM {pair.image} AS one\nRUN true\nFROM one AS two\nLABEL a=b\n"
+                                    f"FROM {pair.image}\nCOPY --from=one /etc/hostname /x\n")
+    d = pair.dockerd("build", "--force-rm", "--target", "two", str(ctx), timeout=120)
+    y = pair.dockyard("build", "--force-rm", "--target", "two", str(ctx), timeout=120)
+    assert [s for s in y.stdout.splitlines() if s.startswith("Step ")] == \
+        [s for s in d.stdout.splitlines() if s.startswith("Step ")] != []
+    (ctx / "Dockerfile").write_text(f"FROM {pair.image}\nNOSUCH x\n")
+    pair.same("build", str(ctx))  # a syntax error: a plain 400 before the build starts
 
 
 @pytest.mark.skipif(subprocess.run(["curl", "-sf", f"http://{REGISTRY}/v2/"], capture_output=True).returncode != 0,

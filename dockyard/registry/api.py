@@ -31,7 +31,7 @@ from dockyard.registry import ranges
 from dockyard.registry.auth import (ANONYMOUS, AccessPolicy, Identity, TokenAuthority, UserDB,
                                     basic_credentials, parse_scope)
 from dockyard.registry.config import Config
-from dockyard.registry.errors import RegistryError
+from dockyard.registry.errors import NO_DETAIL, RegistryError
 from dockyard.registry.http import ClientGone, Request, RequestHandler
 from dockyard.registry.names import check_digest, check_name, split_reference, is_valid_name
 from dockyard.registry.observability import AccessLog, Metrics, now_iso
@@ -425,7 +425,8 @@ class RegistryApp:
         self.authorize(req, repo, "push")
         if not upload_state_matches(req.arg("_state"), repo, uuid):
             # the CNCF registry resumes an upload only from the Location it handed out
-            raise RegistryError("BLOB_UPLOAD_INVALID", "blob upload invalid", status=404)
+            raise RegistryError("BLOB_UPLOAD_INVALID", "blob upload invalid", status=404,
+                                detail={} if not req.arg("_state") else NO_DETAIL)
         upload = self.store.get_upload(repo, uuid)
         if req.method in ("GET", "HEAD"):
             return req.send(204, self._upload_headers(req, upload))
@@ -515,7 +516,7 @@ class RegistryApp:
         split_reference(reference)
         data = req.read_body(self.config.max_manifest_size)
         if not data:
-            raise RegistryError("MANIFEST_INVALID", "empty manifest body")
+            raise RegistryError("MANIFEST_INVALID", "empty manifest body", detail={"Offset": 0})
         parsed = self.store.put_manifest(repo, reference, data, req.header("Content-Type"),
                                          lambda tag: self.policy.is_immutable(repo, tag))
         _tag, ref_digest = split_reference(reference)
@@ -528,7 +529,11 @@ class RegistryApp:
 
     def _delete_manifest(self, req: Request, repo: str, reference: str) -> None:
         self.authorize(req, repo, "delete")
-        tag, digest = split_reference(reference)
+        try:
+            tag, digest = split_reference(reference)
+        except RegistryError as err:
+            err.detail = None  # CNCF's delete says no more than the code
+            raise
         if not self.config.storage.delete_enabled:
             raise RegistryError("UNSUPPORTED", "deletes are disabled on this registry")
         protect: Callable[[str], bool] = lambda t: self.policy.is_immutable(repo, t)

@@ -33,6 +33,9 @@ CODES: dict[str, tuple[int, str]] = {
 }
 
 
+NO_DETAIL: Any = object()  # "no detail at all", where a code's default detail would be {}
+
+
 class RegistryError(Exception):
     """A spec error: ``code`` from :data:`CODES`, optional status override, detail and headers."""
 
@@ -44,7 +47,11 @@ class RegistryError(Exception):
         self.public_message = self.message if public else default_message
         self.status = status or default_status
         # the CNCF registry's detail for these codes when it has nothing to add
-        self.detail = {} if detail is None and code in ("MANIFEST_INVALID", "BLOB_UPLOAD_INVALID") else detail
+        if detail is NO_DETAIL:
+            detail = None
+        elif detail is None and code in ("MANIFEST_INVALID", "BLOB_UPLOAD_INVALID"):
+            detail = {}
+        self.detail = detail
         self.headers = dict(headers or {})
         super().__init__(f"{code}: {self.message}")
 

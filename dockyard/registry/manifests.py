@@ -80,7 +80,10 @@ def parse(data: bytes, content_type: str | None) -> ParsedManifest:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RegistryError("MANIFEST_INVALID", f"manifest is not valid JSON: {exc}") from None
+        # detail as Go's json.SyntaxError: the offset of the byte after the error
+        offset = exc.pos + 1 if isinstance(exc, json.JSONDecodeError) and data.strip() else 0
+        raise RegistryError("MANIFEST_INVALID", f"manifest is not valid JSON: {exc}",
+                            detail={"Offset": offset}) from None
     if not isinstance(doc, dict):
         raise RegistryError("MANIFEST_INVALID", "manifest must be a JSON object")
     if doc.get("schemaVersion") != 2:
@@ -91,8 +94,7 @@ def parse(data: bytes, content_type: str | None) -> ParsedManifest:
     # types (none, application/json: schema 1, which is not accepted) the manifest is invalid
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type not in MANIFEST_TYPES:
-        raise RegistryError("MANIFEST_INVALID", f"unsupported manifest media type {media_type!r}",
-                            detail={"mediaType": media_type})
+        raise RegistryError("MANIFEST_INVALID", f"unsupported manifest media type {media_type!r}")
     if (body_type is not None or media_type not in (OCI_MANIFEST, OCI_INDEX)) and body_type != media_type:
         raise RegistryError("MANIFEST_INVALID", f"Content-Type {media_type!r} does not match the "
                             f"manifest's mediaType {body_type!r}")

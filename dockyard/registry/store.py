@@ -34,7 +34,7 @@ from typing import Callable, Iterator, Protocol
 
 from dockyard.content import digest as dg
 from dockyard.registry import manifests as mf
-from dockyard.registry.errors import RegistryError
+from dockyard.registry.errors import NO_DETAIL, RegistryError
 from dockyard.registry.names import check_digest, split_reference
 from dockyard.registry.storage.base import Driver, RangeReader, Stat
 
@@ -220,7 +220,8 @@ class RegistryStore:
             uuid.UUID(upload_id)
             meta = json.loads((self._upload_dir(upload_id) / "meta.json").read_text())
             if meta.get("failed") and meta.get("repo") == repo:
-                raise RegistryError("BLOB_UPLOAD_INVALID", "upload failed its digest check", status=404)
+                raise RegistryError("BLOB_UPLOAD_INVALID", "upload failed its digest check", status=404,
+                                    detail=NO_DETAIL)
             size = os.stat(self._upload_dir(upload_id) / "data").st_size
         except (ValueError, OSError):
             raise RegistryError("BLOB_UPLOAD_UNKNOWN", f"upload {upload_id!r} not found",

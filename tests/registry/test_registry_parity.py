@@ -121,10 +121,9 @@ def reduce(r: requests.Response, side: Side, *, body: bool = True) -> dict[str, 
         try:
             # the code and its fixed message (what docker prints: "manifest unknown: manifest unknown")
             out["errors"] = [(e.get("code"), e.get("message")) for e in r.json().get("errors", [])]
-            if any(e.get("code") == "UNAUTHORIZED" for e in r.json().get("errors", [])):
-                # the access records a client may use to ask for a token
-                out["auth-detail"] = json.loads(json.dumps(r.json()["errors"][0].get("detail", "<absent>"))
-                                                .replace(side.prefix, "<p>"))
+            # the details (digests, tags, the access records a client asks a token for)
+            out["details"] = json.loads(json.dumps([e.get("detail", "<absent>") for e in r.json()["errors"]])
+                                        .replace(side.prefix, "<p>"))
         except ValueError:
             out["errors"] = "<not json>"
     elif body and r.content and r.status_code < 300 and ctype.startswith("application/json"):

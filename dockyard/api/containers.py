@@ -47,7 +47,14 @@ def create(x: Exchange) -> None:
     body = x.json({}) or {}
     if not isinstance(body, dict):
         raise ApiError(400, "invalid JSON: expected an object")
-    c = x.client.containers.create(daemon_defaults(body), x.arg("name") or None)
+    try:
+        c = x.client.containers.create(daemon_defaults(body), x.arg("name") or None)
+    except NotFound as exc:
+        if exc.message.startswith("network ") and exc.message.endswith(" not found"):
+            # dockerd finds a missing network only at start; a 404 from create would make the
+            # docker CLI take it for a missing image and try to pull it
+            raise ApiError(400, exc.message) from None
+        raise
     x.daemon.events.container(x.client, c.id, "create")
     x.reply_json({"Id": c.id, "Warnings": []}, 201)
 

@@ -150,6 +150,7 @@ def test_error_messages_and_exit_codes_match(pair: Pair) -> None:
                  ("network", "inspect", "nosuch-net"), ("network", "rm", "nosuch-net"),
                  ("run", "--rm", "--pull", "never", "nosuch-img:1", "true"), ("cp", "nosuch-ctr:/x", "/tmp"),
                  ("kill", "nosuch-ctr"), ("save", "nosuch-img:1"), ("save", "nosuch-img"),
+                 ("run", "--rm", "--network", "nosuch-net", img, "true"),
                  ("rm", "-f", "nosuch-ctr"), ("rmi", "-f", "nosuch-img:1")):
         pair.same(*args)
     name = f"{PREFIX}-err"

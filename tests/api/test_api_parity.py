@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from .helpers import ApiService, UnixHTTPConnection, need_docker, need_dockerpy
+from .helpers import ApiService, UnixHTTPConnection, _has_dockerpy, need_docker, need_dockerpy
 
 pytestmark = [pytest.mark.interop, need_docker]
 PREFIX = f"dyparity-{os.getpid()}"
@@ -366,6 +366,16 @@ def test_push_and_pull_through_the_registry_match(pair: Pair) -> None:
         assert pulled.stdout.splitlines()[-2:] == [f"Status: Downloaded newer image for {ref}", ref]
         assert run("pull", "-q", ref).stdout == ref + "\n"
         assert run("rmi", ref).returncode == 0
+        if _has_dockerpy():
+            import docker
+
+            client = docker.DockerClient(base_url="unix:///var/run/docker.sock") if who == "d" else \
+                pair.api.dockerpy()
+            image = client.images.pull(f"{REGISTRY}/{PREFIX}/{who}", tag="1")
+            assert ref in image.tags and image.attrs["RepoDigests"][0].startswith(f"{REGISTRY}/{PREFIX}/{who}@sha256:")
+            with pytest.raises(docker.errors.NotFound, match="manifest unknown"):
+                client.images.pull(f"{REGISTRY}/{PREFIX}/{who}", tag="nosuch")
+            client.images.remove(ref)
     pair.same("pull", f"{REGISTRY}/{PREFIX}/nosuch:1")
 
 

@@ -41,7 +41,8 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 # the headers clients act on; compared after normalising what is legitimately per-server
 HEADERS = ("Docker-Content-Digest", "Content-Type", "Content-Length", "Location", "Range",
            "Docker-Upload-UUID", "Link", "Docker-Distribution-API-Version", "Content-Range",
-           "WWW-Authenticate", "Accept-Ranges")
+           "WWW-Authenticate", "Accept-Ranges", "Allow", "ETag", "Cache-Control", "OCI-Chunk-Min-Length",
+           "X-Content-Type-Options")
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

@@ -165,10 +165,12 @@ class StageRunner:
         return float(self.run.epoch) if self.run.epoch is not None else time.time()
 
     def _history(self, created_by: str, empty: bool, when: float | None = None) -> None:
-        ts = when if when is not None else self.created
+        """A history entry; a metadata step's time is left open (None) and given at export as
+        BuildKit gives it (:func:`imageconfig.fill_history_times`)."""
+        ts = when
         if self.run.epoch is not None:
             ts = float(self.run.epoch)
-        self.history.append(ic.history_entry(format_rfc3339(ts), created_by, empty))
+        self.history.append(ic.history_entry(format_rfc3339(ts) if ts is not None else None, created_by, empty))
 
     # -- FROM ------------------------------------------------------------------------------------
     def _from(self, step: "Step") -> None:

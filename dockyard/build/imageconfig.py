@@ -148,7 +148,8 @@ def healthcheck(test: list[str], interval: int, timeout: int, start_period: int,
     return hc
 
 
-def history_entry(created: str, created_by: str, empty_layer: bool, comment: str = "buildkit.dockerfile.v0") -> dict[str, Any]:
+def history_entry(created: str | None, created_by: str, empty_layer: bool,
+                  comment: str = "buildkit.dockerfile.v0") -> dict[str, Any]:
     entry: dict[str, Any] = {"created": created, "created_by": created_by, "comment": comment}
     if empty_layer:
         entry["empty_layer"] = True
@@ -166,3 +167,32 @@ def go_quoted_list(words: list[str] | None) -> str:
 def go_list(words: list[str] | None) -> str:
     """Go's ``%v`` of a string slice: ``[/data /logs]`` (VOLUME and SHELL history lines)."""
     return "[" + " ".join(words or []) + "]"
+
+
+def fill_history_times(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BuildKit's exporter rule for entries without a time (the metadata steps): those before
+    the build's first new layer take that layer's time, later ones the time of the layer before
+    them; with no new layer, the base's last time. Stable for a cached rebuild (layer times come
+    from the cache), so its image ID does not change."""
+    created = None
+    missing = False
+    for h in history:
+        if h.get("created") is not None:
+            created = h["created"]
+            if missing:
+                break
+        else:
+            missing = True
+    out: list[dict[str, Any]] = []
+    missing = False
+    for h in history:
+        if h.get("created") is not None:
+            if missing:
+                created = h["created"]
+        else:
+            missing = True
+            h = {k: v for k, v in h.items() if k != "created"}
+            if created is not None:
+                h = {"created": created, **h}
+        out.append(h)
+    return out

@@ -404,6 +404,7 @@ class BuildService:
     def _export(self, run: BuildRun, result: "StageResult", opts: BuildOptions, progress: Progress) -> str:
         """Write the image and its tags; returns the image ID. An identical image that already
         carries every tag (a fully cached rebuild) is left as it is."""
+        from dockyard.build.imageconfig import fill_history_times
         from dockyard.image.service import Layer, canonical_json
 
         step = progress.start("exporting to image")
@@ -421,7 +422,7 @@ class BuildService:
             "created": format_rfc3339(created),
             **({"author": result.author} if result.author else {}),
             "config": config,
-            "history": result.history,
+            "history": fill_history_times(result.history),
         }
         layers = [Layer(digest=l.digest, media_type=l.media_type, size=l.size, diff_id=l.diff_id)
                   for l in result.layers]

@@ -141,3 +141,23 @@ def test_plain_progress_ends_as_buildkit(case, docker_base, base, cli, tmp_path)
         return [step_error.split(" ", 1)[1], *lines[-4:]]
 
     assert tail(got.stderr) == tail(want.stderr)
+
+
+def test_metadata_history_times_as_buildkit(docker_base, base, cli, tmp_path):
+    """BuildKit dates a metadata step by the build's first new layer (or the layer before it):
+    which history entries share the RUN's time is the same on both sides."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nENV A=1\nRUN echo x > /x\nLABEL b=2\n")
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    exe = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+    fmt = ["--format", "{{.CreatedAt}}"]
+    try:
+        assert subprocess.run([exe, "build", "-q", "-t", TAG, str(tmp_path)], capture_output=True,
+                              env=env).returncode == 0
+        want = subprocess.run(["docker", "history", *fmt, TAG], capture_output=True, text=True).stdout.split()
+    finally:
+        subprocess.run(["docker", "rmi", "-f", TAG], capture_output=True)
+    assert cli("build", "-q", "-t", TAG, str(tmp_path)).returncode == 0
+    got = cli("history", *fmt, TAG).stdout.split()
+    # newest first: LABEL, RUN, ENV (then the base, whose time may be this second too)
+    assert [t == want[1] for t in want[:3]] == [t == got[1] for t in got[:3]] == [True, True, True]
+    assert len(got) == len(want) == 4

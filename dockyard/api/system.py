@@ -56,6 +56,25 @@ _INFO_DEFAULTS: dict[str, Any] = {
 }
 
 
+# what dockerd calls the filesystems under its storage (its fsmagic names)
+_FS_NAMES = {"ext2": "extfs", "ext3": "extfs", "ext4": "extfs", "tmpfs": "tmpfs", "xfs": "xfs", "btrfs": "btrfs",
+             "zfs": "zfs", "overlay": "overlayfs", "nfs": "nfs", "nfs4": "nfs", "f2fs": "f2fs"}
+
+
+def driver_status(driver: str, status: list[Any]) -> list[list[str]]:
+    """``DriverStatus`` in dockerd's words: the backing filesystem by its fsmagic name, and for
+    overlay2 the rows ``docker info`` prints under it (d_type, native diff, userxattr)."""
+    rows = [[str(k), str(v)] for k, v in status]
+    for row in rows:
+        if row[0] == "Backing Filesystem":
+            row[1] = _FS_NAMES.get(row[1], row[1])
+    if driver == "overlay2":
+        have = {r[0] for r in rows}
+        rows += [[k, v] for k, v in (("Supports d_type", "true"), ("Native Overlay Diff", "true"),
+                                     ("userxattr", "false")) if k not in have]
+    return rows
+
+
 def daemon_id(root: Any) -> str:
     """A stable engine ID in dockerd's ``XXXX:XXXX:...`` form (``docker info`` prints it; swarm
     and some tools key on it), derived from the state root so each root keeps its own."""
@@ -90,6 +109,7 @@ def info(x: Exchange) -> None:
     })
     for key, value in _INFO_DEFAULTS.items():  # keys dockerd always sends (clients read them)
         doc.setdefault(key, value)
+    doc["DriverStatus"] = driver_status(doc.get("Driver") or "", doc.get("DriverStatus") or [])
     x.reply_json(doc)
 
 

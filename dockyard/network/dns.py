@@ -128,6 +128,7 @@ class View:
     netns: str
     networks: list[str]  # network IDs
     forward: bool  # False when every network of the container is internal
+    upstream: list[tuple[str, int]] = field(default_factory=list)  # --dns servers, if any
 
 
 @dataclass
@@ -153,7 +154,7 @@ def load_tables(db_path: Path) -> Tables:
                 "SELECT id, name, internal FROM net_networks WHERE driver='bridge' AND builtin=0")}
             eps = conn.execute(
                 "SELECT e.container_id, e.network_id, e.name, e.aliases, e.ip, s.netns, s.mode, "
-                "s.hostname "
+                "s.hostname, s.ports "
                 "FROM net_endpoints e JOIN net_sandboxes s ON s.container_id = e.container_id "
                 "ORDER BY e.rowid").fetchall()
         except sqlite3.OperationalError:  # tables not created yet
@@ -179,10 +180,20 @@ def load_tables(db_path: Path) -> Tables:
         if e["name"]:
             t.ptr[net["id"]][e["ip"]] = f"{e['name']}.{net['name']}"
         if e["netns"] and not str(e["mode"]).startswith("container:"):
-            view = t.views.setdefault(cid, View(e["netns"], [], False))
+            view = t.views.setdefault(cid, View(e["netns"], [], False, _dns_servers(e["ports"])))
             view.networks.append(net["id"])
             view.forward = view.forward or not net["internal"]
     return t
+
+
+def _dns_servers(ports_json: str | None) -> list[tuple[str, int]]:
+    """A container's ``--dns`` servers (kept in its sandbox record): its upstreams, as docker's
+    embedded server forwards to them instead of the host's."""
+    try:
+        servers = json.loads(ports_json or "{}").get("dns", [])
+    except (ValueError, AttributeError):
+        return []
+    return [(str(s), 53) for s in servers if s]
 
 
 def upstream_servers() -> list[tuple[str, int]]:
@@ -333,17 +344,19 @@ class Resolver:
                         reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=TTL))
                 return reply.pack()  # a name we own: NOERROR even with no AAAA record
         view = self.tables.views.get(cid)
-        if view is None or not view.forward or not self.upstream:
+        upstream = (view.upstream if view is not None else []) or self.upstream
+        if view is None or not view.forward or not upstream:
             reply.header.rcode = RCODE.SERVFAIL
             return reply.pack()
-        forwarded = self.forward(data, tcp)
+        forwarded = self.forward(data, tcp, upstream)
         if forwarded is None:
             reply.header.rcode = RCODE.SERVFAIL
             return reply.pack()
         return forwarded
 
-    def forward(self, data: bytes, tcp: bool) -> bytes | None:
-        for host, port in self.upstream:
+    def forward(self, data: bytes, tcp: bool,
+                upstream: list[tuple[str, int]] | None = None) -> bytes | None:
+        for host, port in upstream or self.upstream:
             try:
                 if tcp:
                     with socket.create_connection((host, port), timeout=3) as s:

@@ -67,16 +67,17 @@ def custom_resolv_conf(embedded_dns: bool, servers: list[str], search: list[str]
                        options: list[str]) -> str:
     """``--dns``/``--dns-search``/``--dns-opt`` as docker writes them: on a user network the
     embedded server stays the nameserver (the ``--dns`` servers become its upstreams) and
-    ``ndots:0`` comes first in the options; elsewhere the given servers are written."""
+    ``ndots:0`` ends the options unless they set ``ndots``; elsewhere the given servers are
+    written (the host's when none are given)."""
     base = resolv_conf(embedded_dns) if not servers else ""
     out = ""
     if search:
         out += "search " + " ".join(search) + "\n"
     elif base:
         out += "".join(line + "\n" for line in base.splitlines() if line.startswith("search "))
-    if embedded_dns:
+    if embedded_dns:  # the user's options, then ndots:0 unless they set ndots
         out += "nameserver 127.0.0.11\n"
-        opts = ["ndots:0", *[o for o in options if not o.startswith("ndots:")]]
+        opts = list(options) + ([] if any(o.startswith("ndots:") for o in options) else ["ndots:0"])
         return out + "options " + " ".join(opts) + "\n"
     if servers:
         out += "".join(f"nameserver {s}\n" for s in servers)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.network import ipam, links, netns
-from dockyard.network.hostsfile import hosts as hosts_text, resolv_conf
+from dockyard.network.hostsfile import custom_resolv_conf, hosts as hosts_text, resolv_conf
 from dockyard.network.naming import Names
 from dockyard.network.ports import PortBinding, PortSpec, choose_bindings, parse_port_specs
 from dockyard.network.store import Endpoint, Network, NetworkStore, Sandbox, new_id, now
@@ -390,12 +390,16 @@ class NetworkService:
                aliases: Iterable[str] = (), ports: Iterable[PortSpec] = (),
                hostname: str | None = None, ip: str | None = None,
                extra_hosts: Iterable[str] = (), exposed: Iterable[str] = (),
-               mac: str | None = None) -> Attachment:
+               mac: str | None = None, dns: Iterable[str] = (), dns_search: Iterable[str] = (),
+               dns_options: Iterable[str] = ()) -> Attachment:
         """Give a container its network namespace; call before the runtime creates it.
 
         ``mode``: ``bridge`` (default), ``none``, ``host``, ``container:<id>`` or a network name
         or ID. Networks added with ``connect`` while the container was stopped are joined too.
         ``mac`` (``--mac-address``): the address of the interface on the mode's network.
+        ``dns``, ``dns_search``, ``dns_options``: ``--dns*``; the returned ``resolv_conf`` is
+        docker's (on a user network the embedded server stays the nameserver and forwards to
+        the ``--dns`` servers).
         On any failure everything made so far is undone before the error propagates.
         """
         name = (name or "").lstrip("/") or None
@@ -408,8 +412,11 @@ class NetworkService:
             if self.store.sandbox(container_id) is not None:
                 self._release_locked(container_id)
             try:
+                resolver = {"dns": list(dns), "dns_search": list(dns_search),
+                            "dns_options": list(dns_options)}
                 return self._attach_locked(container_id, name, mode, aliases, specs, hostname,
-                                           ip, extra, list(exposed), _parse_mac(mac))
+                                           ip, extra, list(exposed), _parse_mac(mac),
+                                           {k: v for k, v in resolver.items() if v})
             except BaseException:
                 self._release_locked(container_id)
                 raise
@@ -417,7 +424,8 @@ class NetworkService:
     def _attach_locked(self, cid: str, name: str | None, mode: str, aliases: list[str],
                        specs: list[PortSpec], hostname: str, ip: str | None,
                        extra: list[tuple[str, str]], exposed: list[str],
-                       mac: str | None = None) -> Attachment:
+                       mac: str | None = None,
+                       resolver: dict[str, list[str]] | None = None) -> Attachment:
         if mode.startswith("container:"):
             return self._attach_shared(cid, name, mode, specs, hostname)
         net: Network | None = None
@@ -463,7 +471,7 @@ class NetworkService:
         path = str(self.names.netns_path(cid))
         sandbox = Sandbox(cid, name, hostname, mode, path, True,
                           {"bindings": [], "exposed": sorted(set(exposed) | {s.key for s in specs}),
-                           "extra_hosts": extra}, now())
+                           "extra_hosts": extra, **(resolver or {})}, now())
         with self.store.tx() as conn:
             self.store.insert_sandbox(conn, sandbox)
         netns.create(path)
@@ -708,7 +716,7 @@ class NetworkService:
         return Attachment(
             cid, sandbox.mode, sandbox.netns, sandbox.hostname,
             hosts_text(sandbox.hostname, [first.ip] if first else [], extra),
-            resolv_conf(embedded),
+            _resolv_conf(embedded, sandbox.ports),
             ports=[PortBinding.from_dict(b) for b in sandbox.ports.get("bindings", [])],
             ip=first.ip if first else None, mac=first.mac if first else None,
             gateway=first_net.gateway if first_net else None,
@@ -866,6 +874,14 @@ def _read(path: str) -> str:
         return Path(path).read_text()
     except OSError:
         return ""
+
+
+def _resolv_conf(embedded: bool, recorded: dict[str, Any]) -> str:
+    """The container's /etc/resolv.conf: with ``--dns*`` as docker writes it, else the default."""
+    if not any(recorded.get(k) for k in ("dns", "dns_search", "dns_options")):
+        return resolv_conf(embedded)
+    return custom_resolv_conf(embedded, recorded.get("dns", []), recorded.get("dns_search", []),
+                              recorded.get("dns_options", []))
 
 
 def _parse_mac(text: str | None) -> str | None:

@@ -17,11 +17,13 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from typing import Any, Iterator
 
 import pytest
 
 from tests.conftest import docker_available
+from tests.network.conftest import BUSYBOX as BB
 
 pytestmark = pytest.mark.interop
 
@@ -235,3 +237,42 @@ def test_mac_address_is_applied(boxes):
 
     with pytest.raises(InvalidArgument, match="is not a valid mac address"):
         boxes("badmac", mac="02:42:zz")
+
+
+FAKE_DNS = """
+import socket, sys
+from dnslib import A, DNSRecord, QTYPE, RR
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    data, peer = s.recvfrom(4096)
+    q = DNSRecord.parse(data)
+    r = q.reply()
+    if q.q.qtype == QTYPE.A:
+        r.add_answer(RR(q.q.qname, QTYPE.A, rdata=A("192.0.2.7"), ttl=5))
+    s.sendto(r.pack(), peer)
+"""
+
+
+def test_dns_flags_on_a_user_network(nets, boxes, second_host):
+    """``--dns`` on a user network, as docker does it: 127.0.0.11 stays the nameserver and
+    forwards what it does not know to the given servers (here, one on another machine)."""
+    import sys
+
+    second_host.procs.append(subprocess.Popen(
+        ["nsenter", f"--net={second_host.path}", sys.executable, "-c", FAKE_DNS, second_host.ip],
+        start_new_session=True))
+    nets.create("dnsnet")
+    box = boxes("asker", mode="dnsnet", dns=[second_host.ip], dns_search=["example.test"],
+                dns_options=["attempts:2"])
+    assert box.att.resolv_conf == ("search example.test\nnameserver 127.0.0.11\n"
+                                   "options attempts:2 ndots:0\n")
+    deadline = time.monotonic() + 10
+    while True:
+        out = box.sh(f"{BB} nslookup outside.test 127.0.0.11").stdout
+        if "192.0.2.7" in out or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert "Address: 192.0.2.7" in out, out
+    plain = boxes("plain", mode="bridge", dns=["9.9.9.9"], dns_options=["timeout:2", "ndots:3"])
+    assert plain.att.resolv_conf == "nameserver 9.9.9.9\noptions timeout:2 ndots:3\n"

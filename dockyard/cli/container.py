@@ -435,7 +435,9 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     limit = 1 if args.latest else (last if last is not None else -1)
     containers = ctx.client.containers.list(all=args.all, filters=filters, limit=limit)
     trunc = not args.no_trunc
-    if args.quiet and not args.format:
+    if args.quiet:
+        if args.format:
+            ctx.warn("WARNING: Ignoring custom format, because both --format and --quiet are set.")
         for c in containers:
             ctx.print(c.id[:12] if trunc else c.id)
         return 0

@@ -129,8 +129,9 @@ class Attachments:
         if mode not in LOCAL_MODES:
             return self.client.networks.settings(rec.id)
         net_id = ""
-        try:
-            net_id = self.client.networks.get(mode).id
+        never_started = str(rec.state.get("StartedAt") or "0001").startswith("0001")
+        try:  # dockerd joins the network at the first start: a created container has no ID yet
+            net_id = "" if never_started else self.client.networks.get(mode).id
         except Exception:  # noqa: BLE001 - no network service: leave the ID empty
             pass
         pid = int(rec.state.get("Pid") or 0) if mode == "none" else 0

@@ -82,11 +82,14 @@ def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str
     """``-e``/``--env-file`` → ``KEY=VALUE`` list (a bare ``KEY`` takes the CLI's environment,
     and is dropped when unset, as docker does). Files come first, flags override."""
     out: list[str] = []
-    for raw in [*(line for f in env_files or [] for line in _read_kv_file(f)), *values]:
+    from_files = [line for f in env_files or [] for line in _read_kv_file(f)]
+    for n, raw in enumerate([*from_files, *values]):
         key, eq, val = raw.partition("=")
         if not key:
+            if n >= len(from_files):  # docker's CLI checks -e as it reads the flag (opts.ValidateEnv)
+                raise flag_error(raw, "-e, --env", f"invalid environment variable: {raw}")
             raise InvalidArgument(f"invalid environment variable: {raw}", exit_code=USAGE_EXIT)
-        if " " in key.strip() or "\t" in key:
+        if n < len(from_files) and (" " in key.strip() or "\t" in key):  # only an env file's lines
             raise InvalidArgument(f"variable '{key}' contains whitespaces", exit_code=USAGE_EXIT)
         if eq:
             out.append(raw)
@@ -97,6 +100,9 @@ def parse_env(values: list[str], env_files: list[str] | None = None) -> list[str
 
 def parse_labels(values: list[str], label_files: list[str] | None = None) -> dict[str, str]:
     labels: dict[str, str] = {}
+    for raw in values:  # docker's CLI checks -l as it reads the flag (opts.ValidateLabel)
+        if not raw.partition("=")[0].strip():
+            raise flag_error(raw, "-l, --label", f"invalid label '{raw}': empty name")
     for raw in [*(line for f in label_files or [] for line in _read_kv_file(f)), *values]:
         key, _, val = raw.partition("=")
         labels[key] = val

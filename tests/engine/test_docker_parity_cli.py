@@ -105,6 +105,8 @@ BAD_FLAGS = ["run --network none --memory abc {IMG} true", "run --network none -
              "run --network none --rm --stop-signal bogus {IMG} true", "run --network none --rm --tmpfs rel {IMG} true",
              "run --network none --rm --sysctl bogus=1 {IMG} true", "run --network none --rm --ipc bogus {IMG} true",
              "run --network none --rm --pid bogus {IMG} true", "stats --no-stream nosuch1 nosuch2",
+             "run --network none --rm -e =x {IMG} true", "run --network none --rm -l '' {IMG} true",
+             "run --network none --rm -e 'A B=1' -e X=1 {IMG} sh -c 'echo $X'",
              "ps --filter bogus=1", "ps --filter status=bogus", "ps --filter bogus", "ps -n x",
              "ps --filter exited=x", "ps --format '{{.Nope}}'", "stop -t x nosuch",
              "cp {TMP}/nonexist nosuch:/tmp", "cp a b", "cp a:/x b:/y"]
@@ -135,6 +137,7 @@ def test_lifecycle_messages_on_running_stopped_and_created(both):
         "ps -a --filter name={P} --format 'table {{.Names}}\\t{{.Labels}}\\t{{.Ports}}'",
         "ps -a --filter name={P} --format '{{.Label \"app\"}} {{.Networks}} {{.Mounts}} {{.LocalVolumes}}'",
         "ps -a -q --filter name={P}_exit --no-trunc", "ps --filter name={P} -q",
+        "ps -a -q --filter name={P}_exit --format '{{.Names}}'",
         "ps -a --filter name={P} --filter status=exited --format '{{.Names}}'",
         "ps -a --filter name={P} --filter status=created --format '{{.Names}}'",
         "ps -a --filter name={P} --filter label=app=db --format '{{.Names}}'",

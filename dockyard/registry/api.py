@@ -271,6 +271,9 @@ class RegistryApp:
             if who is None and claims is None:  # as /v2/ (and the CNCF registry): sign in first
                 raise self._challenge(req, "registry:catalog:*")
             req.user = who.name if who else None
+        n_raw = req.arg("n") or ""
+        if n_raw.isdigit() and int(n_raw) > CATALOG_MAX:
+            raise RegistryError("PAGINATION_NUMBER_INVALID", detail={"n": int(n_raw)})
         repos = sorted(self.store.repositories(), key=_path_order)
         if not self.config.open_access:
             caller = who or ANONYMOUS
@@ -570,6 +573,7 @@ class RegistryApp:
 
 
 CATALOG_PAGE = 100  # the CNCF registry's catalog page size when ``n`` is absent or unusable
+CATALOG_MAX = 1000  # and the largest it serves
 
 
 def _path_order(name: str) -> str:

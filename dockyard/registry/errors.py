@@ -30,6 +30,8 @@ CODES: dict[str, tuple[int, str]] = {
     "DENIED": (403, "requested access to the resource is denied"),
     "UNSUPPORTED": (405, "The operation is unsupported."),
     "TOOMANYREQUESTS": (429, "too many requests"),
+    # not in the spec: the CNCF registry's answer to a catalog page larger than it serves
+    "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
 }
 
 

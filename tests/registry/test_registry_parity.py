@@ -57,6 +57,7 @@ class Side:
     prefix: str
     http: requests.Session = field(default_factory=requests.Session)
     log: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
     last: requests.Response | None = None
 
     def repo(self, name: str) -> str:
@@ -71,6 +72,9 @@ class Side:
         other content (a shared CNCF registry's catalog).
         """
         target = path if path.startswith("http") else self.url + path
+        m = re.search(rf"/v2/({re.escape(self.prefix)}/.+?)/(?:blobs|manifests|tags)/", target)
+        if m:
+            self.touched.add(m.group(1))
         r = self.http.request(method, target, allow_redirects=False, timeout=30, stream=True, **kw)
         try:
             r.content
@@ -80,6 +84,18 @@ class Side:
         reduced = {k: v for k, v in reduce(r, self, body=body).items() if k not in ignore}
         self.log.append((label, reduced, known))
         return r
+
+    def cleanup(self, digests: list[str]) -> None:
+        """Unlink what the scenarios pushed from every repository they touched (not compared).
+
+        The distribution API cannot delete a repository: its name stays in the catalog.
+        """
+        for repo in sorted(self.touched):
+            for digest in digests:
+                try:
+                    self.http.delete(f"{self.url}/v2/{repo}/blobs/{digest}", timeout=10)
+                except requests.RequestException:
+                    pass
 
     def location(self) -> str:
         assert self.last is not None
@@ -146,6 +162,11 @@ LAYER = b"layer-bytes " * 300
 LAYER2 = b"second-layer " * 123
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux",
                      "rootfs": {"type": "layers", "diff_ids": [sha(LAYER)]}}).encode()
+
+
+# every blob a scenario may push, for the cleanup
+PUSHED = [sha(d) for d in (LAYER, LAYER2, CONFIG, b"mono", b"stream-part-1 tail", b"", b"abcdef",
+                           b"abc", b"xyz")]
 
 
 def image_manifest(media_type: str, layers: list[bytes] = (LAYER,), **extra: Any) -> bytes:
@@ -415,6 +436,9 @@ def sc_catalog(s: Side) -> None:
     s.call("catalog n=2 last=prefix", "GET", f"/v2/_catalog?n=2&last={p}")
     s.call("catalog n=1 last=cat-a", "GET", f"/v2/_catalog?n=1&last={p}/cat-a")
     s.call("catalog n=0", "GET", "/v2/_catalog?n=0")
+    s.call("catalog n=1001", "GET", "/v2/_catalog?n=1001")
+    s.call("catalog n=1000 last=prefix", "GET", f"/v2/_catalog?n=1000&last={p}", body=False,
+           ignore=("link", "content-length", "body-sha"))
     # the shared CNCF registry holds other repositories: compare only the answer's shape
     for q in ("", "?n=abc", "?n=-1"):
         s.call(f"catalog {q}", "GET", f"/v2/_catalog{q}", body=False,
@@ -573,7 +597,11 @@ def run_pair(name: str, cncf_url: str, ours_url: str) -> list[str]:
     scenario = SCENARIOS.get(name) or AUTH_SCENARIOS[name]
     scenario(cncf)
     scenario(ours)
-    return differences(cncf, ours)
+    try:
+        return differences(cncf, ours)
+    finally:
+        for side in (cncf, ours):
+            side.cleanup(PUSHED)
 
 
 # ---- pytest --------------------------------------------------------------------------------------

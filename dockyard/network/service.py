@@ -503,6 +503,10 @@ class NetworkService:
         ref = mode.split(":", 1)[1]
         owner = self._find_sandbox(ref)
         if owner is None or not owner.netns:
+            try:
+                ref = self._resolve_container(ref)  # docker names it by its full ID
+            except NotFound:
+                pass
             raise Conflict(f"cannot join network of a non running container: {ref}")
         sandbox = Sandbox(cid, name, owner.hostname, mode, owner.netns, False, {}, now())
         with self.store.tx() as conn:

@@ -60,24 +60,30 @@ def create(x: Exchange) -> None:
 
 
 def list_(x: Exchange) -> None:
-    from dockyard.engine.attachments import Attachments
-    from dockyard.engine.view import summary
-
     svc = x.client.containers
     limit = x.int_arg("limit", -1) or -1
     size = x.flag("size")
     containers = svc.list(all=x.flag("all"), filters=x.filters(), limit=limit)
+    rows = container_rows(x.client, [c.record for c in containers], size=size)
+    x.reply_json(rows)
+
+
+def container_rows(client: Any, records: list[Any], size: bool = False) -> list[dict[str, Any]]:
+    """``GET /containers/json`` entries (also ``/system/df``'s), with their networks."""
+    from dockyard.engine.attachments import Attachments
+    from dockyard.engine.view import summary
+
     cache: dict[str, str | None] = {}
-    att = Attachments(x.client)
+    att = Attachments(client)
     rows = []
-    for c in containers:
-        row = summary(svc, c.record, cache, size=size)
+    for rec in records:
+        row = summary(client.containers, rec, cache, size=size)
         try:
-            row["NetworkSettings"] = {"Networks": att.network_settings(c.record).get("Networks") or {}}
+            row["NetworkSettings"] = {"Networks": att.network_settings(rec).get("Networks") or {}}
         except Exception:  # noqa: BLE001 - no network record: docker shows none
             row["NetworkSettings"] = {"Networks": {}}
         rows.append(row)
-    x.reply_json(rows)
+    return rows
 
 
 def inspect(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter name

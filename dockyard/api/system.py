@@ -142,24 +142,26 @@ def df(x: Exchange) -> None:
             from dockyard.timeutil import parse_rfc3339
 
             image["Created"] = int(parse_rfc3339(created) or 0)
-    containers = []
+    from dockyard.api.containers import container_rows
+
+    records = []
     for c in doc.get("Containers") or []:
         try:
-            from dockyard.engine.view import summary
-
-            rec = x.client.containers.load(c["Id"])
-            row = summary(x.client.containers, rec)
-            row["SizeRw"] = c.get("SizeRw") or 0
-            containers.append(row)
+            records.append(x.client.containers.load(c["Id"]))
         except Exception:  # noqa: BLE001 - removed meanwhile
             continue
+    containers = container_rows(x.client, records, size=True)
+    for row in containers:
+        if not row.get("SizeRw"):
+            row.pop("SizeRw", None)  # dockerd's omitempty
     doc["Containers"] = containers
     doc.setdefault("BuilderSize", sum(int(b.get("size") or 0) for b in doc.get("BuildCache") or []
                                       if isinstance(b, dict)))
     doc["BuildCache"] = [{"ID": b.get("id", ""), "Type": b.get("type", "regular"), "Description": b.get("description", ""),
                           "InUse": bool(b.get("in_use")), "Shared": bool(b.get("shared")), "Size": b.get("size", 0),
                           "CreatedAt": _rfc3339(b.get("created")), "LastUsedAt": _rfc3339(b.get("last_used")),
-                          "UsageCount": b.get("usage_count", 0)} for b in doc.get("BuildCache") or []
+                          "UsageCount": b.get("usage_count", 0), "Parent": b.get("parent") or ""}
+                         for b in doc.get("BuildCache") or []
                          if isinstance(b, dict)]
     x.reply_json(doc)
 

@@ -11,7 +11,7 @@ import functools
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
-from dockyard.cli.common import add_verb
+from dockyard.cli.common import DAEMON_PREFIX, add_verb, shown_as
 from dockyard.errors import DockyardError, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,25 +19,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 # ====================================================================== how docker reports failures
-#: docker prints what its daemon refused behind this; dockyard's engine is that daemon
-DAEMON_PREFIX = "Error response from daemon: "
-#: what ``run``/``create`` show after a bad flag value (docker's cobra usage line)
-RUN_USAGE = {"run": "dockyard run [OPTIONS] IMAGE [COMMAND] [ARG...]",
-             "create": "dockyard create [OPTIONS] IMAGE [COMMAND] [ARG...]"}
-
-
 def bare(message: str, exit_code: int = 1) -> DockyardError:
     """A failure the docker CLI finds itself: it prints the message as it is."""
-    exc = DockyardError(message, exit_code)
-    exc.cli_prefix = ""
-    return exc
+    return shown_as(DockyardError(message, exit_code), "")
 
 
 def from_daemon(exc: DockyardError) -> DockyardError:
     """Mark an engine failure as docker shows a daemon's (unless it already says how it is shown)."""
-    if "cli_prefix" not in vars(exc) and exc.cli_prefix == "Error: ":
-        exc.cli_prefix = DAEMON_PREFIX
-    return exc
+    return shown_as(exc, DAEMON_PREFIX)
 
 
 def daemon_errors(fn: Callable[[argparse.Namespace, "Context"], int]) -> Callable[[argparse.Namespace, "Context"], int]:
@@ -51,12 +40,11 @@ def daemon_errors(fn: Callable[[argparse.Namespace, "Context"], int]) -> Callabl
     return handler
 
 
-def _start_failure(verb: str, exc: DockyardError, client_side: bool) -> DockyardError:
+def _start_failure(args: argparse.Namespace, verb: str, exc: DockyardError, client_side: bool) -> DockyardError:
     """docker run/create's report: a bad flag value with the usage line; anything else behind
     ``docker:`` (run; create only for its own checks) and a pointer to --help."""
     if client_side and exc.message.startswith('invalid argument "'):
-        return bare(f"{exc.message}\n\nUsage:  {RUN_USAGE[verb]}\n\nRun 'dockyard {verb} --help' for more information",
-                    125)
+        return flag_failure(args, exc.message)
     if not client_side:
         from_daemon(exc)
     if verb == "create" and not client_side:
@@ -211,7 +199,7 @@ def _create(args: argparse.Namespace, ctx: "Context", verb: str) -> Any:
     except DockyardError as exc:
         if exc.exit_code == 1:  # a conflict docker's CLI reports plainly (--attach with --detach)
             raise bare(exc.message, 1) from None
-        raise _start_failure(verb, exc, client_side=True) from None
+        raise _start_failure(args, verb, exc, client_side=True) from None
     if args.tty:
         from dockyard.engine.terminal import terminal_size
 
@@ -222,7 +210,7 @@ def _create(args: argparse.Namespace, ctx: "Context", verb: str) -> Any:
         image = _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
         c = ctx.client.containers.create(body, args.name, image=image)
     except DockyardError as exc:
-        raise _start_failure(verb, exc, client_side=False) from None
+        raise _start_failure(args, verb, exc, client_side=False) from None
     if args.cidfile:
         with open(args.cidfile, "x") as f:
             f.write(c.id)
@@ -278,7 +266,7 @@ def _run(args: argparse.Namespace, ctx: "Context") -> int:
     except DockyardError as exc:
         if "cli_prefix" in vars(exc):
             raise
-        raise _start_failure("run", exc, client_side=False) from None
+        raise _start_failure(args, "run", exc, client_side=False) from None
 
 
 def _bool(value: Any) -> bool:

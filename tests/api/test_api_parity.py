@@ -346,7 +346,32 @@ def test_classic_build_matches(pair: Pair, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(subprocess.run(["curl", "-sf", f"http://{REGISTRY}/v2/"], capture_output=True).returncode != 0,
                     reason=f"no registry on {REGISTRY}")
+def _delete_from_registry(repo: str, tag: str) -> None:
+    """Take a pushed tag's manifest out of the registry again (its blobs go at its next GC)."""
+    import urllib.request
+
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    head = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", method="HEAD",
+                                  headers={"Accept": accept})
+    try:
+        with urllib.request.urlopen(head, timeout=10) as resp:
+            digest = resp.headers.get("Docker-Content-Digest") or ""
+        if digest:
+            urllib.request.urlopen(urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}",
+                                                          method="DELETE"), timeout=10).close()
+    except OSError:
+        pass  # not there (a failed push) or deletion disabled
+
+
 def test_push_and_pull_through_the_registry_match(pair: Pair) -> None:
+    try:
+        _push_and_pull(pair)
+    finally:
+        for who in ("d", "y"):
+            _delete_from_registry(f"{PREFIX}/{who}", "1")
+
+
+def _push_and_pull(pair: Pair) -> None:
     for run, who in ((pair.dockerd, "d"), (pair.dockyard, "y")):
         ref = f"{REGISTRY}/{PREFIX}/{who}:1"
         assert run("tag", pair.image, ref).returncode == 0

@@ -148,7 +148,9 @@ class LayerExtractor:
         self.policy = policy
         self.label = label
         self.writeback = writeback
-        self.size = 0  # bytes of regular-file data
+        # docker's layer size (moby's directory.Size): the lstat size of every non-directory —
+        # regular-file data plus each symlink's target length; a hard link adds nothing
+        self.size = 0
         self._root_fd = os.open(dest, _DIR_FLAGS)
         self._dirs = _DirFds(self._root_fd)
         self._dir_times: list[tuple[str, int, int]] = []
@@ -221,6 +223,7 @@ class LayerExtractor:
         elif t == tarfile.SYMTYPE:
             self._create(pfd, parent, name, lambda: os.symlink(e.linkname, name, dir_fd=pfd))
             self._set_attrs_at(pfd, name, e, symlink=True)
+            self.size += len(os.fsencode(e.linkname))
         elif t == tarfile.LNKTYPE:
             self._hardlink(e, parent, name, parts)
         elif t == tarfile.FIFOTYPE:

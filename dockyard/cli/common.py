@@ -81,24 +81,24 @@ class Parser(argparse.ArgumentParser):
                 a.nargs if isinstance(a.nargs, str) else "", name))
         return " ".join(words)
 
-    def _arguments_error(self) -> NoReturn:
-        """docker's "requires N arguments": exact or "at least", counted from the positionals."""
-        positionals = self._positional_actions()
-        needed = sum(1 for a in positionals if a.nargs in (None, "+") or (
-            a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("["))) + sum(
-            a.nargs for a in positionals if isinstance(a.nargs, int))
-        if not positionals:
-            raise UsageError(f"dockyard: '{self.prog}' accepts no arguments\n\nUsage:  {self.usage_line()}\n\n"
-                             f"Run '{self.prog} --help' for more information", 1)
-        at_least = any(a.nargs in ("+", "*", "?", argparse.REMAINDER) for a in positionals)
-        at_most = needed == 0 and all(a.nargs == "?" for a in positionals)
-        if at_most:  # only optional arguments: too many of them
-            needed, at_least = len(positionals), False
-        plural = "" if needed == 1 else "s"
-        count = f"at most {needed}" if at_most else f"at least {needed}" if at_least else str(needed)
-        hint = "See" if at_least else "Run"
-        raise UsageError(f"dockyard: '{self.prog}' requires {count} argument{plural}\n\n"
-                         f"Usage:  {self.usage_line()}\n\n{hint} '{self.prog} --help' for more information", 1)
+    def arity(self) -> tuple[int, int | None]:
+        """(fewest, most) operands this verb's positionals take (most None: no bound)."""
+        low, high = 0, 0
+        for a in self._positional_actions():
+            required = a.nargs in (None, "+") or (
+                a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("["))
+            low += a.nargs if isinstance(a.nargs, int) else int(required)
+            if high is not None:
+                high = high + a.nargs if isinstance(a.nargs, int) else (
+                    high + 1 if a.nargs in (None, "?") else None)
+        return low, high
+
+    def _arguments_error(self, too_many: bool = False) -> NoReturn:
+        """docker's (cobra's) "requires N arguments" for too few operands, or too many."""
+        low, high = self.arity()
+        given = (high or 0) + 1 if too_many else max(low - 1, 0)
+        use = self.usage_line()[len(self.prog) + 1:]
+        raise UsageError(arity_error(self.prog, use, given, low, high) or f"{self.prog}: bad arguments", 1)
 
     chosen_verb: str | None = None  # set on an object's parser by run_object
 
@@ -125,7 +125,7 @@ class Parser(argparse.ArgumentParser):
                 verb._flag_error(f"unknown flag: {first.split('=', 1)[0]}")
             if first.startswith("-") and len(first) > 1:
                 verb._flag_error(f"unknown shorthand flag: '{first[1]}' in {first}")
-            verb._arguments_error()  # a positional too many
+            verb._arguments_error(too_many=True)
         m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
         if m:
             raise UsageError(f"dockyard: unknown command: {self.prog} {m.group(1)}\n\nUsage:  {self.prog}\n\n"
@@ -140,6 +140,26 @@ class Parser(argparse.ArgumentParser):
             flags = ", ".join(m.group(1).split("/"))
             self._flag_error(f'invalid argument "{m.group(2)}" for "{flags}" flag')
         self._flag_error(message)
+
+
+def arity_error(path: str, use: str, n: int, low: int, high: int | None) -> str | None:
+    """docker's (cobra's) message for ``n`` operands where ``low``..``high`` are allowed (``use``:
+    the usage line after the command path), or None when ``n`` is fine."""
+    binary = path.split(" ", 1)[0]
+    usage = f"\n\nUsage:  {path} {use}\n\n"
+
+    def plural(k: int) -> str:
+        return "argument" if k == 1 else "arguments"
+
+    if high == 0 and n:
+        return f"{binary}: '{path}' accepts no arguments{usage}Run '{path} --help' for more information"
+    if low == high and n != low:
+        return f"{binary}: '{path}' requires {low} {plural(low)}{usage}Run '{path} --help' for more information"
+    if n < low:
+        return f"{binary}: '{path}' requires at least {low} {plural(low)}{usage}See '{path} --help' for more information"
+    if high is not None and n > high:  # "SRun" is docker's own typo, kept for byte-equal output
+        return f"{binary}: '{path}' requires at most {high} {plural(high)}{usage}SRun '{path} --help' for more information"
+    return None
 
 
 #: docker prints what its daemon refused behind this; dockyard's engine plays the daemon

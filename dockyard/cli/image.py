@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dockyard.cli.common import add_verb
+from dockyard.cli.common import add_verb, arity_error
 from dockyard.errors import InvalidArgument
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,24 +70,6 @@ def cli_filters(args: argparse.Namespace, flag: str) -> dict[str, list[str]]:
                 f"\n\nUsage:  {parser.prog} {use}\n\nRun '{parser.prog} --help' for more information", 125)
     return parse_filters(args.filter)
 
-
-def arity_error(path: str, use: str, n: int, low: int, high: int | None) -> str | None:
-    """docker's (cobra's) message for ``n`` operands where ``low``..``high`` are allowed."""
-    binary = path.split(" ", 1)[0]
-    usage = f"\n\nUsage:  {path} {use}\n\n"
-
-    def plural(k: int) -> str:
-        return "argument" if k == 1 else "arguments"
-
-    if high == 0 and n:
-        return f"{binary}: '{path}' accepts no arguments{usage}Run '{path} --help' for more information"
-    if low == high and n != low:
-        return f"{binary}: '{path}' requires {low} {plural(low)}{usage}Run '{path} --help' for more information"
-    if n < low:
-        return f"{binary}: '{path}' requires at least {low} {plural(low)}{usage}See '{path} --help' for more information"
-    if high is not None and n > high:  # "SRun" is docker's own typo, kept for byte-equal output
-        return f"{binary}: '{path}' requires at most {high} {plural(high)}{usage}SRun '{path} --help' for more information"
-    return None
 
 LS_COLUMNS = [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
               ("CREATED", "CreatedSince"), ("SIZE", "Size")]

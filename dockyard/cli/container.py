@@ -362,7 +362,8 @@ PS_COLUMNS = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command")
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
               "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
               "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
-              "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
+              "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
+              "Label": lambda key: key}  # a table header names the label asked for
 
 
 def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: bool) -> dict[str, Any]:
@@ -405,6 +406,24 @@ def container_row(ctx: "Context", c: Any, trunc: bool, image_cache: dict, size: 
     return row
 
 
+PS_ROW_TYPE = "*formatter.ContainerContext"
+
+
+def _check_ps_template(fmt: str) -> None:
+    """docker ps parses --format (``table`` and all) and runs it once on an empty row before it
+    lists anything: a mistake is reported even when nothing would be shown."""
+    from dockyard.cli.formatting import TemplateError, as_struct, parse
+
+    if not fmt or fmt.strip() in ("table", "json"):
+        return
+    try:
+        template = parse(fmt)
+    except TemplateError as exc:
+        raise bare(exc.message.replace("template parsing error:", "failed to parse template:", 1)) from None
+    template.execute(as_struct(dict.fromkeys(PS_HEADERS, "") | {"Label": lambda key: ""}, PS_ROW_TYPE),
+                     prefix="failed to execute template")
+
+
 @daemon_errors
 def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     import re
@@ -420,12 +439,13 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
         msg = exc.message if exc.message.startswith("invalid argument") else \
             f'invalid argument "{args.filter[-1]}" for "-f, --filter" flag: {exc.message}'
         raise flag_failure(args, msg) from None
+    if args.quiet and args.format:
+        ctx.warn("WARNING: Ignoring custom format, because both --format and --quiet are set.")
+    _check_ps_template(args.format or "")
     limit = 1 if args.latest else (last if last is not None else -1)
     containers = ctx.client.containers.list(all=args.all, filters=filters, limit=limit)
     trunc = not args.no_trunc
     if args.quiet:
-        if args.format:
-            ctx.warn("WARNING: Ignoring custom format, because both --format and --quiet are set.")
         for c in containers:
             ctx.print(c.id[:12] if trunc else c.id)
         return 0
@@ -435,10 +455,7 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
     cache: dict[str, Any] = {}
     rows = [container_row(ctx, c, trunc, cache, size) for c in containers]
     columns = PS_COLUMNS + ([("SIZE", "Size")] if args.size else [])
-    kw = {"go_type": "*formatter.ContainerContext", "prefix": "failed to execute template"}
-    if not rows and fmt.strip() not in ("", "table", "json"):  # docker runs the template once even then
-        format_output([dict.fromkeys(PS_HEADERS, "") | {"Label": lambda key: ""}], fmt, columns, PS_HEADERS, **kw)
-    out = format_output(rows, args.format, columns, PS_HEADERS, **kw)
+    out = format_output(rows, args.format, columns, PS_HEADERS, go_type=PS_ROW_TYPE, prefix="failed to execute template")
     if out:
         ctx.out.write(out if out.endswith("\n") else out + "\n")
     return 0

@@ -109,6 +109,8 @@ BAD_FLAGS = ["run --network none --memory abc {IMG} true", "run --network none -
              "run --network none --rm -e 'A B=1' -e X=1 {IMG} sh -c 'echo $X'",
              "ps --filter bogus=1", "ps --filter status=bogus", "ps --filter bogus", "ps -n x",
              "ps --filter exited=x", "ps --format '{{.Nope}}'", "stop -t x nosuch",
+             "ps -q --format '{{.Nope}}'", "ps --format '{{.Names'", "ps -a --filter name=nomatch --format 'table {{.Nope}}'",
+             "ps --format '{{.Nope}}' --filter bogus=1", "ps --format 'table {{.Names}}\t{{.Label \"x\"}}' --filter name=nomatch",
              "cp {TMP}/nonexist nosuch:/tmp", "cp a b", "cp a:/x b:/y"]
 
 

@@ -18,6 +18,17 @@ from dockyard.errors import InvalidArgument
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+#: dockyard's networks are IPv4: as docker does for a network without IPv6, the container's
+#: interfaces get no IPv6 at all (no ::1 on lo, no fe80:: link-local address)
+NO_IPV6 = {f"net.ipv6.conf.{i}.disable_ipv6": "1" for i in ("all", "default", "lo")}
+
+
+def network_sysctls(network_mode: str, user: dict[str, str]) -> dict[str, str]:
+    """The spec's sysctls: the user's, over docker's IPv6-off defaults for a namespace of the
+    container's own (the host's and another container's namespace are not ours to change)."""
+    if network_mode == "host" or network_mode.startswith("container:"):
+        return dict(user)
+    return {**NO_IPV6, **user}
 
 def process_env(rec: ContainerRecord, home: str | None) -> list[str]:
     """docker's ``CreateDaemonEnvironment`` + the container's Env, then runc's ``HOME``."""
@@ -124,7 +135,7 @@ def spec_options(rec: ContainerRecord, rootfs: Path, *, netns_path: str | None, 
         pid="host" if host.get("PidMode") == "host" else "private",
         uts="host" if host.get("UTSMode") == "host" else "private",
         cgroupns="private" if host.get("CgroupnsMode") == "private" else "host",
-        sysctls=dict(host.get("Sysctls") or {}),
+        sysctls=network_sysctls(network_mode, host.get("Sysctls") or {}),
         no_new_privileges=any(s in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
                               for s in security),
         security_opt=list(security),

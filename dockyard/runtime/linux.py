@@ -106,6 +106,22 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(libc.umount2(_b(target), flags), f"umount {target}")
 
 
+def loopback_up() -> None:
+    """Bring ``lo`` of the current network namespace up, as runc does for a namespace it creates
+    (docker's ``--network none`` containers see ``lo`` UP). SIOCGIFFLAGS/SIOCSIFFLAGS on a
+    datagram socket: no netlink needed for one flag."""
+    import fcntl
+    import socket
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(s.fileno(), siocgifflags, ifreq))[1]
+        if not flags & iff_up:
+            fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH14s", b"lo", flags | iff_up, b""))
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     _check(libc.syscall(_NR["pivot_root"], _b(new_root), _b(put_old)), "pivot_root")
 

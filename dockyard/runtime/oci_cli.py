@@ -96,6 +96,8 @@ class OciCliRuntime(Runtime):
         if rc != 0:
             message = _log_error(Path(log)) or f"{self.name} {what} exited with status {rc}"
             prefix = "OCI runtime create failed" if what == "create" else "OCI runtime exec failed: exec failed"
+            if what != "create" and message.startswith("exec failed: "):
+                message = message[len("exec failed: "):]  # runc's own words start the same way
             raise ProcessStartError(f"{prefix}: {message}: unknown", exit_code=start_error_exit_code(message))
 
     # ------------------------------------------------------------------ lifecycle

@@ -22,6 +22,7 @@ COMMANDS = {
     "limits": "ulimit -a",
     "oom": "cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_unprivileged_port_start",
     "files": "stat -c '%n %a %U %G' /etc/hosts /etc/resolv.conf /etc/hostname /proc /sys /dev",
+    "loopback": "ip link show lo | head -1; ip addr show lo | grep inet",
 }
 
 
@@ -50,3 +51,21 @@ def test_container_sees_what_docker_shows(dy, runtime, docker_rootfs_image, name
     assert theirs.returncode == 0, theirs.stderr
     assert ours.returncode == 0, ours.stderr
     assert _normalise(name, ours.stdout) == _normalise(name, theirs.stdout)
+
+
+def test_exec_in_a_missing_directory_fails_as_runc_does(dy, runtime, docker_rootfs_image):
+    if not docker_available():
+        pytest.skip("docker CLI or daemon not available")
+    if runtime != "builtin":
+        pytest.skip("runc and crun also print their error on the exec's own stderr")
+    name = f"dy-cwd-{runtime}"
+    dy.run_d("--name", name, "busybox", "sleep", "30")
+    theirs_id = subprocess.run(["docker", "run", "-d", "--network", "none", docker_rootfs_image, "sleep", "30"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        ours = dy("exec", "-w", "/nonexist", name, "true")
+        theirs = subprocess.run(["docker", "exec", "-w", "/nonexist", theirs_id, "true"], capture_output=True, text=True)
+        assert (ours.returncode, ours.stdout + ours.stderr) == (theirs.returncode, theirs.stdout + theirs.stderr)
+    finally:
+        dy("rm", "-f", name)
+        subprocess.run(["docker", "rm", "-f", theirs_id], capture_output=True)

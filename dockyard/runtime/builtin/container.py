@@ -60,6 +60,8 @@ def init_main(w: int, config: dict[str, Any], rootfs: str, fifo: str, cgroup: Cg
                 flags |= linux.NAMESPACE_FLAGS[t]
         if flags:
             linux.unshare(flags)
+            if flags & linux.NAMESPACE_FLAGS["network"]:
+                linux.loopback_up()  # a namespace we made: its lo comes up, as runc brings it up
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         if "mount" not in types:
             raise OSError(errno.EINVAL, "a mount namespace is required")
@@ -128,7 +130,7 @@ def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgro
         _report(w, error=exc.message, exit_code=exc.exit_code)
         os._exit(1)
     except BaseException as exc:  # noqa: BLE001
-        _report(w, error=f"error during exec setup: {_describe(exc)}")
+        _report(w, error=_describe(exc))  # runc says only what failed
         os._exit(1)
     proc_setup.reset_signals()
     proc_setup.execute(path, process["args"], env)  # the CLOEXEC sync pipe closes: success

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -124,6 +125,7 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--security-opt", action="append", default=[], help="Security Options")
     a("--sysctl", action="append", default=[], help="Sysctl options")
     a("--device", action="append", default=[], help="Add a host device to the container")
+    a("--gpus", help="GPU devices to add to the container ('all' to pass all GPUs)")
     a("--group-add", action="append", default=[], help="Add additional groups to join")
     a("--ipc", help="IPC mode to use")
     a("--pid", help="PID namespace to use")
@@ -200,6 +202,10 @@ def _create(args: argparse.Namespace, ctx: "Context", verb: str) -> Any:
         if exc.exit_code == 1:  # a conflict docker's CLI reports plainly (--attach with --detach)
             raise bare(exc.message, 1) from None
         raise _start_failure(args, verb, exc, client_side=True) from None
+    if args.cidfile and os.path.exists(args.cidfile):  # docker's CLI looks before it asks for anything
+        raise _start_failure(args, verb, DockyardError(
+            f"container ID file found, make sure the other container isn't running or delete {args.cidfile}"),
+            client_side=True) from None
     if args.tty:
         from dockyard.engine.terminal import terminal_size
 
@@ -207,6 +213,8 @@ def _create(args: argparse.Namespace, ctx: "Context", verb: str) -> Any:
         if size:
             body["HostConfig"]["ConsoleSize"] = [size[0], size[1]]
     try:
+        if args.gpus:  # dockerd here has no device driver for GPUs
+            raise DockyardError('could not select device driver "" with capabilities: [[gpu]]')
         image = _ensure_image(ctx, args.image, args.pull, args.quiet, args.platform)
         c = ctx.client.containers.create(body, args.name, image=image)
     except DockyardError as exc:

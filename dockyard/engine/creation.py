@@ -156,20 +156,7 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
         for k in opts:
             if k not in JSON_FILE_OPTS:
                 raise InvalidArgument(f"unknown log opt '{k}' for {driver} log driver")
-        if opts.get("max-size"):
-            from dockyard.engine.logs import parse_size
-
-            try:
-                parse_size(opts["max-size"])
-            except ValueError as exc:
-                raise InvalidArgument(str(exc)) from None
-        if opts.get("max-file"):
-            try:
-                n = int(opts["max-file"])
-            except ValueError:
-                raise InvalidArgument(f'strconv.Atoi: parsing "{opts["max-file"]}": invalid syntax') from None
-            if n < 1:
-                raise InvalidArgument("max-file cannot be less than 1")
+        # max-size/max-file: dockerd reads them when the logger starts (monitor.open_logger)
 
 
 def _check_network(client: Any, host: dict[str, Any]) -> None:

@@ -281,8 +281,19 @@ class Monitor:
         if (log_cfg.get("Type") or "json-file") not in ("json-file", "local"):
             return
         opts = log_cfg.get("Config") or {}
-        max_size = parse_size(opts["max-size"]) if opts.get("max-size") else -1
-        max_file = int(opts.get("max-file") or 1)
+        try:  # dockerd checks these when the container starts, not when it is created
+            max_size = parse_size(opts["max-size"]) if opts.get("max-size") else -1
+            raw_files = opts.get("max-file") or "1"
+            try:
+                max_file = int(raw_files)
+            except ValueError:
+                raise ValueError(f'strconv.Atoi: parsing "{raw_files}": invalid syntax') from None
+            if max_file < 1:
+                raise ValueError("max-file cannot be less than 1")
+        except ValueError as exc:
+            from dockyard.errors import DockyardError
+
+            raise DockyardError(f"failed to initialize logging driver: {exc}") from None
         self.logger = JsonFileWriter(self.rec.log_path, max_size, max_file)
 
     # ================================================================== the loop

@@ -397,10 +397,34 @@ def _check_sysctl(value: str) -> None:
         raise flag_error(value, "--sysctl", f"sysctl '{value}' is not allowed")
 
 
+def _check_host_and_dns(add_host: list[str], dns: list[str]) -> None:
+    """docker's CLI checks ``--add-host`` (name:ip or name=ip) and ``--dns`` as it reads them."""
+    import ipaddress
+
+    def is_ip(text: str) -> bool:
+        try:
+            ipaddress.ip_address(text.strip("[]"))
+        except ValueError:
+            return False
+        return True
+
+    for value in add_host:
+        sep = "=" if "=" in value else ":"
+        name, found, ip = value.partition(sep)
+        if not found or not name:
+            raise flag_error(value, "--add-host", f'bad format for add-host: "{value}"')
+        if ip != "host-gateway" and not is_ip(ip):
+            raise flag_error(value, "--add-host", f'invalid IP address in add-host: "{ip}"')
+    for value in dns:
+        if not is_ip(value):
+            raise flag_error(value, "--dns", f"IP address is not correctly formatted: {value}")
+
+
 def build_body(o: RunOptions) -> dict[str, Any]:
     """The API create body for these options (docker CLI's ``parse``); raises on bad values."""
     for value in o.sysctl:
         _check_sysctl(value)
+    _check_host_and_dns(o.add_host, o.dns)
     if o.pid and o.pid != "host" and not o.pid.startswith("container:"):
         raise InvalidArgument("--pid: invalid PID mode", exit_code=USAGE_EXIT)
     if o.restart and o.restart != "no" and o.auto_remove:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 from typing import Any, Iterator
 
 import pytest
 
 from tests.conftest import docker_available
+from tests.sidebyside import SideBySide, normalise_ids
 
 pytestmark = pytest.mark.interop
 
@@ -27,48 +27,17 @@ TAG = f"parity-bb-{os.getpid()}"
 P = f"par{os.getpid()}"  # container name prefix: unique on a shared dockerd
 
 
-def _normalise(text: str, docker: bool) -> str:
-    if docker:
-        text = re.sub(r"\bdocker\b", "dockyard", text)
-    text = re.sub(r"\b(Less than a second|About a minute|About an hour|\d+ (second|minute|hour)s?)\b", "<AGE>", text)
-    text = re.sub(r"\b[0-9a-f]{64}\b", "<ID>", text)
-    return re.sub(r"\b[0-9a-f]{12}\b", "<ID12>", text)
-
-
-class Both:
-    """Run one command line in both engines and collect the differences."""
+class Both(SideBySide):
+    """The container commands' harness: ages ("2 seconds ago") differ too, each engine being
+    slower somewhere."""
 
     def __init__(self, cli: Any, tmp: str) -> None:
-        self.cli = cli
-        self.tmp = tmp
-        self.diffs: list[str] = []
+        super().__init__(cli, {"{P}": P, "{IMG}": TAG, "{TMP}": tmp})
 
-    def sub(self, line: str) -> list[str]:
-        return shlex.split(line.replace("{P}", P).replace("{IMG}", TAG).replace("{TMP}", self.tmp))
-
-    def docker(self, line: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *self.sub(line)], capture_output=True, text=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
-
-    def ours(self, line: str) -> subprocess.CompletedProcess:
-        return self.cli(*self.sub(line))
-
-    def setup(self, line: str, code: int = 0) -> None:
-        """Both engines, no comparison (making the containers a case needs)."""
-        theirs, mine = self.docker(line), self.ours(line)
-        assert theirs.returncode == code, f"docker {line}: {theirs.stderr}"
-        assert mine.returncode == code, f"dockyard {line}: {mine.stderr}"
-
-    def same(self, *lines: str) -> None:
-        for line in lines:
-            theirs, mine = self.docker(line), self.ours(line)
-            want = (theirs.returncode, _normalise(theirs.stdout, True), _normalise(theirs.stderr, True))
-            got = (mine.returncode, _normalise(mine.stdout, False), _normalise(mine.stderr, False))
-            if want != got:
-                self.diffs.append(f"{line}\n  docker:   {want!r}\n  dockyard: {got!r}")
-
-    def check(self) -> None:
-        assert not self.diffs, f"{len(self.diffs)} differences:\n" + "\n".join(self.diffs)
+    def normalise(self, text: str, docker: bool) -> str:
+        text = re.sub(r"\b(Less than a second|About a minute|About an hour|\d+ (second|minute|hour)s?)\b",
+                      "<AGE>", text)
+        return normalise_ids(text, docker)
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 import subprocess
 import time
 from typing import Any, Iterator
@@ -23,6 +21,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.conftest import docker_available
+from tests.sidebyside import SideBySide, normalise_ids
 from tests.network.conftest import BUSYBOX as BB
 
 pytestmark = pytest.mark.interop
@@ -33,63 +32,20 @@ _OCTET = (os.getpid() % 60) * 4  # four /24s of 10.247.0.0/16 per test process
 SUBNETS = {f"{{S{i}}}": f"10.247.{_OCTET + i}" for i in range(4)}
 
 
-def _normalise(text: str, docker: bool) -> str:
-    if docker:  # the program's name, not com.docker.* keys
-        text = re.sub(r"(?<![.\w])docker(?![.\w])", "dockyard", text)
-    text = re.sub(r"\b[0-9a-f]{64}\b", "<ID>", text)
-    return re.sub(r"\b[0-9a-f]{12}\b", "<ID12>", text)
-
-
-class Both:
-    """Run command lines in both engines and collect every difference."""
+class Both(SideBySide):
+    """The network harness: user networks get the same explicit subnets in both engines."""
 
     def __init__(self, cli: Any) -> None:
-        self.cli = cli
-        self.diffs: list[str] = []
-
-    def sub(self, line: str) -> list[str]:
-        line = line.replace("{P}", P).replace("{IMG}", TAG)
-        for key, value in SUBNETS.items():
-            line = line.replace(key, value)
-        return shlex.split(line)
-
-    def docker(self, line: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *self.sub(line)], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
-
-    def ours(self, line: str) -> subprocess.CompletedProcess:
-        return self.cli(*self.sub(line))
-
-    def setup(self, line: str) -> None:
-        theirs, mine = self.docker(line), self.ours(line)
-        assert theirs.returncode == 0, f"docker {line}: {theirs.stderr}"
-        assert mine.returncode == 0, f"dockyard {line}: {mine.stderr}"
-
-    def same(self, *lines: str, unordered: bool = False) -> None:
-        """``unordered``: the lines of stdout may come in any order (what docker orders by
-        container or network ID, which differ between the engines)."""
-        def out(text: str, docker: bool) -> str:
-            text = _normalise(text, docker)
-            return "".join(sorted(text.splitlines(keepends=True))) if unordered else text
-
-        for line in lines:
-            theirs, mine = self.docker(line), self.ours(line)
-            want = (theirs.returncode, out(theirs.stdout, True), _normalise(theirs.stderr, True))
-            got = (mine.returncode, out(mine.stdout, False), _normalise(mine.stderr, False))
-            if want != got:
-                self.diffs.append(f"{line}\n  docker:   {want!r}\n  dockyard: {got!r}")
+        super().__init__(cli, {"{P}": P, "{IMG}": TAG, **SUBNETS})
 
     def json_same(self, line: str, drop: tuple[str, ...] = ()) -> None:
         """Both print JSON: the same tree once IDs and the keys in ``drop`` are left out."""
         theirs, mine = self.docker(line), self.ours(line)
         assert theirs.returncode == 0 and mine.returncode == 0, (theirs.stderr, mine.stderr)
-        want = _strip(json.loads(_normalise(theirs.stdout, True)), drop)
-        got = _strip(json.loads(_normalise(mine.stdout, False)), drop)
+        want = _strip(json.loads(normalise_ids(theirs.stdout, True)), drop)
+        got = _strip(json.loads(normalise_ids(mine.stdout, False)), drop)
         if want != got:
             self.diffs.append(f"{line}\n  docker:   {want!r}\n  dockyard: {got!r}")
-
-    def check(self) -> None:
-        assert not self.diffs, f"{len(self.diffs)} differences:\n" + "\n".join(self.diffs)
 
 
 def _strip(tree: Any, drop: tuple[str, ...]) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import time
 from typing import Any, Iterator
@@ -19,6 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.conftest import docker_available
+from tests.sidebyside import SideBySide, normalise_ids
 
 pytestmark = pytest.mark.interop
 
@@ -28,53 +28,19 @@ VOLUMES = [f"{P}_{n}" for n in ("a", "b", "t", "cp", "nc", "mc", "v", "auto", "n
 CONTAINERS = [f"{P}_{n}" for n in ("c1", "c2", "r")]
 
 
-class Both:
-    """Run command lines in both engines and collect every difference."""
+class Both(SideBySide):
+    """The volume harness: the state root differs too (``/var/lib/docker`` vs the test's)."""
 
     def __init__(self, cli: Any, root: str) -> None:
-        self.cli = cli
+        super().__init__(cli, {"{P}": P, "{IMG}": TAG})
         self.root = root
-        self.diffs: list[str] = []
-
-    def sub(self, line: str) -> list[str]:
-        return shlex.split(line.replace("{P}", P).replace("{IMG}", TAG))
-
-    def docker(self, line: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", *self.sub(line)], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
-
-    def ours(self, line: str) -> subprocess.CompletedProcess:
-        return self.cli(*self.sub(line))
 
     def normalise(self, text: str, docker: bool) -> str:
         if docker:
             text = text.replace("/var/lib/docker/", "<ROOT>/")
-            text = re.sub(r"(?<![.\w])docker(?![.\w])", "dockyard", text)
         else:
             text = text.replace(self.root + "/", "<ROOT>/")
-        text = re.sub(r"\b[0-9a-f]{64}\b", "<ID>", text)
-        return re.sub(r"\b[0-9a-f]{12}\b", "<ID12>", text)
-
-    def setup(self, line: str) -> tuple[str, str]:
-        theirs, mine = self.docker(line), self.ours(line)
-        assert theirs.returncode == 0, f"docker {line}: {theirs.stderr}"
-        assert mine.returncode == 0, f"dockyard {line}: {mine.stderr}"
-        return theirs.stdout, mine.stdout
-
-    def same(self, *lines: str, unordered: bool = False) -> None:
-        def out(text: str, docker: bool) -> str:
-            text = self.normalise(text, docker)
-            return "".join(sorted(text.splitlines(keepends=True))) if unordered else text
-
-        for line in lines:
-            theirs, mine = self.docker(line), self.ours(line)
-            want = (theirs.returncode, out(theirs.stdout, True), self.normalise(theirs.stderr, True))
-            got = (mine.returncode, out(mine.stdout, False), self.normalise(mine.stderr, False))
-            if want != got:
-                self.diffs.append(f"{line}\n  docker:   {want!r}\n  dockyard: {got!r}")
-
-    def check(self) -> None:
-        assert not self.diffs, f"{len(self.diffs)} differences:\n" + "\n".join(self.diffs)
+        return normalise_ids(text, docker)
 
 
 @pytest.fixture

@@ -63,3 +63,15 @@ class SideBySide:
 
     def check(self) -> None:
         assert not self.diffs, f"{len(self.diffs)} differences:\n" + "\n".join(self.diffs)
+
+
+def tag_busybox_in_both(cli: Any, docker_busybox: str, tag: str) -> None:
+    """The same busybox rootfs under one name in both engines (skips without a docker daemon)."""
+    import pytest
+
+    from tests.conftest import docker_available
+
+    if not docker_available():
+        pytest.skip("docker CLI or daemon not available")
+    subprocess.run(["docker", "tag", docker_busybox, f"{tag}:latest"], check=True, capture_output=True)
+    cli("image", "tag", "busybox", f"{tag}:latest", check=True)

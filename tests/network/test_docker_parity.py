@@ -20,8 +20,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import docker_available
-from tests.sidebyside import SideBySide, normalise_ids
+from tests.sidebyside import SideBySide, normalise_ids, tag_busybox_in_both
 from tests.network.conftest import BUSYBOX as BB
 
 pytestmark = pytest.mark.interop
@@ -58,10 +57,7 @@ def _strip(tree: Any, drop: tuple[str, ...]) -> Any:
 
 @pytest.fixture
 def both(cli, busybox, docker_busybox) -> Iterator[Both]:
-    if not docker_available():
-        pytest.skip("docker CLI or daemon not available")
-    subprocess.run(["docker", "tag", docker_busybox, f"{TAG}:latest"], check=True, capture_output=True)
-    cli("image", "tag", "busybox", f"{TAG}:latest", check=True)
+    tag_busybox_in_both(cli, docker_busybox, TAG)
     b = Both(cli)
     try:
         yield b

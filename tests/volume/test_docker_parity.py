@@ -17,8 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import docker_available
-from tests.sidebyside import SideBySide, normalise_ids
+from tests.sidebyside import SideBySide, normalise_ids, tag_busybox_in_both
 
 pytestmark = pytest.mark.interop
 
@@ -45,10 +44,7 @@ class Both(SideBySide):
 
 @pytest.fixture
 def both(cli, root, busybox, docker_busybox) -> Iterator[Both]:
-    if not docker_available():
-        pytest.skip("docker CLI or daemon not available")
-    subprocess.run(["docker", "tag", docker_busybox, f"{TAG}:latest"], check=True, capture_output=True)
-    cli("image", "tag", "busybox", f"{TAG}:latest", check=True)
+    tag_busybox_in_both(cli, docker_busybox, TAG)
     b = Both(cli, str(root))
     try:
         yield b

@@ -88,8 +88,10 @@ class TarEmitter:
         self.file_bytes = 0
         self._links: dict[tuple[int, int], str] = {}
 
-    def add_tree(self, top: Path) -> None:
-        """Every entry under ``top`` (not ``top`` itself), names relative to it, sorted."""
+    def add_tree(self, top: Path, skip: frozenset[str] = frozenset()) -> None:
+        """Every entry under ``top`` (not ``top`` itself), names relative to it, sorted; the
+        non-directories named in ``skip`` (relative paths) are left out."""
+        self._skip = skip
         self._walk(str(top), "")
 
     def _walk(self, host_dir: str, rel: str) -> None:
@@ -104,7 +106,7 @@ class TarEmitter:
             if stat.S_ISDIR(st.st_mode):
                 self.add_entry(path, child, st)
                 self._walk(path, child + "/")
-            else:
+            elif child not in getattr(self, "_skip", ()):
                 self.add_entry(path, child, st)
 
     def add_entry(self, path: str, name: str, st: os.stat_result) -> None:
@@ -246,14 +248,14 @@ def _compressible(data: bytes) -> bool:
 
 
 def write_layer(top: Path, content: "ContentStore", lease: "Lease | None" = None,
-                epoch: int | None = None, fix_tree: bool = False) -> LayerBlob:
+                epoch: int | None = None, fix_tree: bool = False, skip: frozenset[str] = frozenset()) -> LayerBlob:
     """Diff ``top`` into a layer blob in the content store (gzip, or a plain tar when the data
-    does not compress); ``fix_tree``: see :class:`TarEmitter`."""
+    does not compress); ``fix_tree``: see :class:`TarEmitter`; ``skip``: files left out."""
     writer = content.writer(lease=lease)
     try:
         sink = _LayerSink(writer)
         emitter = TarEmitter(sink.write, epoch, fix_tree=fix_tree)
-        emitter.add_tree(top)
+        emitter.add_tree(top, skip)
         emitter.finish()
         diff_id, media_type = sink.close()
         digest = writer.commit()

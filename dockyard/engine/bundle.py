@@ -42,6 +42,19 @@ def process_env(rec: ContainerRecord, home: str | None) -> list[str]:
     return env
 
 
+def ensure_init_files(rootfs: Path) -> None:
+    """What docker puts in every container: ``/.dockerenv`` (how programs tell they run in a
+    container) and ``/etc/mtab`` -> ``/proc/mounts`` (what ``mount``/``df`` read). Made only where
+    the image has nothing at that path; ``diff`` and ``commit`` leave them out, as docker's."""
+    env = rootfs / ".dockerenv"
+    if not os.path.lexists(env):
+        env.touch(mode=0o755)
+        os.chmod(env, 0o755)
+    etc = rootfs / "etc"
+    if etc.is_dir() and not etc.is_symlink() and not os.path.lexists(etc / "mtab"):
+        os.symlink("/proc/mounts", etc / "mtab")
+
+
 def ensure_workdir(rootfs: Path, workdir: str, uid: int = 0, gid: int = 0) -> None:
     """Create the working directory inside the rootfs if it is missing (docker does, as root)."""
     from dockyard.runtime.paths import secure_join
@@ -106,6 +119,7 @@ def spec_options(rec: ContainerRecord, rootfs: Path, *, netns_path: str | None, 
             gids.append(gid)
     workdir = cfg.get("WorkingDir") or "/"
     ensure_workdir(rootfs, workdir, user.uid, user.gid)
+    ensure_init_files(rootfs)
     rlimits = {u["Name"]: (int(u["Soft"]), int(u["Hard"])) for u in host.get("Ulimits") or []}
     security = host.get("SecurityOpt") or []
     opts = ContainerSpecOptions(

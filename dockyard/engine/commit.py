@@ -13,6 +13,11 @@ from typing import Any
 from dockyard.errors import DockyardError, InvalidArgument
 
 
+# the files the engine makes in every container (mount points, docker's markers): docker keeps
+# them in an "init" layer that a commit never includes
+INIT_FILES = frozenset({".dockerenv", "etc/mtab", "etc/hosts", "etc/hostname", "etc/resolv.conf"})
+
+
 def commit(client: Any, ref: str, repository: str | None = None, changes: list[str] | None = None,
            message: str = "", author: str = "", pause: bool = True) -> Any:
     """The new image (``docker commit CONTAINER [REPOSITORY[:TAG]]``)."""
@@ -38,7 +43,7 @@ def commit(client: Any, ref: str, repository: str | None = None, changes: list[s
         paused_here = True
     try:
         with client.content.lease() as lease:
-            blob = write_layer(snap.upper, client.content, lease=lease)
+            blob = write_layer(snap.upper, client.content, lease=lease, skip=INIT_FILES)
             doc = dict(base.config_doc)
             cfg = {k: v for k, v in (rec.cfg or {}).items()
                    if k not in ("Hostname", "Domainname", "AttachStdin", "AttachStdout", "AttachStderr", "Image")}
@@ -49,6 +54,8 @@ def commit(client: Any, ref: str, repository: str | None = None, changes: list[s
             doc["created"] = created
             if author:
                 doc["author"] = author
+            if message:
+                doc["comment"] = message  # docker's image inspect Comment
             doc["history"] = list(doc.get("history") or []) + [
                 {"created": created, **({"author": author} if author else {}),
                  **({"comment": message} if message else {}),

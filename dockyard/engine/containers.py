@@ -635,10 +635,19 @@ class ContainerService:
         return inspect_document(self, rec)
 
     def size_rw(self, rec: ContainerRecord) -> int:
+        """The writable layer's size, without what docker keeps in its init layer (the
+        ``/etc/mtab`` link and the empty ``/.dockerenv`` the engine adds)."""
+        import os
+
         try:
-            return int(self.client.snapshots.usage(rec.id))
+            snaps = self.client.snapshots
+            size = int(snaps.usage(rec.id))
+            mtab = snaps.active(rec.id).upper / "etc" / "mtab"
         except (DockyardError, ImportError):
             return 0
+        if os.path.islink(mtab) and os.readlink(mtab) == "/proc/mounts":
+            size -= len("/proc/mounts")
+        return max(size, 0)
 
     def _image_size(self, rec: ContainerRecord) -> int:
         try:

@@ -23,6 +23,7 @@ COMMANDS = {
     "oom": "cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_unprivileged_port_start",
     "files": "stat -c '%n %a %U %G' /etc/hosts /etc/resolv.conf /etc/hostname /proc /sys /dev",
     "loopback": "ip link show lo | head -1; ip addr show lo | grep inet",
+    "markers": "stat -c '%n %a %F %s %N' /.dockerenv /etc/mtab; df / | tail -1 | cut -c1-8",
 }
 
 

@@ -56,7 +56,11 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
-        """argparse lets a REMAINDER positional be empty; docker requires ``exec``'s COMMAND."""
+        """argparse lets a REMAINDER positional be empty; docker requires ``exec``'s COMMAND.
+        A Go boolean flag given bare (``--disable-content-trust``) never takes the next word."""
+        bools = {o for a in self._actions if getattr(a, "go_bool", False) for o in a.option_strings}
+        if bools and args is not None:
+            args = [f"{a}=true" if a in bools else a for a in args]
         ns, extras = super().parse_known_args(args, namespace)
         for a in self._positional_actions():
             if a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("[") \
@@ -196,6 +200,12 @@ class Context:
 
     def warn(self, text: str) -> None:
         self.err.write(text.rstrip("\n") + "\n")
+
+
+def add_bool_flag(p: argparse.ArgumentParser, *names: str, help: str, default: str = "false") -> None:
+    """A Go-style boolean flag: ``--flag`` alone or ``--flag=false``, never a separate value."""
+    action = p.add_argument(*names, nargs="?", const="true", default=default, metavar="BOOL", help=help)
+    action.go_bool = True  # type: ignore[attr-defined]
 
 
 def add_verb(sub: "argparse._SubParsersAction[Parser]", name: str, func: Handler, help: str,

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
-from dockyard.cli.common import DAEMON_PREFIX, add_verb, shown_as
+from dockyard.cli.common import DAEMON_PREFIX, add_bool_flag, add_verb, shown_as
 from dockyard.errors import DockyardError, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +99,17 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--pids-limit", help="Tune container pids limit (set -1 for unlimited)")
     a("--shm-size", help="Size of /dev/shm")
     a("--oom-kill-disable", action="store_true", help="Disable OOM Killer")
+    a("--oom-score-adj", help="Tune host's OOM preferences (-1000 to 1000)")
+    a("--memory-swappiness", help="Tune container memory swappiness (0 to 100) (default -1)")
+    a("--kernel-memory", help="Kernel memory limit (deprecated: not applied)")
+    a("--blkio-weight", help="Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)")
+    a("--device-cgroup-rule", action="append", default=[], help="Add a rule to the cgroup allowed devices list")
+    a("--userns", help="User namespace to use (only \"host\": dockyard does not remap users)")
+    a("--isolation", help="Container isolation technology (only \"default\" on Linux)")
+    a("--storage-opt", action="append", default=[], help="Storage driver options for the container")
+    a("--volume-driver", help="Optional volume driver for the container (only \"local\")")
+    add_bool_flag(p, "--disable-content-trust", default="true",
+                  help="Skip image verification (default true; content trust is not supported)")
     a("--ulimit", action="append", default=[], help="Ulimit options")
     a("--health-cmd", help="Command to run to check health")
     a("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)")
@@ -158,6 +169,10 @@ def _options(args: argparse.Namespace) -> Any:
         cpus=args.cpus, cpu_shares=args.cpu_shares, cpu_period=args.cpu_period, cpu_quota=args.cpu_quota,
         cpuset_cpus=args.cpuset_cpus, cpuset_mems=args.cpuset_mems, pids_limit=args.pids_limit,
         shm_size=args.shm_size, oom_kill_disable=args.oom_kill_disable, ulimits=args.ulimit,
+        oom_score_adj=args.oom_score_adj, memory_swappiness=args.memory_swappiness,
+        kernel_memory=args.kernel_memory, blkio_weight=args.blkio_weight,
+        device_cgroup_rules=args.device_cgroup_rule, userns=args.userns, isolation=args.isolation,
+        storage_opt=args.storage_opt, volume_driver=args.volume_driver,
         health_cmd=args.health_cmd, health_interval=args.health_interval, health_timeout=args.health_timeout,
         health_start_period=args.health_start_period, health_retries=args.health_retries,
         no_healthcheck=args.no_healthcheck, network=args.network, network_aliases=args.network_alias,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from dockyard.cli.common import add_verb
+from dockyard.cli.common import add_bool_flag, add_verb
 
 if TYPE_CHECKING:  # pragma: no cover
     from dockyard.cli.common import Context
@@ -26,8 +26,8 @@ def _transfer_flags(p: Any, all_tags: str, platform: str) -> None:
     p.add_argument("-a", "--all-tags", action="store_true", help=all_tags)
     p.add_argument("--platform", help=platform)
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
-    p.add_argument("--disable-content-trust", nargs="?", const="true", default="true", metavar="BOOL",
-                   help="Skip image verification (default true; content trust is not supported)")
+    add_bool_flag(p, "--disable-content-trust", default="true",
+                  help="Skip image verification (default true; content trust is not supported)")
     add_registry_flags(p)
 
 

@@ -92,6 +92,8 @@ def resources(host: dict[str, Any]):  # noqa: ANN201 - dockyard.runtime.spec.Res
         memory_swap=host.get("MemorySwap") or None,
         memory_reservation=host.get("MemoryReservation") or None,
         oom_kill_disable=bool(host.get("OomKillDisable")),
+        memory_swappiness=host.get("MemorySwappiness"),
+        device_rules=list(host.get("DeviceCgroupRules") or []),
         cpus=nano / 1e9 if nano else None,
         cpu_period=host.get("CpuPeriod") or None,
         cpu_quota=host.get("CpuQuota") or None,

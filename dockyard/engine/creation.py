@@ -135,6 +135,16 @@ def validate(cfg: dict[str, Any], host: dict[str, Any]) -> None:
     for path in host.get("Tmpfs") or {}:
         if not path.startswith("/"):
             raise InvalidArgument(f"invalid mount path: '{path}' mount path must be absolute")
+    adj = int(host.get("OomScoreAdj") or 0)
+    if not -1000 <= adj <= 1000:
+        raise InvalidArgument(f"Invalid value {adj}, range for oom score adj is [-1000, 1000]")
+    if (host.get("Isolation") or "default") != "default":
+        raise InvalidArgument(f'Invalid isolation: "{host["Isolation"]}" - linux only supports \'default\'')
+    if host.get("StorageOpt"):  # overlay quotas need xfs with pquota: docker's answer on other filesystems
+        raise InvalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+    swappiness = host.get("MemorySwappiness")
+    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+        raise InvalidArgument(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
     policy = (host.get("RestartPolicy") or {}).get("Name") or "no"
     if host.get("AutoRemove") and policy != "no":
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")

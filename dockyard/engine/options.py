@@ -310,6 +310,15 @@ class RunOptions:
     pids_limit: str | None = None
     shm_size: str | None = None
     oom_kill_disable: bool = False
+    oom_score_adj: str | None = None
+    memory_swappiness: str | None = None
+    kernel_memory: str | None = None
+    blkio_weight: str | None = None
+    device_cgroup_rules: list[str]
+    userns: str | None = None
+    isolation: str | None = None
+    storage_opt: list[str]
+    volume_driver: str | None = None
     ulimits: list[str]
     health_cmd: str | None = None
     health_interval: str | None = None
@@ -347,7 +356,8 @@ class RunOptions:
 
     _LISTS = ("command", "env", "env_file", "labels", "label_file", "volumes", "mounts", "volumes_from", "tmpfs",
               "cap_add", "cap_drop", "ulimits", "network_aliases", "publish", "expose", "dns", "dns_search",
-              "dns_option", "add_host", "log_opts", "security_opt", "sysctl", "devices", "group_add", "attach")
+              "dns_option", "add_host", "log_opts", "security_opt", "sysctl", "devices", "group_add", "attach",
+              "device_cgroup_rules", "storage_opt")
 
     def __init__(self, **values: Any) -> None:
         for key, value in values.items():
@@ -427,6 +437,15 @@ def build_body(o: RunOptions) -> dict[str, Any]:
     _check_host_and_dns(o.add_host, o.dns)
     if o.pid and o.pid != "host" and not o.pid.startswith("container:"):
         raise InvalidArgument("--pid: invalid PID mode", exit_code=USAGE_EXIT)
+    for rule in o.device_cgroup_rules:
+        from dockyard.runtime.spec import device_rule
+
+        try:
+            device_rule(rule)
+        except InvalidArgument as exc:
+            raise flag_error(rule, "--device-cgroup-rule", exc.message) from None
+    if o.userns and o.userns != "host":
+        raise InvalidArgument("--userns: invalid USER mode", exit_code=USAGE_EXIT)
     if o.restart and o.restart != "no" and o.auto_remove:
         raise InvalidArgument("conflicting options: cannot specify both --restart and --rm", exit_code=USAGE_EXIT)
     attach = [a.lower() for a in o.attach]
@@ -497,7 +516,7 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "PortBindings": bindings,
         "RestartPolicy": parse_restart(o.restart or "no"),
         "AutoRemove": o.auto_remove,
-        "VolumeDriver": "",
+        "VolumeDriver": o.volume_driver or "",
         "VolumesFrom": o.volumes_from or None,
         "ConsoleSize": [0, 0],
         "CapAdd": o.cap_add or None,
@@ -511,22 +530,22 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "IpcMode": o.ipc or "private",
         "Cgroup": "",
         "Links": None,
-        "OomScoreAdj": 0,
+        "OomScoreAdj": parse_int(o.oom_score_adj, "--oom-score-adj") if o.oom_score_adj else 0,
         "PidMode": o.pid or "",
         "Privileged": o.privileged,
         "PublishAllPorts": o.publish_all,
         "ReadonlyRootfs": o.read_only,
         "SecurityOpt": _security_opts(o.security_opt),
         "UTSMode": o.uts or "",
-        "UsernsMode": "",
+        "UsernsMode": o.userns or "",
         "ShmSize": parse_bytes(o.shm_size, "--shm-size") if o.shm_size else 67108864,
         "Runtime": o.runtime or "",
-        "Isolation": "",
+        "Isolation": o.isolation or "",
         "CpuShares": parse_int(o.cpu_shares, "-c, --cpu-shares") if o.cpu_shares else 0,
         "Memory": parse_bytes(o.memory, "-m, --memory") if o.memory else 0,
         "NanoCpus": parse_cpus(o.cpus) if o.cpus else 0,
         "CgroupParent": o.cgroup_parent or "",
-        "BlkioWeight": 0,
+        "BlkioWeight": parse_int(o.blkio_weight, "--blkio-weight") if o.blkio_weight else 0,
         "CpuPeriod": parse_int(o.cpu_period, "--cpu-period") if o.cpu_period else 0,
         "CpuQuota": parse_int(o.cpu_quota, "--cpu-quota") if o.cpu_quota else 0,
         "CpusetCpus": o.cpuset_cpus or "",
@@ -534,8 +553,10 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "Devices": [_device(d) for d in o.devices],
         "MemoryReservation": parse_bytes(o.memory_reservation, "--memory-reservation") if o.memory_reservation else 0,
         "MemorySwap": parse_bytes(o.memory_swap, "--memory-swap") if o.memory_swap else 0,
-        "MemorySwappiness": None,
+        "MemorySwappiness": _swappiness(o.memory_swappiness),
+        "KernelMemory": parse_bytes(o.kernel_memory, "--kernel-memory") if o.kernel_memory else 0,
         "OomKillDisable": o.oom_kill_disable,
+        "DeviceCgroupRules": list(o.device_cgroup_rules) or None,
         "PidsLimit": parse_int(o.pids_limit, "--pids-limit") if o.pids_limit else None,
         "Ulimits": [parse_ulimit(u) for u in o.ulimits],
         "Mounts": (_mounts(o.mounts) if o.mounts else None),
@@ -545,6 +566,8 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "MaskedPaths": None,
         "ReadonlyPaths": None,
     }
+    if o.storage_opt:  # docker leaves the key out when no option is given
+        host["StorageOpt"] = dict(v.partition("=")[::2] for v in o.storage_opt)
     networking: dict[str, Any] = {"EndpointsConfig": {}}
     if o.network_aliases or o.ip:
         net = o.network or "default"
@@ -555,6 +578,14 @@ def build_body(o: RunOptions) -> dict[str, Any]:
             ep["IPAMConfig"] = {"IPv4Address": o.ip}
         networking["EndpointsConfig"][net] = ep
     return {**config, "HostConfig": host, "NetworkingConfig": networking}
+
+
+def _swappiness(value: str | None) -> int | None:
+    """``--memory-swappiness``: -1 (the default) leaves the kernel's value."""
+    if value is None:
+        return None
+    n = parse_int(value, "--memory-swappiness")
+    return None if n == -1 else n
 
 
 def _security_opts(values: list[str]) -> list[str] | None:

@@ -75,6 +75,8 @@ class Resources:
     cpuset_mems: str | None = None         # --cpuset-mems
     pids_limit: int | None = None          # --pids-limit; 0 or -1 = unlimited
     blkio_weight: int | None = None        # --blkio-weight
+    memory_swappiness: int | None = None   # --memory-swappiness (None: the kernel's)
+    device_rules: list[str] = field(default_factory=list)  # --device-cgroup-rule "c 1:3 mr"
 
     def validate(self) -> None:
         """docker's checks, with docker's messages."""
@@ -97,9 +99,11 @@ class Resources:
             raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
         if self.blkio_weight and not 10 <= self.blkio_weight <= 1000:
             raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+        for rule in self.device_rules:
+            device_rule(rule)
 
     def to_oci(self, devices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        res: dict[str, Any] = {"devices": list(devices or [])}
+        res: dict[str, Any] = {"devices": [*(devices or []), *(device_rule(r) for r in self.device_rules)]}
         mem: dict[str, Any] = {}
         if self.memory:
             mem["limit"] = self.memory
@@ -113,6 +117,8 @@ class Resources:
             mem["reservation"] = self.memory_reservation
         if self.oom_kill_disable:
             mem["disableOOMKiller"] = True
+        if self.memory_swappiness is not None and self.memory_swappiness >= 0:
+            mem["swappiness"] = self.memory_swappiness
         if mem:
             res["memory"] = mem
         cpu: dict[str, Any] = {}
@@ -137,6 +143,22 @@ class Resources:
         if self.blkio_weight:
             res["blockIO"] = {"weight": self.blkio_weight}
         return res
+
+
+def device_rule(rule: str) -> dict[str, Any]:
+    """``--device-cgroup-rule 'c 1:3 mr'`` → an OCI device rule (``*`` for any major/minor)."""
+    import re
+
+    m = re.fullmatch(r"([acb]) (\d+|\*):(\d+|\*) ([rwm]{1,3})", rule.strip())
+    if not m:
+        raise InvalidArgument(f"invalid device cgroup format '{rule}'")
+    kind, major, minor, access = m.groups()
+    out: dict[str, Any] = {"allow": True, "type": kind}
+    if major != "*":
+        out["major"] = int(major)
+    if minor != "*":
+        out["minor"] = int(minor)
+    return {**out, "access": access}
 
 
 @dataclass

@@ -70,3 +70,30 @@ def test_exec_in_a_missing_directory_fails_as_runc_does(dy, runtime, docker_root
     finally:
         dy("rm", "-f", name)
         subprocess.run(["docker", "rm", "-f", theirs_id], capture_output=True)
+
+
+FLAG_CASES = [
+    (["--oom-score-adj", "100"], "cat /proc/self/oom_score_adj"),
+    (["--oom-score-adj", "2000"], "true"),
+    (["--memory-swappiness", "10"], "cat /sys/fs/cgroup/memory/memory.swappiness 2>/dev/null || echo v2"),
+    (["--device-cgroup-rule", "c 10:229 rwm"], "grep 10:229 /sys/fs/cgroup/devices/devices.list || echo v2"),
+    (["--device-cgroup-rule", "x"], "true"),
+    (["--userns", "host", "--isolation", "default", "--volume-driver", "local"], "echo ok"),
+    (["--userns", "foo"], "true"),
+    (["--isolation", "hyperv"], "true"),
+    (["--storage-opt", "size=1G"], "true"),
+    (["--disable-content-trust"], "echo trusted-flag-takes-no-value"),
+]
+
+
+@pytest.mark.parametrize("flags, cmd", FLAG_CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_run_flags_as_docker(dy, docker_rootfs_image, flags, cmd):
+    """The less common run flags: applied, or refused with docker's message and exit code."""
+    if not docker_available():
+        pytest.skip("docker CLI or daemon not available")
+    ours = dy("run", "--rm", "--network", "none", *flags, "busybox", "sh", "-c", cmd)
+    theirs = subprocess.run(["docker", "run", "--rm", "--network", "none", *flags, docker_rootfs_image, "sh", "-c", cmd],
+                            capture_output=True, text=True, timeout=120)
+    assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
+    assert ours.stdout == theirs.stdout
+    assert ours.stderr == theirs.stderr.replace("docker", "dockyard")

@@ -47,6 +47,9 @@ def both(cli, busybox, docker_busybox, tmp_path) -> Iterator[Both]:
         yield b
     finally:
         names = [f"{P}_{n}" for n in ("run", "exit", "new", "stopped", "ren", "k")]
+        # and the unnamed ones a failed start leaves behind (docker keeps them as Created)
+        names += subprocess.run(["docker", "ps", "-aq", "--filter", f"ancestor={TAG}"], capture_output=True,
+                                text=True).stdout.split()
         subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
         cli("rm", "-f", *names)
         subprocess.run(["docker", "rmi", f"{TAG}:latest"], capture_output=True)

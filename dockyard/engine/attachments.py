@@ -63,10 +63,12 @@ class Attachments:
     def network_up(self, rec: ContainerRecord) -> NetworkPlan:
         """Before the runtime creates the container: its namespace, /etc/hosts, resolv.conf."""
         mode = network_mode(rec)
+        host = rec.host_config
+        dns, search, options = host.get("Dns") or [], host.get("DnsSearch") or [], host.get("DnsOptions") or []
         if mode in LOCAL_MODES:
-            from dockyard.network.hostsfile import HOSTS_HEADER, resolv_conf
+            from dockyard.network.hostsfile import HOSTS_HEADER, custom_resolv_conf, resolv_conf
 
-            resolv = resolv_conf(False) if not rec.host_config.get("Dns") else self._custom_resolv(rec)
+            resolv = custom_resolv_conf(False, dns, search, options) if dns or search or options else resolv_conf(False)
             if mode == "host":
                 return NetworkPlan("host", None, _read("/etc/hosts") + _extra_hosts(rec), _read("/etc/resolv.conf"))
             return NetworkPlan("none", None, HOSTS_HEADER + _extra_hosts(rec), resolv)
@@ -78,10 +80,10 @@ class Attachments:
             ports=port_specs(rec.host_config, rec.cfg.get("ExposedPorts")),
             hostname=rec.cfg.get("Hostname") or rec.id[:12],
             ip=self._ip(rec, mode),
-            extra_hosts=rec.host_config.get("ExtraHosts") or [],
-            exposed=list((rec.cfg.get("ExposedPorts") or {}).keys()))
-        resolv = att.resolv_conf if not rec.host_config.get("Dns") else self._custom_resolv(rec)
-        return NetworkPlan(att.mode, att.netns_path, att.hosts, resolv)
+            extra_hosts=host.get("ExtraHosts") or [],
+            exposed=list((rec.cfg.get("ExposedPorts") or {}).keys()),
+            mac=rec.cfg.get("MacAddress") or None, dns=dns, dns_search=search, dns_options=options)
+        return NetworkPlan(att.mode, att.netns_path, att.hosts, att.resolv_conf)
 
     @staticmethod
     def _aliases(rec: ContainerRecord, mode: str) -> list[str]:
@@ -94,18 +96,6 @@ class Attachments:
         eps = (rec.config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
         ep = eps.get(mode) or eps.get("default") or {}
         return (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
-
-    @staticmethod
-    def _custom_resolv(rec: ContainerRecord) -> str:
-        host = rec.host_config
-        out = ""
-        if host.get("DnsSearch"):
-            out += "search " + " ".join(host["DnsSearch"]) + "\n"
-        for s in host.get("Dns") or []:
-            out += f"nameserver {s}\n"
-        if host.get("DnsOptions"):
-            out += "options " + " ".join(host["DnsOptions"]) + "\n"
-        return out
 
     def network_down(self, rec: ContainerRecord) -> None:
         """The container stopped: release its namespace, addresses and published ports."""

@@ -5,6 +5,7 @@ Run on the built-in runtime and runc (docker's runtime; crun lays out /sys/fs/cg
 its own way, so it is compared with nothing here)."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -97,3 +98,27 @@ def test_run_flags_as_docker(dy, docker_rootfs_image, flags, cmd):
     assert ours.returncode == theirs.returncode, (ours.stderr, theirs.stderr)
     assert ours.stdout == theirs.stdout
     assert ours.stderr == theirs.stderr.replace("docker", "dockyard")
+
+
+@pytest.mark.parametrize("flags", [
+    ["--dns", "1.1.1.1", "--dns-search", "example.com"],
+    ["--dns-opt", "ndots:2", "--dns", "9.9.9.9"],
+    ["--dns-search", "example.com"],
+], ids=lambda f: " ".join(f))
+def test_dns_flags_write_resolv_conf_as_docker(dy, docker_rootfs_image, flags):
+    """On a user network the embedded server stays the nameserver (the --dns servers are its
+    upstreams); with --network none the given servers are written as they are."""
+    if not docker_available():
+        pytest.skip("docker CLI or daemon not available")
+    net = f"dy-dns-{os.getpid()}"
+    dy.ok("network", "create", "--subnet", "10.249.7.0/24", net)
+    subprocess.run(["docker", "network", "create", "--subnet", "10.249.7.0/24", net], check=True, capture_output=True)
+    try:
+        for mode in (net, "none"):
+            ours = dy.ok("run", "--rm", "--network", mode, *flags, "busybox", "cat", "/etc/resolv.conf")
+            theirs = subprocess.run(["docker", "run", "--rm", "--network", mode, *flags, docker_rootfs_image,
+                                     "cat", "/etc/resolv.conf"], capture_output=True, text=True, check=True).stdout
+            assert ours == theirs, mode
+    finally:
+        dy("network", "rm", net)
+        subprocess.run(["docker", "network", "rm", net], capture_output=True)

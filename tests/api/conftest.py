@@ -7,15 +7,12 @@ holding a file of the root (monitors), no mount under it, no cgroup of its conta
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from engine.conftest import leaks, mounts_under, processes_using
+from engine.conftest import assert_nothing_left
 
 from .helpers import ApiService, make_service
 
@@ -41,19 +38,7 @@ def assert_no_leaks(root: Path, ids: list[str]) -> None:
 
     with Client(root) as c:
         c.networks.cleanup()
-    deadline = time.monotonic() + 5
-    found = leaks(root, ids)
-    while found and time.monotonic() < deadline:
-        time.sleep(0.1)
-        found = leaks(root, ids)
-    for pid in processes_using(root):
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-    for m in reversed(mounts_under(root)):
-        subprocess.run(["umount", "-l", m], capture_output=True)
-    assert not found, "leaked: " + ", ".join(found)
+    assert_nothing_left(root, ids)
 
 
 @pytest.fixture(scope="module")

@@ -145,6 +145,12 @@ def leak_check(request: pytest.FixtureRequest, root: Path) -> Iterator[None]:
                     c.containers.remove(cid, force=True, volumes=True)
                 except Exception:  # noqa: BLE001 - gone already
                     pass
+    assert_nothing_left(root, ids)
+
+
+def assert_nothing_left(root: Path, ids: list[str]) -> None:
+    """Give exiting processes a moment, then fail on anything of ``root`` still on the host;
+    whatever is found is killed and unmounted first, so one test's leak does not break the next."""
     deadline = time.monotonic() + 5
     found = leaks(root, ids)
     while found and time.monotonic() < deadline:

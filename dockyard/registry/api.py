@@ -278,8 +278,7 @@ class RegistryApp:
         if not self.config.open_access:
             caller = who or ANONYMOUS
             repos = [r for r in repos if "pull" in self.policy.actions(caller, r)]
-        page, link = _paginate(repos, req, "/v2/_catalog", default_n=CATALOG_PAGE, key=_path_order,
-                               link_when_full=True)
+        page, link = _paginate(repos, req, "/v2/_catalog", default_n=CATALOG_PAGE, key=_path_order)
         req.send_json(200, {"repositories": page}, link)
 
     def token(self, req: Request) -> None:
@@ -582,13 +581,11 @@ def _path_order(name: str) -> str:
 
 
 def _paginate(items: list[str], req: Request, path: str, default_n: int | None = None,
-              key: Callable[[str], str] = str,
-              link_when_full: bool = False) -> tuple[list[str], dict[str, str]]:
+              key: Callable[[str], str] = str) -> tuple[list[str], dict[str, str]]:
     """Apply ``last`` and ``n``; add a ``Link: <...>; rel="next"`` header when more remain.
 
     As the CNCF registry, an ``n`` that is not a number >= 0 counts as absent, and the Link
-    names ``last`` before ``n``; its catalog (``link_when_full``) links on from every full page,
-    even when nothing follows.
+    names ``last`` before ``n``; a full last page gets no Link.
     """
     last, n_raw = req.arg("last"), req.arg("n")
     if last:
@@ -603,7 +600,7 @@ def _paginate(items: list[str], req: Request, path: str, default_n: int | None =
         return items, {}
     page = items[:n]
     headers = {}
-    if n and (len(items) > n or (link_when_full and len(page) == n)):
+    if n and len(items) > n:
         headers["Link"] = f'<{path}?last={quote(page[-1], safe="")}&n={n}>; rel="next"'
     return page, headers
 

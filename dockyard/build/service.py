@@ -149,9 +149,12 @@ class BuildRun:
     def _remove(self, key: str, mountpoint: Path) -> None:
         import shutil
 
+        import sqlite3
+
         try:
+            self.snapshots.drop_files(key)
             self.snapshots.remove(key)
-        except DockyardError:
+        except (DockyardError, sqlite3.Error):
             pass  # the reaper of a later build tries again
         finally:
             shutil.rmtree(mountpoint, ignore_errors=True)

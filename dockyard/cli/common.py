@@ -281,6 +281,14 @@ def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        from dockyard.cli.failures import environment_failure
+
+        line = None if debug else environment_failure(exc, ctx._client.state.path if ctx._client else None)
+        if line is None:
+            raise
+        sys.stderr.write(f"Error: {line}\n")
+        return 125 if container_start else 1
     finally:
         try:
             sys.stdout.flush()

@@ -427,13 +427,21 @@ class SnapshotStore:
         mounts.unmount(path)
         self._db().execute("DELETE FROM snapshot_mounts WHERE target = ?", (path,))
 
+    def drop_files(self, key: str) -> None:
+        """Delete the files of active snapshot ``key`` (unmounted by the caller) without touching
+        the metadata DB: on a full disk they are what fills it, and SQLite cannot even open its
+        journal until they are gone. ``remove`` then clears the record."""
+        self._discard(self._active_paths(key))
+
     def remove(self, key: str) -> None:
         """Remove the active snapshot ``key``, unmounting it wherever this store mounted it."""
         row = self._active_row(key)
         if row is None:
             raise NotFound(f"snapshot {key!r} not found")
         for m in self._db().execute("SELECT target FROM snapshot_mounts WHERE key = ?", (key,)).fetchall():
-            self.unmount(Path(m["target"]))
+            mounts.unmount(os.path.realpath(m["target"]))
+        # the files go first, as in drop_files (a crash in between leaves a record without
+        # files, which removing it again clears)
         self._discard(self.active_dir / row["dir"])
         with self._tx() as db:
             db.execute("DELETE FROM snapshot_active WHERE key = ?", (key,))

@@ -47,13 +47,49 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+class _HelpAction(argparse._HelpAction):
+    """``--help``/``-h``: the help on stdout, exit 0. docker takes ``-h`` on a management command
+    (``docker container -h``) but first says, on stdout, that it is deprecated there."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> NoReturn:
+        if option_string == "-h" and parser._subparsers is not None:
+            sys.stdout.write("Flag shorthand -h has been deprecated, use --help\n")
+        parser.print_help()
+        parser.exit()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with docker's (cobra's) usage errors: the same wording, the usage line, the
     hint, and docker's exit codes."""
 
+    #: what ``add_verb`` records for the help's "Aliases:" section: the command's own path
+    #: (``dockyard container ls``, whatever name it was invoked by) and its other verb names
+    command_path: str | None = None
+    verb_aliases: tuple[str, ...] = ()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
+        add_help = kwargs.pop("add_help", True)
+        super().__init__(*args, add_help=False, **kwargs)
+        self.register("action", "help", _HelpAction)  # before any help flag is added
+        self.add_help = add_help
+        if add_help:
+            self.add_argument("-h", "--help", action="help", help="Print usage")
+
+    def format_help(self) -> str:
+        """docker's (cobra's) help layout instead of argparse's; see :mod:`dockyard.cli.helptext`
+        (imported only when help is asked for: it costs every other command nothing)."""
+        from dockyard.cli.helptext import render
+
+        return render(self)
+
+    def shown_flags(self) -> list[argparse.Action]:
+        """The flags help lists: not the hidden ones (``help=argparse.SUPPRESS``) nor the usual
+        ``-h, --help``, which docker hides too; a bare ``--help`` (a verb whose ``-h`` means
+        something else, like ``run -h HOSTNAME``) is listed, as docker lists it."""
+        return [a for a in self._actions if a.option_strings and a.help != argparse.SUPPRESS
+                and not (isinstance(a, argparse._HelpAction) and "-h" in a.option_strings)]
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
         """argparse lets a REMAINDER positional be empty; docker requires ``exec``'s COMMAND.
@@ -75,7 +111,8 @@ class Parser(argparse.ArgumentParser):
         """``dockyard logs [OPTIONS] CONTAINER``: docker's usage line for this command."""
         if self._subparsers is not None:
             return self.prog
-        words = [self.prog, "[OPTIONS]"]
+        # docker's Use strings say [OPTIONS] only for commands that have options to give
+        words = [self.prog, "[OPTIONS]"] if self.shown_flags() else [self.prog]
         for a in self._positional_actions():
             name = a.metavar if isinstance(a.metavar, str) else a.dest.upper()
             if name.startswith("["):  # the metavar already says it is optional
@@ -214,6 +251,8 @@ def add_verb(sub: "argparse._SubParsersAction[Parser]", name: str, func: Handler
     """Add one verb to an object's parser. ``add_help=False`` frees ``-h`` (``run -h HOSTNAME``)."""
     p: Parser = sub.add_parser(name, help=help, description=help, aliases=aliases or [],
                                add_help=False, usage=usage)
+    p.command_path = p.prog
+    p.verb_aliases = tuple(aliases or ())
     if add_help:
         p.add_argument("-h", "--help", action="help", help="Print usage")
     else:
@@ -262,8 +301,8 @@ def run_object(module_name: str, prog: str, argv: list[str], debug: bool = False
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     func: Handler | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
+    if func is None:  # a bare management command: docker prints its help on stderr, exit 0
+        parser.print_help(sys.stderr)
         return 0
     ctx = Context(debug=debug)
     try:

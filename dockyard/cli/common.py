@@ -97,6 +97,7 @@ class Parser(argparse.ArgumentParser):
         bools = {o for a in self._actions if getattr(a, "go_bool", False) for o in a.option_strings}
         if bools and args is not None:
             args = [f"{a}=true" if a in bools else a for a in args]
+        self._argv = list(sys.argv[1:] if args is None else args)  # for the flag a message names
         ns, extras = super().parse_known_args(args, namespace)
         for a in self._positional_actions():
             if a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("[") \
@@ -153,6 +154,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}\n\nUsage:  {self.usage_line()}\n\n"
                          f"Run '{self.prog} --help' for more information", 125)
 
+    _argv: list[str] = []
+
+    def _typed_flag(self, names: list[str]) -> str:
+        """The flag as the command line gave it, as docker names it: ``--env``, ``'e' in -e``,
+        ``'e' in -ite`` (argparse only says ``-e/--env``)."""
+        shorts = {n[1] for n in names if len(n) == 2 and n[1] != "-"}
+        for word in reversed(self._argv):
+            if word in names and word.startswith("--"):
+                return word
+            if word.startswith("-") and not word.startswith("--") and word[-1:] in shorts:
+                return f"'{word[-1]}' in {word}"
+        flag = names[-1]
+        return flag if flag.startswith("--") else f"'{flag[1:]}' in {flag}"
+
     def error(self, message: str) -> NoReturn:
         import re
 
@@ -173,9 +188,7 @@ class Parser(argparse.ArgumentParser):
                              f"Run '{self.prog} --help' for more information", 1)
         m = re.match(r"argument ([^:]+): expected one argument", message)
         if m:
-            flag = m.group(1).split("/")[-1]
-            self._flag_error(f"flag needs an argument: {flag}" if flag.startswith("--")
-                             else f"flag needs an argument: '{flag[1:]}' in {flag}")
+            self._flag_error(f"flag needs an argument: {self._typed_flag(m.group(1).split('/'))}")
         m = re.match(r"argument ([^:]+): invalid \S+ value: '(.*)'$", message)
         if m:
             flags = ", ".join(m.group(1).split("/"))

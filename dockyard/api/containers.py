@@ -55,7 +55,6 @@ def create(x: Exchange) -> None:
             # docker CLI take it for a missing image and try to pull it
             raise ApiError(400, exc.message) from None
         raise
-    x.daemon.events.container(x.client, c.id, "create")
     x.reply_json({"Id": c.id, "Warnings": []}, 201)
 
 
@@ -119,8 +118,6 @@ def start(x: Exchange, id: str) -> None:  # noqa: A002
         start_attached(x, rec, pending)
     else:
         svc.start(rec.id)
-    x.daemon.events.attachments(x.client, rec.id, starting=True)
-    x.daemon.events.container(x.client, rec.id, "start")
     x.daemon.watch_exit(rec.id)
     x.no_content()
 
@@ -129,67 +126,22 @@ def _timeout(x: Exchange) -> int | None:
     return x.int_arg("t", None) if x.arg("t") not in (None, "") else x.int_arg("timeout", None)
 
 
-def _signal_number(value: str | int) -> str:
-    """Signals in events are numbers (``"signal": "15"``), however the request named them."""
-    from dockyard.engine.containers import parse_signal
-
-    try:
-        return str(parse_signal(value))
-    except Exception:  # noqa: BLE001 - the kill itself reports a bad signal
-        return str(value)
-
-
-def _stop_with_events(x: Exchange, rec: Any, stop: Any) -> None:
-    """Stop (or restart) a running container with dockerd's events around it: ``kill`` with the
-    stop signal, ``kill`` 9 when the grace period ran out, (``die`` from the exit watcher), ``stop``."""
-    signal = _signal_number(x.arg("signal") or rec.cfg.get("StopSignal") or "SIGTERM")
-    x.daemon.events.container(x.client, rec.id, "kill", signal=signal)
-    grace = _timeout(x)
-    if grace is None:
-        grace = rec.cfg.get("StopTimeout")
-    grace = 10 if grace is None else int(grace)
-    reported = threading.Event()
-
-    def report_forced_kill() -> None:  # just before the engine's own SIGKILL, so before ``die``
-        try:
-            running = x.client.containers.load(rec.id).status in RUNNING
-        except NotFound:
-            running = False
-        if running and signal != "9" and grace >= 0:
-            reported.set()
-            x.daemon.events.container(x.client, rec.id, "kill", signal="9")
-
-    timer = threading.Timer(max(grace - 0.05, 0.0), report_forced_kill)
-    timer.daemon = True
-    timer.start()
-    try:
-        stop()
-    finally:
-        timer.cancel()
-    x.daemon.settle(rec.id)
-    x.daemon.events.container(x.client, rec.id, "stop")
-
-
 def stop(x: Exchange, id: str) -> None:  # noqa: A002
     svc = x.client.containers
     rec = svc.load(id)
     if rec.status not in RUNNING:
         x.reply(304)
         return
-    _stop_with_events(x, rec, lambda: svc.stop(rec.id, _timeout(x), x.arg("signal") or None))
+    svc.stop(rec.id, _timeout(x), x.arg("signal") or None)
+    x.daemon.settle(rec.id)
     x.no_content()
 
 
 def restart(x: Exchange, id: str) -> None:  # noqa: A002
-    """dockerd's events: the stop's (when it ran), ``start``, ``restart``."""
+    """The engine (and the container's monitor) record dockerd's events: the stop's, ``start``, ``restart``."""
     svc = x.client.containers
     rec = svc.load(id)
-    if rec.status in RUNNING:
-        _stop_with_events(x, rec, lambda: svc.stop(rec.id, _timeout(x), x.arg("signal") or None))
     svc.restart(rec.id, _timeout(x), x.arg("signal") or None)
-    x.daemon.events.attachments(x.client, rec.id, starting=True)
-    x.daemon.events.container(x.client, rec.id, "start")
-    x.daemon.events.container(x.client, rec.id, "restart")
     x.daemon.watch_exit(rec.id)
     x.no_content()
 
@@ -202,30 +154,25 @@ def kill(x: Exchange, id: str) -> None:  # noqa: A002
         raise NotFound(f"Cannot kill container: {id}: {exc.message}") from None
     signal = x.arg("signal") or "SIGKILL"
     svc.kill(id, signal)
-    x.daemon.events.container(x.client, rec.id, "kill", signal=_signal_number(signal))
     x.no_content()
 
 
 def pause(x: Exchange, id: str) -> None:  # noqa: A002
     rec = x.client.containers.load(id)
     x.client.containers.pause(rec.id)
-    x.daemon.events.container(x.client, rec.id, "pause")
     x.no_content()
 
 
 def unpause(x: Exchange, id: str) -> None:  # noqa: A002
     rec = x.client.containers.load(id)
     x.client.containers.unpause(rec.id)
-    x.daemon.events.container(x.client, rec.id, "unpause")
     x.no_content()
 
 
 def rename(x: Exchange, id: str) -> None:  # noqa: A002
     name = x.arg("name") or ""
     rec = x.client.containers.load(id)
-    old = rec.name
     x.client.containers.rename(rec.id, name)
-    x.daemon.events.container(x.client, rec.id, "rename", oldName="/" + old)
     x.no_content()
 
 
@@ -290,12 +237,8 @@ def _await_removal(svc: Any, cid: str, timeout: float = 10.0) -> None:
 def remove(x: Exchange, id: str) -> None:  # noqa: A002
     svc = x.client.containers
     rec = svc.load(id)
-    attrs = x.daemon.events.container_attributes(x.client, rec.id)
-    if x.flag("force") and rec.status in RUNNING:
-        x.daemon.events.container(x.client, rec.id, "kill", signal="9")
     svc.remove(rec.id, force=x.flag("force"), volumes=x.flag("v"))
     x.daemon.settle(rec.id)
-    x.daemon.events.publish("container", "destroy", rec.id, attrs)
     x.no_content()
 
 

@@ -34,7 +34,7 @@ class Daemon:
         self.client = client
         self.debug = debug
         self.api_version = dockyard.API_VERSION
-        self.events = EventBus()
+        self.events = EventBus(client)
         self.execs = ExecRegistry()
         self.attaches = PendingAttaches()
         self.busy = 0              # requests in flight (the idle timeout waits for 0)
@@ -59,38 +59,20 @@ class Daemon:
             self.last_activity = time.monotonic()
 
     def watch_exit(self, cid: str) -> None:
-        """Emit ``die`` (with the exit code) when a container the server started stops, and
-        ``destroy`` when it removes itself (``--rm``)."""
+        """Note when a container the server started stops (its monitor records ``die`` and, for
+        ``--rm``, ``destroy`` in the journal): :meth:`settle` waits for that."""
         with self._lock:
             if cid in self._watched:
                 return
             done = self._watched[cid] = threading.Event()
-        attrs = self.events.container_attributes(self.client, cid)
-        attached = self.events.snapshot(self.client, cid)  # for the exit's events after an ``rm -f``
-        auto_remove = False
-        try:
-            auto_remove = bool(self.client.containers.store.load(cid).host_config.get("AutoRemove"))
-        except Exception:  # noqa: BLE001 - gone already
-            pass
 
         def wait() -> None:
             from dockyard.errors import DockyardError
 
             try:
-                try:
-                    code: int | None = self.client.containers.wait(cid, "not-running")
-                except DockyardError:
-                    code = None
-                if code is not None:  # its name now (a rename since the start shows)
-                    now = self.events.container_attributes(self.client, cid) or attrs
-                    self.events.publish("container", "die", cid, {**now, "exitCode": str(code)})
-                    self.events.attachments(self.client, cid, starting=False, fallback=attached)
-                if auto_remove:
-                    deadline = time.monotonic() + 30
-                    while self.client.containers.store.exists(cid) and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    if not self.client.containers.store.exists(cid):
-                        self.events.publish("container", "destroy", cid, attrs)
+                self.client.containers.wait(cid, "not-running")
+            except DockyardError:
+                pass
             finally:
                 with self._lock:
                     self._watched.pop(cid, None)

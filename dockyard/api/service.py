@@ -19,9 +19,7 @@ def restore_containers(daemon: Any) -> list[str]:
     """Reconcile every container and start the ones whose restart policy says so; every
     running container is watched from now on (its ``die`` event)."""
     client = daemon.client
-    started = client.containers.restore()
-    for cid in started:
-        daemon.events.container(client, cid, "start")
+    started = client.containers.restore()  # their monitors record the ``start`` events
     for c in client.containers.list():
         daemon.watch_exit(c.id)
     return started

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import platform
-import queue
 import time
 from typing import Any
 
@@ -173,36 +172,24 @@ def _rfc3339(ts: Any) -> str:
 
 
 def events(x: Exchange) -> None:
-    """The server's events as a JSON stream; ``since`` replays the kept ones, ``until`` ends it."""
-    from dockyard.api.events import matches, parse_time
+    """The state root's events as a JSON stream (:mod:`dockyard.engine.events`): ``since``
+    replays the kept ones, ``until`` ends it, else it follows until the client goes away."""
+    from dockyard.api.events import parse_time
+    from dockyard.engine import events as journal
+    from dockyard.errors import InvalidArgument
 
     since = parse_time(x.arg("since"))
     until = parse_time(x.arg("until"))
     filters = x.filters()
-    q, past = x.daemon.events.subscribe(since)
+    try:
+        journal.validate_filters(filters)
+    except InvalidArgument as exc:
+        raise ApiError(400, exc.message) from None
     stream = x.stream()
     stream.start()
-    try:
-        for event in past:
-            if until is not None and event["timeNano"] > until:
-                return
-            if matches(event, filters):
-                stream.json(event)
-        while True:
-            if until is not None and time.time_ns() >= until:
-                return
-            try:
-                event = q.get(timeout=0.5)
-            except queue.Empty:
-                if client_gone(x.sock):
-                    return
-                continue
-            if until is not None and event["timeNano"] > until:
-                return
-            if matches(event, filters):
-                stream.json(event)
-    finally:
-        x.daemon.events.unsubscribe(q)
+    for event in journal.stream(x.client.root, since, until, stop=lambda: client_gone(x.sock)):
+        if journal.matches(event, filters):
+            stream.json(event)
 
 
 def auth(x: Exchange) -> None:

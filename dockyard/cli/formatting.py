@@ -744,6 +744,8 @@ def _go_json(v: Any, escape_html: bool = False) -> str:
             return f"{token}{len(floats) - 1}"
         if isinstance(x, GoMap) and x.nil:
             return None
+        if getattr(x, "json_view", None) is not None:  # a struct whose JSON names differ from its fields
+            return fix(x.json_view)
         if isinstance(x, dict):
             keys = list(x) if _is_struct(x) else sorted(x, key=str)
             omit = getattr(x, "omitempty", ())  # a typed struct's `json:",omitempty"` fields

@@ -65,6 +65,7 @@ ALIASES: dict[str, tuple[str, str]] = {
     "login": ("auth", "login"),
     "logout": ("auth", "logout"),
     "info": ("system", "info"),
+    "events": ("system", "events"),
     "version": ("system", "version"),
 }
 

@@ -34,6 +34,12 @@ def build_parser(sub: Any) -> None:
                    help="Return JSON for specified type")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes if the type is container")
 
+    p = add_verb(sub, "events", cmd_events, "Get real time events from the server")
+    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided")
+    p.add_argument("--format", help="Format output using a custom template")
+    p.add_argument("--since", help="Show all events created since timestamp")
+    p.add_argument("--until", help="Stream events until this timestamp")
+
     p = add_verb(sub, "service", cmd_service, "Serve the Docker Engine API on a unix socket (foreground)")
     p.add_argument("-H", "--host", metavar="unix:///path",
                    help="Socket to listen on (default: unix://<root>/dockyard.sock)")
@@ -246,3 +252,76 @@ def cmd_service(args: argparse.Namespace, ctx: "Context") -> int:
 
     client = ctx.client
     return serve(client, parse_host(args.host, client.root), timeout=args.timeout, debug=ctx.debug)
+
+
+def cmd_events(args: argparse.Namespace, ctx: "Context") -> int:
+    """``docker events``: the journal's events from ``--since`` on, then new ones as they come
+    (until ``--until``, or Ctrl-C)."""
+    import sys
+
+    from dockyard.cli.network import parse_filters
+    from dockyard.engine import events as journal
+    from dockyard.engine.timeutil import parse_timestamp
+    from dockyard.errors import DockyardError
+
+    def when(value: str | None) -> int | None:
+        if not value:
+            return None
+        try:
+            return parse_timestamp(value)
+        except ValueError as exc:  # the docker CLI's own check: printed bare, exit 1
+            err = DockyardError(str(exc))
+            err.cli_prefix = ""
+            raise err from None
+
+    since, until = when(args.since), when(args.until)
+    filters = parse_filters(args.filter, command="system events")
+    show = _event_printer(args.format)
+    try:
+        for event in journal.stream(ctx.client.root, since, until):
+            if journal.matches(event, filters):
+                ctx.out.write(show(event) + "\n")
+                ctx.out.flush()
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (``| head``): nothing more to say
+        return 0
+    return 0
+
+
+def _event_printer(fmt: str | None) -> Any:
+    """docker's line for an event, or ``--format``'s template (``json``: ``{{json .}}``) run on
+    the event as docker's ``events.Message``; a bad template is docker's exit 64."""
+    from dockyard.engine.events import format_line
+    from dockyard.errors import DockyardError
+
+    if not fmt:
+        return format_line
+    from dockyard.cli.formatting import GoMap, TemplateError, as_struct, parse
+
+    def fail(exc: TemplateError) -> DockyardError:
+        err = DockyardError("Error parsing format: " + exc.message.removeprefix("template parsing error: "), 64)
+        err.cli_prefix = ""
+        return err
+
+    try:
+        tmpl = parse("{{json .}}" if fmt.strip() == "json" else fmt)
+    except TemplateError as exc:
+        raise fail(exc) from None
+
+    def show(event: dict[str, Any]) -> str:
+        actor = event.get("Actor") or {}
+        row = as_struct({"Status": event.get("status", ""), "ID": event.get("id", ""), "From": event.get("from", ""),
+                         "Type": event.get("Type", ""), "Action": event.get("Action", ""),
+                         "Actor": as_struct({"ID": actor.get("ID", ""),
+                                             "Attributes": GoMap(actor.get("Attributes") or {})}, "events.Actor"),
+                         "Scope": event.get("scope", ""), "Time": event.get("time", 0),
+                         "TimeNano": event.get("timeNano", 0)}, "*events.Message")
+        row.json_view = event  # ``{{json .}}`` prints the message as dockerd sent it
+        try:
+            return tmpl.execute(row, prefix="")
+        except TemplateError as exc:
+            raise fail(exc) from None
+
+    return show

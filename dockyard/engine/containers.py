@@ -20,7 +20,7 @@ import signal as signals
 import time
 from typing import Any, Iterator
 
-from dockyard.engine import ids
+from dockyard.engine import events, ids
 from dockyard.engine.store import RUNNING_STATES, ContainerRecord, ContainerStore, default_state
 from dockyard.engine.timeutil import ZERO_TIME, rfc3339nano
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
@@ -204,7 +204,9 @@ class ContainerService:
         ``NetworkingConfig``). The image must exist locally (``image``: it, already looked up)."""
         from dockyard.engine.creation import create_container
 
-        return Container(self, create_container(self, body, name, image))
+        rec = create_container(self, body, name, image)
+        events.emit_container(self.client, rec, "create")
+        return Container(self, rec)
 
     def run(self, image: str, command: str | list[str] | None = None, detach: bool = False,
             remove: bool = False, stdout: bool = True, stderr: bool = False, **kwargs: Any) -> Any:
@@ -385,6 +387,7 @@ class ContainerService:
         reply = self._ask(rec, {"op": "stop", "timeout": timeout, "signal": sig})
         self._check(reply)
         self._await_monitor_exit(rec)
+        events.emit_container(self.client, rec, "stop")  # after the monitor's kill and die
 
     def kill(self, ref: str, signal: str | int | None = None) -> None:
         try:
@@ -411,6 +414,7 @@ class ContainerService:
             self.start(rec.id)
         except DockyardError as exc:  # dockerd's words
             raise type(exc)(f"Cannot restart container {ref}: {exc.message}", exc.exit_code) from None
+        events.emit_container(self.client, rec, "restart")
 
     def _monitor_removes(self, rec: ContainerRecord, volumes: bool) -> bool:
         """Ask the monitor to kill and remove its container; True once it is gone."""
@@ -475,6 +479,7 @@ class ContainerService:
         if reply is None:
             raise Conflict(f"Container {rec.id} is not running")
         self._check(reply)
+        events.emit_container(self.client, rec, op)
 
     # ================================================================== wait
     def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
@@ -608,6 +613,7 @@ class ContainerService:
             self.store.release_name(new, rec.id)
             raise
         self.store.release_name(old, rec.id)
+        events.emit_container(self.client, rec, "rename", oldName="/" + old)
 
     # ================================================================== logs
     def logs(self, ref: str, stdout: bool = True, stderr: bool = True, follow: bool = False,
@@ -783,6 +789,7 @@ def remove_record(client: Any, store: ContainerStore, rec: ContainerRecord, remo
     layer, network memberships, volume claims and files."""
     client.snapshots.unmount(rec.rootfs)
     store.begin_remove(rec)
+    events.emit_container(client, rec, "destroy")
     finish_remove(client, rec, remove_volumes, unmounted=True)
 
 

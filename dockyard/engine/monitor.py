@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from dockyard.engine import events
 from dockyard.engine import protocol as proto
 from dockyard.engine.store import ContainerRecord, ContainerStore
 from dockyard.engine.timeutil import rfc3339nano
@@ -262,6 +263,9 @@ class Monitor:
                        ManuallyStopped=False,
                        StartedAt=rfc3339nano(time.time_ns()),
                        **({"Health": self.health.to_json()} if self.health else {}))
+        # in the journal before anyone hears of the start: a command run next sees them
+        events.emit_attachments(self.client, self.rec, starting=True)
+        events.emit_container(self.client, self.rec, "start")
         self._broadcast_control({"event": "started", "pid": self.init_pid},
                                 lambda p: p.attached or p.waiting == "started")
         for p in list(self.peers.values()):
@@ -727,10 +731,11 @@ class Monitor:
         if timeout is None:
             timeout = self.rec.cfg.get("StopTimeout")
             timeout = 10 if timeout is None else int(timeout)
-        self._signal(int(sig) if sig else stop_signal(self.rec.cfg.get("StopSignal")))
+        self._signal(int(sig) if sig else stop_signal(self.rec.cfg.get("StopSignal")), report=True)
         if int(timeout) >= 0:
             self.cancel_timer(self.stop_deadline_timer)
-            self.stop_deadline_timer = self.add_timer(float(timeout), lambda: self._signal(signal.SIGKILL, True))
+            self.stop_deadline_timer = self.add_timer(float(timeout),
+                                                      lambda: self._signal(signal.SIGKILL, True, report=True))
 
     def _wake_stoppers(self) -> None:
         for p in list(self.peers.values()):
@@ -738,9 +743,12 @@ class Monitor:
                 p.waiting = None
                 self._reply(p, {"ok": True})
 
-    def _signal(self, sig: int, all_processes: bool = False) -> None:
+    def _signal(self, sig: int, all_processes: bool = False, report: bool = False) -> None:
+        """Send ``sig`` to the container; ``report``: as a ``kill`` event (docker's stop and kill)."""
         if not self._running():
             return
+        if report:
+            self._event("kill", signal=sig)
         try:
             self.runtime.kill(self.cid, sig, all_processes=all_processes)
         except Exception:  # noqa: BLE001 - the process may be exiting right now
@@ -772,7 +780,7 @@ class Monitor:
         if sig == signal.SIGKILL or sig == stop_signal(self.rec.cfg.get("StopSignal")) or req.get("remove"):
             self.manual_stop = True
             self.restart.cancel()
-        self._signal(sig)
+        self._signal(sig, report=True)
         if req.get("remove"):
             p.waiting = "removed"
         elif sig == signal.SIGKILL:
@@ -813,6 +821,9 @@ class Monitor:
             oom = cgroups.oom_killed(cgroups_path(self.rec))
         except Exception:  # noqa: BLE001
             pass
+        if oom:
+            self._event("oom")
+        self._event("die", exitCode=code)
         for fd in list(self.outputs):
             self._close_output(fd)
         self._close_stdin()
@@ -820,6 +831,7 @@ class Monitor:
         self.stdin_buf.clear()
         self._cleanup_runtime()
         self._release_attachments()
+        events.emit_attachments(self.client, self.rec, starting=False)
         self.init_pid = 0
         self.set_state(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=code,
                        OOMKilled=oom, FinishedAt=rfc3339nano(time.time_ns()))
@@ -878,6 +890,7 @@ class Monitor:
                 if removing:  # out of sight and its name free: for everyone, it is gone
                     self.store.begin_remove(self.rec)
                     hidden = True
+                    self._event("destroy")
             except Exception:  # noqa: BLE001
                 self.log_error()
             for p in list(self.peers.values()):
@@ -1044,13 +1057,27 @@ class Monitor:
         if self.health is None or self.health_cfg is None:
             return
         since_start = (start / 1e9) - (time.time() - (time.monotonic() - self.started_mono))
+        before = self.health.to_json().get("Status")
         self.health.record(rfc3339nano(start), rfc3339nano(time.time_ns()), code, output, since_start,
                            self.health_cfg)
-        self.set_state(Health=self.health.to_json())
+        health = self.health.to_json()
+        self.set_state(Health=health)
+        if health.get("Status") != before:  # dockerd reports each change of the status
+            self._event("health_status: " + str(health.get("Status")))
         if self._running():
             self.health_timer = self.add_timer(self.health_cfg["interval"], self.run_probe)
 
     # ================================================================== state
+    def _event(self, action: str, **extra: Any) -> None:
+        """A container event with its current name and labels (a ``rename`` since the start
+        shows, as dockerd's do)."""
+        try:
+            rec = self.store.load(self.cid)
+            self.rec.config["Name"] = rec.config.get("Name", self.rec.config.get("Name"))
+        except Exception:  # noqa: BLE001 - being removed: the record as the monitor knows it last
+            rec = self.rec
+        events.emit_container(self.client, rec, action, **extra)
+
     def set_state(self, **changes: Any) -> None:
         self.rec.state.update(changes)
         try:

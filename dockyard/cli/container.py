@@ -720,11 +720,13 @@ def cmd_port(args: argparse.Namespace, ctx: "Context") -> int:
         hits = [b for b in bindings if b.container_port == int(port) and b.proto == proto]
         if not hits:
             raise bare(f"Error: No public port '{args.port}' published for {args.container}")
-        for b in hits:
-            ctx.print(f"{b.shown_ip}:{b.host_port}")
-        return 0
-    for b in sorted(bindings, key=lambda b: (b.container_port, b.proto)):
-        ctx.print(f"{b.container_port}/{b.proto} -> {b.shown_ip}:{b.host_port}")
+        lines = [b.host_address for b in hits]
+    else:
+        lines = [f"{b.container_port}/{b.proto} -> {b.host_address}" for b in bindings]
+    from dockyard.network.ports import natural_key
+
+    for line in sorted(lines, key=natural_key):  # docker sorts the lines naturally
+        ctx.print(line)
     return 0
 
 

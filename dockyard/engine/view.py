@@ -123,14 +123,43 @@ def ports_of(service: Any, rec: ContainerRecord) -> list[dict[str, Any]]:
 
 
 def format_ports(ports: list[dict[str, Any]]) -> str:
-    """docker's PORTS column (``0.0.0.0:8080->80/tcp, 443/tcp``)."""
-    parts = []
-    for p in sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""), p.get("PublicPort", 0))):
-        if p.get("PublicPort"):
-            parts.append(f"{p.get('IP', '0.0.0.0')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+    """docker's PORTS column (the CLI's ``DisplayablePorts``): sorted by container port, IP,
+    host port and proto; runs of consecutive ports published on the same number grouped
+    (``0.0.0.0:80-81->80-81/tcp``, ``7000-7002/tcp``), other mappings listed after the groups;
+    IPv6 addresses in brackets (``[::]:8080->80/tcp``)."""
+    from dockyard.network.ports import join_host_port
+
+    ordered = sorted(ports, key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""),
+                                           p.get("PublicPort", 0), p.get("Type", "")))
+    groups: dict[tuple[str, str], list[int]] = {}
+    order: list[tuple[str, str]] = []
+    result: list[str] = []
+    mappings: list[str] = []
+
+    def form(key: tuple[str, str], first: int, last: int) -> str:
+        ip, proto = key
+        group = str(first) if first == last else f"{first}-{last}"
+        if ip:
+            group = f"{join_host_port(ip, group)}->{group}"
+        return f"{group}/{proto}"
+
+    for p in ordered:
+        current, ip = int(p.get("PrivatePort", 0)), p.get("IP", "")
+        if ip and p.get("PublicPort") != current:
+            mappings.append(f"{join_host_port(ip, p.get('PublicPort', 0))}->{current}/{p['Type']}")
+            continue
+        key = (ip, p.get("Type", ""))
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [current, current]
+            order.append(key)
+        elif current == group[1] + 1:
+            group[1] = current
         else:
-            parts.append(f"{p['PrivatePort']}/{p['Type']}")
-    return ", ".join(parts)
+            result.append(form(key, *group))
+            groups[key] = [current, current]
+    result += [form(key, *groups[key]) for key in order]
+    return ", ".join(result + mappings)
 
 
 def image_shown(service: Any, rec: ContainerRecord, cache: dict[str, str | None]) -> str:

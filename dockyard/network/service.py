@@ -462,38 +462,55 @@ class NetworkService:
                         self.store.delete_connection(cid, net_id)
         # host ports first: a taken port fails before anything exists
         bindings: list[PortBinding] = []
+        listeners: list[tuple[str, Any, int]] = []
         bridge_joins = [j for j in joins if not j[0].internal]
+        endpoint_id = new_id()  # of the endpoint ports go to: docker names it in port errors
         if specs and bridge_joins:
             from dockyard.network.firewall import published_host_ports
+            from dockyard.network.ports import ipv6_available
 
             taken = published_host_ports() | self._our_port_claims()
-            bindings = choose_bindings(specs, taken, name or cid[:12])
-        path = str(self.names.netns_path(cid))
-        sandbox = Sandbox(cid, name, hostname, mode, path, True,
-                          {"bindings": [], "exposed": sorted(set(exposed) | {s.key for s in specs}),
-                           "extra_hosts": extra, **(resolver or {})}, now())
-        with self.store.tx() as conn:
-            self.store.insert_sandbox(conn, sandbox)
-        netns.create(path)
-        if not joins:
-            links.loopback_up(path)  # else plug brings lo up with the first interface
-        endpoints = [self._plug(cid, name, n, a, i, path, mac if k == 0 and net is not None else None)
-                     for k, (n, a, i) in enumerate(joins)]
-        if bindings:
-            from dockyard.network.firewall import PortRule
+            label = f"{name or cid[:12]} ({endpoint_id})"
+            bindings = choose_bindings(_docker_order(specs), taken, label, ipv6_available())
+            listeners = _open_listeners(bindings, label)
+        try:  # the namespace, its interfaces, then the published ports (DNAT, IPv6 proxy)
+            port_net = bridge_joins[0][0].id if bridge_joins else None
+            path = str(self.names.netns_path(cid))
+            sandbox = Sandbox(cid, name, hostname, mode, path, True,
+                              {"bindings": [], "exposed": sorted(set(exposed) | {s.key for s in specs}),
+                               "extra_hosts": extra, **(resolver or {})}, now())
+            with self.store.tx() as conn:
+                self.store.insert_sandbox(conn, sandbox)
+            netns.create(path)
+            if not joins:
+                links.loopback_up(path)  # else plug brings lo up with the first interface
+            endpoints = [self._plug(cid, name, n, a, i, path, mac if k == 0 and net is not None else None,
+                                    endpoint_id if n.id == port_net else None)
+                         for k, (n, a, i) in enumerate(joins)]
+            if bindings:
+                from dockyard.network.firewall import PortRule
 
-            target = next(e for e in endpoints if e.network_id == bridge_joins[0][0].id)
-            rules = self.firewall.port_rules([
-                PortRule(b.proto, b.host_ip, b.host_port, target.ip, b.container_port)
-                for b in bindings])
-            # recorded before they exist: release deletes exactly these (one iptables-restore)
-            sandbox.ports["bindings"] = [b.to_dict() for b in bindings]
-            sandbox.ports["rules"] = [[t, c, a] for t, c, a in rules]
-            self.store.set_ports(cid, sandbox.ports)
-            self.firewall.add(rules, cid)
-        if any(n.user_defined for n, _, _ in joins):
-            _dns().sync(self.state.path, self.names, needed=True)
-        return self._attachment(cid)
+                target = next(e for e in endpoints if e.network_id == port_net)
+                rules = self.firewall.port_rules([
+                    PortRule(b.proto, b.host_ip, b.host_port, target.ip, b.container_port)
+                    for b in bindings if b.family == 4])
+                # recorded before they exist: release deletes exactly these (one iptables-restore)
+                sandbox.ports["bindings"] = [b.to_dict() for b in bindings]
+                sandbox.ports["rules"] = [[t, c, a] for t, c, a in rules]
+                self.store.set_ports(cid, sandbox.ports)
+                if rules:
+                    self.firewall.add(rules, cid)
+                if listeners:
+                    from dockyard.network import proxy
+
+                    sandbox.ports["proxy"] = proxy.start(self.names.tag, cid, target.ip, listeners)
+                    self.store.set_ports(cid, sandbox.ports)
+            if any(n.user_defined for n, _, _ in joins):
+                _dns().sync(self.state.path, self.names, needed=True)
+            return self._attachment(cid)
+        finally:
+            for _, sock, _ in listeners:
+                sock.close()  # the proxy has its own copies
 
     def _attach_shared(self, cid: str, name: str | None, mode: str, specs: list[PortSpec],
                        hostname: str) -> Attachment:
@@ -549,7 +566,8 @@ class NetworkService:
         return claims
 
     def _plug(self, cid: str, name: str | None, net: Network, aliases: list[str],
-              ip: str | None, path: str, mac: str | None = None) -> Endpoint:
+              ip: str | None, path: str, mac: str | None = None,
+              endpoint_id: str | None = None) -> Endpoint:
         if net.is_default_bridge:
             self._ensure_default_bridge(net)
         else:
@@ -572,7 +590,7 @@ class NetworkService:
             else:
                 rng = ipaddress.IPv4Network(net.ip_range) if net.ip_range else None
                 address = ipam.allocate_ip(sub, net.gateway, used, rng)
-            ep = Endpoint(cid, net.id, new_id(), name, list(aliases), address,
+            ep = Endpoint(cid, net.id, endpoint_id or new_id(), name, list(aliases), address,
                           mac or ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
             self.store.insert_endpoint(conn, ep)
         links.plug(path, net.bridge, ep.veth, ifname, address, sub.prefixlen, ep.mac,
@@ -601,11 +619,7 @@ class NetworkService:
         sandbox = self.store.sandbox(cid)
         endpoints = self.store.endpoints(container_id=cid)
         if sandbox is not None and sandbox.ports.get("bindings"):
-            recorded = sandbox.ports.get("rules")
-            if recorded:
-                self.firewall.delete([(t, c, list(a)) for t, c, a in recorded], cid)
-            else:
-                self.firewall.delete_owner(cid)
+            self._unpublish(sandbox)
         if sandbox is not None and sandbox.owns_netns and sandbox.netns:
             path = sandbox.netns
         else:
@@ -624,6 +638,21 @@ class NetworkService:
             if any(nets.get(e.network_id) and nets[e.network_id].user_defined for e in endpoints):
                 _dns().sync(self.state.path, self.names, needed=False)
         self._tidy_run_dir()
+
+    def _unpublish(self, sandbox: Sandbox) -> None:
+        """Stop serving a sandbox's published ports: its DNAT rules, then its IPv6 proxy
+        (waited for, so the ports are free again when this returns)."""
+        cid = sandbox.container_id
+        recorded = sandbox.ports.get("rules")
+        if recorded:
+            self.firewall.delete([(t, c, list(a)) for t, c, a in recorded], cid)
+        elif recorded is None or any(PortBinding.from_dict(b).family == 4
+                                     for b in sandbox.ports.get("bindings", [])):
+            self.firewall.delete_owner(cid)
+        if sandbox.ports.get("proxy"):
+            from dockyard.network import proxy
+
+            proxy.stop(int(sandbox.ports["proxy"]), self.names.tag, cid)
 
     def forget(self, container_id: str) -> None:
         """The container is being removed: release it and drop its network memberships."""
@@ -701,7 +730,7 @@ class NetworkService:
                 self.store.delete_endpoint(container_id, net.id)
                 if sandbox and sandbox.ports.get("bindings") and not self.store.endpoints(
                         container_id=container_id):
-                    self.firewall.delete_owner(container_id)
+                    self._unpublish(sandbox)
             self.store.delete_connection(container_id, net.id)
             if net.user_defined and eps:
                 _dns().sync(self.state.path, self.names, needed=False)
@@ -807,6 +836,10 @@ class NetworkService:
             nsdir = self.names.run_dir / "netns"
             for pin in sorted(nsdir.glob("*")) if nsdir.is_dir() else []:
                 netns.remove(pin)
+            from dockyard.network import proxy
+
+            for pid in proxy.running(self.names.tag):
+                proxy.stop(pid, self.names.tag)
             self.firewall.remove_base()
             _dns().stop(self.names)
             self._tidy_run_dir()
@@ -827,6 +860,9 @@ class NetworkService:
             found += [f"netns {p}" for p in nsdir.iterdir()]
         if _dns().running(self.names):
             found.append("embedded DNS daemon")
+        from dockyard.network import proxy
+
+        found += [f"port proxy {pid}" for pid in proxy.running(self.names.tag)]
         return found
 
     def leaks(self, settle: float = 5.0) -> list[str]:
@@ -857,6 +893,33 @@ class NetworkService:
             network_owners = {n.id[:12] for n in nets}
             found += [f"iptables rules of {o}" for o in sorted(self.firewall.owners() - network_owners)]
         return found
+
+
+def _docker_order(specs: list[PortSpec]) -> list[PortSpec]:
+    """docker's ``nat.SortPortMap``: by container port, then by host port, highest first (the
+    order of ``NetworkSettings.Ports`` and of the list API's ``Ports``)."""
+    return sorted(specs, key=lambda s: (s.container_port, -s.host_port))
+
+
+def _open_listeners(bindings: list[PortBinding], label: str) -> list[tuple[str, Any, int]]:
+    """Bind the IPv6 side of ``bindings`` now (the proxy inherits the sockets): a port another
+    program holds fails the start with docker's message before anything is made."""
+    from dockyard.network.ports import bind_error, listen_socket
+
+    out: list[tuple[str, Any, int]] = []
+    try:
+        for b in bindings:
+            if b.family == 6 and b.proto in ("tcp", "udp"):
+                try:
+                    out.append((b.proto, listen_socket(b.proto, b.host_ip, b.host_port),
+                                b.container_port))
+                except OSError as exc:
+                    raise bind_error(label, b.proto, b.host_ip, b.host_port, exc) from None
+    except BaseException:
+        for _, sock, _ in out:
+            sock.close()
+        raise
+    return out
 
 
 def firewall_of(names: Names) -> "Firewall":

@@ -52,16 +52,18 @@ def test_two_containers_talk_by_name_and_alias(dy):
 def test_published_port_from_host_and_second_host_then_released(dy, second_host):
     run_d(dy, "--name", "pub", "-p", "18380:80", BB, "sh", "-c", SERVE.format(text="pub", port=80))
     wait_serving(dy, "pub", 80)
-    assert dy("port", "pub").stdout.strip() == "80/tcp -> 0.0.0.0:18380"
-    local = subprocess.run(["curl", "-s", "http://127.0.0.1:18380/"], capture_output=True, text=True)
-    assert local.stdout == "pub\n"
+    assert dy("port", "pub").stdout == "80/tcp -> 0.0.0.0:18380\n80/tcp -> [::]:18380\n"
+    for url in ("http://127.0.0.1:18380/", "http://[::1]:18380/"):
+        local = subprocess.run(["curl", "-s", url], capture_output=True, text=True)
+        assert local.stdout == "pub\n", url
     remote = second_host.sh(f"{BB} wget -q -O- http://{second_host.host_ip}:18380/")
     assert remote.stdout == "pub\n", remote.stderr
     taken = dy("run", "-d", "-p", "18380:80", BB, "sleep", "5")
     assert taken.returncode == 125 and "port is already allocated" in taken.stderr
     assert dy("stop", "-t", "1", "pub").returncode == 0
-    gone = subprocess.run(["curl", "-s", "-m", "2", "http://127.0.0.1:18380/"], capture_output=True)
-    assert gone.returncode != 0
+    for url in ("http://127.0.0.1:18380/", "http://[::1]:18380/"):
+        gone = subprocess.run(["curl", "-s", "-m", "2", url], capture_output=True)
+        assert gone.returncode != 0, url
 
 
 def test_publish_all_uses_free_host_ports(dy):

@@ -39,23 +39,33 @@ def test_names_are_gone_after_release(nets, boxes):
 
 
 def test_published_port_serves_http_from_loopback_and_from_a_second_host(nets, boxes, second_host):
+    """``-p 18181:80`` as dockerd 20.10: IPv4 by kernel DNAT (no socket of ours on the IPv4 side:
+    nothing copies bytes in userspace) and ``[::]:18181`` by the userspace proxy."""
     web = boxes("web", ports=parse_port_specs(["18181:80"]))
     web.httpd(80, "published\n")
-    assert [(b.host_port, b.container_port) for b in web.att.ports] == [(18181, 80)]
+    assert [(b.host_ip, b.host_port, b.container_port) for b in web.att.ports] == [
+        ("", 18181, 80), ("::", 18181, 80)]
     local = subprocess.run([BB, "wget", "-q", "-O-", "http://127.0.0.1:18181/"],
                            capture_output=True, text=True, timeout=20)
     assert local.stdout == "published\n", local.stderr
+    over6 = subprocess.run(["curl", "-s", "-m", "5", "http://[::1]:18181/"],
+                           capture_output=True, text=True, timeout=20)
+    assert over6.stdout == "published\n", over6.stderr
+    listening = subprocess.run(["ss", "-Hltn", "sport = :18181"], capture_output=True,
+                               text=True).stdout.split()
+    assert "[::]:18181" in listening and "0.0.0.0:18181" not in listening and "*:18181" not in listening
     remote = second_host.sh(f"{BB} wget -q -O- http://{second_host.host_ip}:18181/")
     assert remote.stdout == "published\n", remote.stderr
     settings = nets.settings(web.id)
-    assert settings["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18181"}]}
+    assert settings["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18181"},
+                                            {"HostIp": "::", "HostPort": "18181"}]}
     assert settings["IPAddress"] == web.ip
-    # released when the container stops: nothing answers any more
+    # released when the container stops: nothing answers any more, on either family
     web.stop()
     nets.release(web.id)
-    gone = subprocess.run(["timeout", "2", BB, "wget", "-q", "-O-", "http://127.0.0.1:18181/"],
-                          capture_output=True, text=True, timeout=20)
-    assert gone.returncode != 0
+    for url in ("http://127.0.0.1:18181/", "http://[::1]:18181/"):
+        gone = subprocess.run(["curl", "-s", "-m", "2", url], capture_output=True, text=True)
+        assert gone.returncode != 0, url
 
 
 def test_loopback_only_binding_and_random_host_port(nets, boxes):
@@ -79,7 +89,8 @@ def test_a_taken_port_fails_before_anything_is_made(nets, boxes):
         s.bind(("0.0.0.0", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(Conflict, match=f"Bind for 0.0.0.0:{port} failed: port is already allocated"):
+        with pytest.raises(Conflict, match=f"Error starting userland proxy: listen tcp4 0.0.0.0:{port}: "
+                                           "bind: address already in use"):
             boxes("web", ports=parse_port_specs([f"{port}:80"]))
     assert nets.leaks() == []
     assert nets.store.sandboxes() == [] and nets.store.endpoints() == []

@@ -87,7 +87,10 @@ def docker_busybox(busybox_tar: Path):
     """The same busybox rootfs imported into docker (removed at the end of the session)."""
     if not docker_available():
         pytest.skip("docker CLI or daemon not available")
+    from dockyard.image.busybox import BUSYBOX_CHANGES
+
     tag = f"dockyard-test-busybox:{os.getpid()}"
-    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(busybox_tar), tag], check=True, capture_output=True)
+    changes = [arg for change in BUSYBOX_CHANGES for arg in ("-c", change)]  # the same config as `busybox`
+    subprocess.run(["docker", "import", *changes, str(busybox_tar), tag], check=True, capture_output=True)
     yield tag
     subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)

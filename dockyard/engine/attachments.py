@@ -159,7 +159,9 @@ class Attachments:
         vols = self.client.volumes
         specs, volumes_from = vols.specs_from_api(host, cfg)
         vols.resolve_mounts(cid, specs, None, None, volumes_from)
-        return vols.mounts_inspect(cid)
+        flag_tmpfs = set(host.get("Tmpfs") or {})  # docker lists --mount tmpfs, never --tmpfs
+        return [m for m in vols.mounts_inspect(cid)
+                if not (m.get("Type") == "tmpfs" and m.get("Destination") in flag_tmpfs)]
 
     def start_mounts(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """At start (rootfs mounted, so empty volumes get the image's content): OCI mounts."""

@@ -217,6 +217,7 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     cfg = merge_image_config(user_cfg, image.config)
     cfg["Image"] = image_ref
     validate(cfg, host)
+    _normalize_capabilities(host)
     if (host.get("Memory") or 0) > 0 and not host.get("MemorySwap"):
         host["MemorySwap"] = host["Memory"] * 2  # dockerd records the default: as much swap as memory
     path, args = entrypoint_and_args(cfg)
@@ -286,6 +287,15 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
             pass
         raise
     return rec
+
+
+def _normalize_capabilities(host: dict[str, Any]) -> None:
+    """dockerd records ``--cap-add net_admin`` as ``CAP_NET_ADMIN`` (``ALL`` stays ``ALL``)."""
+    from dockyard.runtime.capabilities import normalize
+
+    for key in ("CapAdd", "CapDrop"):
+        if host.get(key):
+            host[key] = [normalize(c) for c in host[key]]
 
 
 def body_from_kwargs(image: str, command: str | list[str] | None = None, **kw: Any) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def test_inspect_document_is_dockers(dy, client):
     assert (hc["Memory"], hc["NanoCpus"], hc["CpuShares"], hc["PidsLimit"]) == (64 * 1024 * 1024, 500_000_000, 512, 50)
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert (hc["CapAdd"], hc["CapDrop"], hc["ReadonlyRootfs"], hc["Init"], hc["Privileged"]) == \
-        (["NET_ADMIN"], ["CHOWN"], True, True, False)
+        (["CAP_NET_ADMIN"], ["CAP_CHOWN"], True, True, False)  # as dockerd records them
     assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
     assert hc["NetworkMode"] == "none" and hc["AutoRemove"] is False and hc["Binds"] is None
     cfg = doc["Config"]

@@ -170,6 +170,40 @@ def test_inspect_has_dockers_keys_and_types(both):
     assert not wrong and not extra, f"docker vs dockyard types: {wrong}; only dockyard: {extra}"
 
 
+# what inspect may show differently: identities, times, paths under each engine's root, the
+# runtime's name, the network's addresses, and fields only one API version has
+_PER_ENGINE = {"Id", "Created", "Image", "ResolvConfPath", "HostnamePath", "HostsPath", "LogPath", "GraphDriver",
+               "State.StartedAt", "State.Pid", "HostConfig.Runtime", "HostConfig.MaskedPaths", "Config.Hostname",
+               "Config.Image", "NetworkSettings", "Platform", "Driver", "ProcessLabel", "MountLabel",
+               "HostConfig.CgroupnsMode"}
+
+
+def _values(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        path = f"{prefix}{k}"
+        if path in _PER_ENGINE:
+            continue
+        if isinstance(v, dict) and v:
+            out.update(_values(v, path + "."))
+        else:
+            out[path] = v
+    return out
+
+
+def test_inspect_values_match_after_a_rich_run(both):
+    flags = ("--network none -e A=1 -l k=v -w /tmp -u 1000:1000 --memory 64m --cpus 0.5 --restart on-failure:3 "
+             "-h hh --add-host x:1.2.3.4 --tmpfs /t:size=1m --mount type=tmpfs,dst=/u -v {TMP}:/hostt:ro "
+             "--cap-add net_admin --cap-drop CHOWN --init --read-only --stop-signal SIGUSR1 --ulimit nofile=100:200 "
+             "--pids-limit 50 --shm-size 32m --name {P}_k")
+    both.setup(f"run -d {flags} {{IMG}} sleep 300")
+    theirs = _values(json.loads(both.docker("container inspect {P}_k").stdout)[0])
+    mine = _values(json.loads(both.ours("container inspect {P}_k").stdout)[0])
+    wrong = {k: (v, mine.get(k, "<absent>")) for k, v in theirs.items() if mine.get(k, "<absent>") != v}
+    extra = {k: v for k, v in mine.items() if k not in theirs}
+    assert not wrong and not extra, f"docker vs dockyard: {wrong}; only dockyard: {extra}"
+
+
 def test_failed_starts_and_what_the_client_checks(both):
     both.setup("run --network none --name {P}_exit {IMG} nosuchcmd", 127)
     both.setup("create --network none --name {P}_new --memory 64m {IMG} sh -c 'echo one; echo two'")

@@ -48,12 +48,12 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class _HelpAction(argparse._HelpAction):
-    """``--help``/``-h``: the help on stdout, exit 0. docker takes ``-h`` on a management command
-    (``docker container -h``) but first says, on stdout, that it is deprecated there."""
+    """``--help``/``-h``: the help on stdout, exit 0. docker takes ``-h`` (where it is not
+    another flag: ``run -h HOSTNAME``) but first says, on stdout, that it is deprecated."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> NoReturn:
-        if option_string == "-h" and parser._subparsers is not None:
+        if option_string == "-h":
             sys.stdout.write("Flag shorthand -h has been deprecated, use --help\n")
         parser.print_help()
         parser.exit()

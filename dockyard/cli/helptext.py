@@ -69,7 +69,6 @@ VERB_FLAG_TYPES: dict[tuple[str, str], str] = {
 #: docker's ``(default ...)`` for value types whose empty value pflag does not treat as zero
 EMPTY_DEFAULTS: dict[str, str] = {"map": "map[]", "ulimit": "[]"}
 
-DEPRECATED_H = "Flag shorthand -h has been deprecated, use --help"
 _MIN_NAME_PADDING = 11  # cobra's minNamePadding
 
 

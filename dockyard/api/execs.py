@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from dockyard.api.http import MULTIPLEXED_STREAM, RAW_STREAM, ApiError, Exchange, Hijacked
+from dockyard.engine.events import exec_command_text
 from dockyard.errors import DockyardError
 
 KEEP_FINISHED = 300.0  # seconds a finished instance stays inspectable
@@ -75,10 +76,7 @@ class ExecRegistry:
         return inst
 
 
-def exec_command_text(cmd: list[str]) -> str:
-    """The command in ``exec_create:``/``exec_start:`` events as dockerd writes it: entrypoint,
-    a space, the arguments (so ``exec_create: true `` ends in a space when there are none)."""
-    return (cmd[0] if cmd else "") + " " + " ".join(cmd[1:])
+
 
 
 def create(x: Exchange, id: str) -> None:  # noqa: A002 - docker's parameter name

@@ -122,14 +122,9 @@ def remove(x: Exchange, name: str) -> None:
     except NotFound:
         image_id = ""  # the removal reports it
     records = x.client.images.remove(name, force=x.flag("force"), prune=not x.flag("noprune"))
-    deleted = False
-    for rec in records:
-        for action, ref in rec.items():
-            if action == "Untagged":
-                x.daemon.events.publish("image", "untag", image_id or ref, {"name": image_id or ref})
-            elif not deleted:
-                deleted = True
-                x.daemon.events.publish("image", "delete", ref, {"name": ref})
+    from dockyard.engine.events import emit_image_removal
+
+    emit_image_removal(x.client, image_id, records)
     x.reply_json(records)
 
 

@@ -74,6 +74,9 @@ def cmd_pull(args: argparse.Namespace, ctx: "Context") -> int:
                                  progress=None if args.quiet else ctx.out)
     except DockyardError as exc:  # docker's daemon refused the pull
         raise shown_as(exc, DAEMON_PREFIX) from None
+    from dockyard.engine.events import emit
+
+    emit(ctx.client, "image", "pull", report.name, {"name": report.name})
     ctx.print(report.name)
     return 0
 
@@ -90,6 +93,9 @@ def cmd_push(args: argparse.Namespace, ctx: "Context") -> int:
                             progress=None if args.quiet else ctx.out)
     except DockyardError as exc:  # docker prints a push's failure bare, from its progress stream
         raise shown_as(exc, "") from None
+    from dockyard.engine.events import emit
+
+    emit(ctx.client, "image", "push", args.name, {"name": args.name})
     if args.quiet:
         from dockyard.image.reference import parse
 

@@ -234,6 +234,9 @@ def cmd_tag(args: argparse.Namespace, ctx: "Context") -> int:
     if ref.digest:
         raise ClientSideError("refusing to create a tag with a digest reference")
     ctx.client.images.tag(source, target)
+    from dockyard.engine.events import emit_image
+
+    emit_image(ctx.client, "tag", ctx.client.images.resolve_id(target), target)
     return 0
 
 
@@ -244,7 +247,15 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
     rc = 0
     for name in args.images:
         try:
-            for rec in ctx.client.images.remove(name, force=args.force, prune=not args.no_prune):
+            from dockyard.engine.events import emit_image_removal
+
+            try:
+                image_id = ctx.client.images.resolve_id(name)
+            except DockyardError:
+                image_id = ""  # the removal reports it
+            records = ctx.client.images.remove(name, force=args.force, prune=not args.no_prune)
+            emit_image_removal(ctx.client, image_id, records)
+            for rec in records:
                 for k, v in rec.items():
                     ctx.print(f"{k}: {v}")
         except DockyardError as exc:
@@ -405,6 +416,11 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
         return 0
     report = ctx.client.images.prune(all=args.all, filters=filters)
     deleted = report["ImagesDeleted"] or []
+    from dockyard.engine.events import emit
+
+    for rec in deleted:
+        for action, ref in rec.items():
+            emit(ctx.client, "image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
     if deleted:
         ctx.print("Deleted Images:")
         for rec in deleted:
@@ -434,6 +450,9 @@ def cmd_import(args: argparse.Namespace, ctx: "Context") -> int:
         if "truncated tar archive" in exc.message:
             raise type(exc)(TAR_UNEXPECTED_EOF) from None
         raise
+    from dockyard.engine.events import emit_image
+
+    emit_image(ctx.client, "import", image.id, repository or image.id)
     ctx.print(image.id)
     return 0
 
@@ -462,7 +481,11 @@ def cmd_load(args: argparse.Namespace, ctx: "Context") -> int:
     finally:
         if args.input:
             stream.close()
+    from dockyard.engine.events import emit_image
+
     for line in lines:  # docker's -q hides only the progress bars: the "Loaded image" lines still print
+        loaded = line.split(": ", 1)[-1]
+        emit_image(ctx.client, "load", loaded, loaded)
         ctx.print(line)
     return 0
 
@@ -477,8 +500,12 @@ def cmd_save(args: argparse.Namespace, ctx: "Context") -> int:
             ctx.client.images.resolve_id(name)
         except NotFound:
             raise NotFound(f"No such image: {name}") from None
+    from dockyard.engine.events import emit_image
+
     if not args.output:
         ctx.client.images.save(args.images, sys.stdout.buffer, format=args.format)
+        for name in args.images:
+            emit_image(ctx.client, "save", name, name)
         return 0
     tmp = f"{args.output}.tmp-{os.getpid()}"
     try:
@@ -489,6 +516,8 @@ def cmd_save(args: argparse.Namespace, ctx: "Context") -> int:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    for name in args.images:
+        emit_image(ctx.client, "save", name, name)
     return 0
 
 

@@ -186,6 +186,9 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
         args.name, driver=args.driver, subnet=ipam.get("Subnet"), gateway=ipam.get("Gateway"),
         ip_range=ipam.get("IPRange"), internal=args.internal, attachable=args.attachable,
         labels=key_values(args.label), options=key_values(args.opt))
+    from dockyard.engine.events import emit_network
+
+    emit_network(ctx.client, "create", net)
     ctx.print(net.id)
     return 0
 
@@ -251,7 +254,11 @@ def each(ctx: "Context", refs: list[str], action: Any, skip_missing: bool = Fals
 
 def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
     def remove(ref: str) -> None:
-        ctx.client.networks.remove(ref)
+        from dockyard.engine.events import emit_network
+
+        net = ctx.client.networks.remove(ref)
+        if net is not None:
+            emit_network(ctx.client, "destroy", net)
         ctx.print(ref)
 
     rc = each(ctx, args.networks, remove, skip_missing=args.force)[1]
@@ -285,6 +292,9 @@ def cmd_connect(args: argparse.Namespace, ctx: "Context") -> int:
     cid, name, mode = container_ref(ctx, args.container)
     ctx.client.networks.connect(args.network, cid, name=name, aliases=args.alias, ip=args.ip,
                                 mode=mode)
+    from dockyard.engine.events import emit_network
+
+    emit_network(ctx.client, "connect", ctx.client.networks.get(args.network), cid)
     return 0
 
 
@@ -292,6 +302,9 @@ def cmd_connect(args: argparse.Namespace, ctx: "Context") -> int:
 def cmd_disconnect(args: argparse.Namespace, ctx: "Context") -> int:
     cid, _, _ = container_ref(ctx, args.container)
     ctx.client.networks.disconnect(args.network, cid, force=args.force)
+    from dockyard.engine.events import emit_network
+
+    emit_network(ctx.client, "disconnect", ctx.client.networks.get(args.network), cid)
     return 0
 
 

@@ -55,6 +55,9 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     vol = ctx.client.volumes.create(args.name or args.name_flag, driver=args.driver,
                                     labels=key_values(args.label),
                                     options=key_values(args.opt) or None)
+    from dockyard.engine.events import emit_volume
+
+    emit_volume(ctx.client, "create", vol.name, vol.driver)
     ctx.print(vol.name)
     return 0
 
@@ -85,7 +88,10 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.network import each
 
     def remove(name: str) -> None:
+        from dockyard.engine.events import emit_volume
+
         ctx.client.volumes.remove(name, force=args.force)
+        emit_volume(ctx.client, "destroy", name)
         ctx.print(name)
 
     return each(ctx, args.volumes, remove)[1]
@@ -107,6 +113,10 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
             ctx, "This will remove all local volumes not used by at least one container."):
         return 0
     removed, space = ctx.client.volumes.prune(parse_filters(args.filter, "volume prune", "--filter"))
+    from dockyard.engine.events import emit_volume
+
+    for name in removed:
+        emit_volume(ctx.client, "destroy", name)
     if removed:
         ctx.print("Deleted Volumes:")
         for name in removed:

@@ -124,6 +124,12 @@ def emit_container(owner: Any, rec: Any, action: str, **extra: Any) -> dict[str,
     return emit(owner, "container", action, rec.id, {**container_attributes(rec), **extra})
 
 
+def exec_command_text(cmd: list[str]) -> str:
+    """The command in ``exec_create:``/``exec_start:`` events as dockerd writes it: entrypoint,
+    a space, the arguments (so ``exec_create: true `` ends in a space when there are none)."""
+    return (cmd[0] if cmd else "") + " " + " ".join(cmd[1:])
+
+
 def emit_attachments(client: Any, rec: Any, starting: bool) -> None:
     """What dockerd reports around a start (``network connect``, ``volume mount``) or an exit
     (``network disconnect``, ``volume unmount``), for each network and volume of ``rec``.
@@ -159,6 +165,47 @@ def emit_attachments(client: Any, rec: Any, starting: bool) -> None:
             attrs.update({"destination": m.get("Destination", ""), "propagation": m.get("Propagation", ""),
                           "read/write": "true" if m.get("RW", True) else "false"})
         emit(client, "volume", "mount" if starting else "unmount", m.get("Name", ""), attrs)
+
+
+# ====================================================================== image and volume events
+def familiar(ref: str) -> str:
+    """A name as docker shows it in events (``busybox:latest``, not ``docker.io/library/...``)."""
+    from dockyard.image.reference import parse
+
+    try:
+        return parse(ref).familiar
+    except Exception:  # noqa: BLE001 - an ID or an odd name: as given
+        return ref
+
+
+def emit_image(owner: Any, action: str, actor_id: str, name: str | None = None) -> dict[str, Any]:
+    """``image tag/pull/push/load/save/import/...``: dockerd's only attribute is ``name``."""
+    return emit(owner, "image", action, actor_id, {"name": familiar(name) if name else actor_id})
+
+
+def emit_image_removal(owner: Any, image_id: str, records: list[dict[str, str]]) -> None:
+    """``untag`` for each name an ``image rm``/``prune`` dropped, ``delete`` for the image (as
+    dockerd: the untags carry the image's ID as actor and name)."""
+    deleted = False
+    for rec in records or []:
+        for action, ref in rec.items():
+            if action == "Untagged":
+                emit(owner, "image", "untag", image_id or ref, {"name": image_id or ref})
+            elif not deleted:
+                deleted = True
+                emit(owner, "image", "delete", ref, {"name": ref})
+
+
+def emit_volume(owner: Any, action: str, name: str, driver: str = "local") -> dict[str, Any]:
+    return emit(owner, "volume", action, name, {"driver": driver or "local"})
+
+
+def emit_network(owner: Any, action: str, net: Any, container: str | None = None) -> dict[str, Any]:
+    """``network create/destroy`` (name, type) and ``connect/disconnect`` (+ container)."""
+    attrs = {"name": net.name, "type": net.driver}
+    if container:
+        attrs = {"container": container, **attrs}
+    return emit(owner, "network", action, net.id, attrs)
 
 
 # ====================================================================== reading

@@ -112,7 +112,8 @@ def open_exec(client: Any, ref: str, cmd: list[str], fds: list[int], *, env: lis
     :func:`wait_exit` —, the process's pid, the pty master with ``tty``)."""
     conn = _connect(client, ref)
     req: dict[str, Any] = {"op": "exec", "ref": ref, "cmd": list(cmd), "env": env or [], "workdir": workdir,
-                           "user": user, "privileged": privileged, "detach": detach, "tty": tty}
+                           "user": user, "privileged": privileged, "detach": detach, "tty": tty,
+                           "events": False}  # the API reports its exec instances' events itself
     if size:
         req.update(h=size[0], w=size[1])
     try:

@@ -699,12 +699,29 @@ class Monitor:
             _close(master)
         else:
             self._send(p, started)
+        died = self._exec_events(req)
         if req.get("detach"):
-            self.exec_pids[pid] = lambda code: None
+            self.exec_pids[pid] = died
             self._reply(p, {"event": "exit", "code": 0})
             return
-        self.exec_pids[pid] = lambda code: self._reply(p, {"event": "exit", "code": code})
+
+        def exited(code: int) -> None:
+            died(code)
+            self._reply(p, {"event": "exit", "code": code})
+
+        self.exec_pids[pid] = exited
         self.reap()  # it may be gone already
+
+    def _exec_events(self, req: dict[str, Any]) -> Callable[[int], None]:
+        """``exec_create``/``exec_start`` now and the ``exec_die`` to report at the exit, as
+        dockerd's (``"events": false``: the API server reports its exec instances itself)."""
+        if req.get("events") is False:
+            return lambda code: None
+        text = events.exec_command_text(list(req.get("cmd") or []))
+        exec_id = os.urandom(32).hex()
+        self._event("exec_create: " + text, execID=exec_id)
+        self._event("exec_start: " + text, execID=exec_id)
+        return lambda code: self._event("exec_die", execID=exec_id, exitCode=code)
 
     def _attach(self, p: Peer, req: dict[str, Any], reply: bool = True) -> None:
         p.attached = True

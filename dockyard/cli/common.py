@@ -207,6 +207,9 @@ def arity_error(path: str, use: str, n: int, low: int, high: int | None) -> str 
 
     if high == 0 and n:
         return f"{binary}: '{path}' accepts no arguments{usage}Run '{path} --help' for more information"
+    if high is not None and 0 < low < high and not low <= n <= high:  # docker's RequiresRangeArgs
+        return (f"{binary}: '{path}' requires at least {low} and at most {high} {plural(high)}{usage}"
+                f"Run '{path} --help' for more information")
     if low == high and n != low:
         return f"{binary}: '{path}' requires {low} {plural(low)}{usage}Run '{path} --help' for more information"
     if n < low:

@@ -154,11 +154,12 @@ def test_help_identical_to_docker(cli, cmd):
 @needs_docker
 @pytest.mark.interop
 @pytest.mark.parametrize("args", [("container",), ("volume", "-h"), ("ps", "-h"), ("run", "-h"), ("ps", "-f"),
-                                  ("run", "-it", "-e"), ("logs", "-n")], ids=" ".join)
+                                  ("run", "-it", "-e"), ("logs", "-n"), ("port",), ("commit", "a", "b", "c")],
+                         ids=" ".join)
 def test_help_streams_and_exit_codes_as_docker(cli, args):
-    """A bare management command prints its help on stderr; ``-h`` on one first says it is
-    deprecated there; ``-h`` is help on a verb unless the verb has a ``-h`` flag (``run -h
-    HOSTNAME``); a flag without its value is named as it was typed."""
+    """A bare management command prints its help on stderr; ``-h`` first says it is deprecated;
+    ``-h`` is help unless the verb has a ``-h`` flag (``run -h HOSTNAME``); a flag without its
+    value is named as it was typed; a range of operands is reported as docker's range."""
     theirs = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     mine = cli(*args, input="")
     assert mine.returncode == theirs.returncode

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from dockyard.build.cache import BuildCache, tree_checksum
-from dockyard.build.context import BuildContext, SourceMatch, has_wildcards
+from dockyard.build.context import BuildContext, SourceMatch, SourceNotFound, has_wildcards
 from dockyard.build.dockerfile import chomp_heredoc
 from dockyard.build.errors import BuildError
 
@@ -163,6 +163,7 @@ def plan_copy(instr: "ins.Copy", expand: Callable[[str], str], workdir: str, con
             raise BuildError(f"{cmd} failed: checksum can't be specified for non-HTTP(S) sources")
     entries: list[Any] = []
     count = 0
+    unmatched: SourceNotFound | None = None
     for src in sources:
         if cmd == "ADD" and is_git(src):
             raise BuildError(f"ADD failed: git sources are not supported: {src}")
@@ -181,7 +182,13 @@ def plan_copy(instr: "ins.Copy", expand: Callable[[str], str], workdir: str, con
         if context is None:
             raise BuildError(f"{cmd} failed: no build context: cannot copy {src} "
                              "(the Dockerfile came from stdin without a context)")
-        matches = context.match_sources(src, cmd)
+        try:
+            matches = context.match_sources(src, cmd)
+        except SourceNotFound as exc:
+            if not has_wildcards(src):
+                raise
+            unmatched = unmatched or exc  # only an error when no other source names anything
+            continue
         for m in matches:
             plan.context_matches.append(m)
             entries.append(["ctx", m.rel, _source_sum(context, m, cache, cmd)])
@@ -194,6 +201,8 @@ def plan_copy(instr: "ins.Copy", expand: Callable[[str], str], workdir: str, con
         plan.heredocs.append((h.name, data))
         entries.append(["heredoc", h.name, data.decode("utf-8", "surrogateescape")])
         count += 1
+    if unmatched is not None and not entries:
+        raise unmatched
     if count > 1 and not dest_is_dir:
         raise BuildError(f"When using {cmd} with more than one source file, the destination must be a "
                          "directory and end with a /")

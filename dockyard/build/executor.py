@@ -65,6 +65,7 @@ class Mounted:
         self.snap = snap
         self.root = root
         self.is_mounted = True
+        self.copy_ups: dict[str, tuple[int, int, int]] = {}  # see runstep.drop_untouched_copy_ups
 
     @property
     def upper(self) -> Path:
@@ -95,6 +96,7 @@ class StageRunner:
         self.chain: str | None = None
         self.history: list[dict[str, Any]] = []
         self.args: dict[str, str | None] = {}     # the ARGs in scope and their values
+        self.arg_decls: list[str] = []            # ARG names in declaration order (repeats kept)
         self.created = 0.0
         self.platform: dict[str, str] = {}
         self.author = ""
@@ -231,18 +233,27 @@ class StageRunner:
 
     # -- config instructions ---------------------------------------------------------------------
     def _do_arg(self, instr: ins.Arg, step: None) -> None:
+        """Defaults are expanded with the variables from *before* the instruction (``ARG A=1
+        B=$A`` gives B an empty value, as in both of docker's builders); the history line shows
+        the defaults, not the values given with --build-arg."""
+        env = self.expansion_env()
+        shown: list[str] = []
         for key, default in instr.pairs:
             self.run.declared.add(key)
+            expanded = self.expand(default, env) if default is not None else None
+            shown.append(key if expanded is None else f"{key}={expanded}")
             given = self.run.build_args.get(key)
             if key in self.run.build_args and given is not None:
                 value: str | None = given
-            elif default is not None:
-                value = self.expand(default)
+            elif expanded is not None:
+                value = expanded
             elif key in self.run.plan.meta_values:
                 value = self.run.plan.meta_values[key]
             else:
                 value = None
             self.args[key] = value
+            self.arg_decls.append(key)
+        self._history("ARG " + " ".join(shown), True)
 
     def _do_env(self, instr: ins.KeyValues, step: None) -> None:
         env = self.expansion_env()
@@ -310,7 +321,8 @@ class StageRunner:
         self.config["Healthcheck"] = ic.healthcheck(instr.test, instr.interval, instr.timeout, instr.start_period,
                                                     instr.start_interval, instr.retries,
                                                     inherit=self.config.get("Healthcheck"))
-        self._history(f"HEALTHCHECK {' '.join(instr.test)}", True)
+        self._history("HEALTHCHECK " + ic.go_healthcheck_text(instr.test, instr.interval, instr.timeout,
+                                                              instr.start_period, instr.retries), True)
 
     def _do_onbuild(self, instr: ins.OnBuild, step: None) -> None:
         self.config["OnBuild"] = [*(self.config.get("OnBuild") or []), instr.expression]
@@ -378,7 +390,7 @@ class StageRunner:
 
         text = instr.text
         return self.fs_step(step, plan.definition, text, do_copy, link=instr.link,
-                            created_by=f"{instr.cmd} {' '.join(instr.sources)} {instr.dest}")
+                            created_by=f"{instr.cmd} {' '.join(instr.sources)} {instr.dest} # buildkit")
 
     _do_add = _do_copy
 
@@ -388,11 +400,12 @@ class StageRunner:
         run_env = list(self.config.get("Env") or [])
         if "PATH" not in env:
             run_env.insert(0, ic.DEFAULT_PATH_ENV)
-        used_args: list[str] = []
         for k, v in self.args.items():
             if v is not None and k not in env:
                 run_env.append(f"{k}={v}")
-                used_args.append(f"{k}={v}")
+        # BuildKit's history line lists every ARG declared so far (repeats too), each with the
+        # value the step sees: ENV's if one has the name, else the ARG's (empty without one)
+        used_args = [f"{k}={env[k] if k in env else (self.args.get(k) or '')}" for k in self.arg_decls]
         proxies = [f"{k}={v}" for k, v in self.run.build_args.items()
                    if k in PROXY_ARGS and v is not None and k not in self.args and k not in env]
         expand = lambda w: self.expand(w)  # noqa: E731
@@ -451,6 +464,10 @@ class StageRunner:
 
         run = self.run
         m.unmount()
+        if m.copy_ups:
+            from dockyard.build.runstep import drop_untouched_copy_ups
+
+            drop_untouched_copy_ups(m.upper, m.copy_ups)
         if not has_changes(m.upper):
             return run.cache.put(key, link_chain, None, None, 0, None, description)
         blob = write_layer(m.upper, run.content, run.lease, run.epoch, fix_tree=True)

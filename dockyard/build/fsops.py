@@ -135,6 +135,7 @@ class Copier:
 
     def _copy_one(self, item: CopyItem, dest: str) -> None:
         chown = self.opt.owner
+        self._links = {}  # hard links are kept within one source tree only, as docker keeps them
         if item.extract:
             target_dir = self.mkdir_all(dest, None)
             self._extract(item.path, target_dir)

@@ -164,6 +164,31 @@ def go_quoted_list(words: list[str] | None) -> str:
     return "[" + " ".join(json.dumps(w, ensure_ascii=False) for w in words or []) + "]"
 
 
+def go_healthcheck_text(test: list[str], interval: int, timeout: int, start_period: int, retries: int) -> str:
+    """Go's ``%q`` of docker 20.10's HealthConfig, as both builders write HEALTHCHECK into the
+    history: ``&{["CMD" "true"] "10s" "2s" "0s" '\\x02'}`` (the options as given, not merged)."""
+    from dockyard.engine.timeutil import go_duration
+
+    durations = " ".join(f'"{go_duration(ns)}"' for ns in (interval, timeout, start_period))
+    return f"&{{{go_quoted_list(test)} {durations} {go_quote_rune(retries)}}}"
+
+
+def go_quote_rune(n: int) -> str:
+    """Go's ``strconv.QuoteRune`` (what ``%q`` makes of an int): ``'\\x02'``, ``'\\n'``, ``'A'``."""
+    escapes = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r",
+               39: "\\'", 92: "\\\\"}
+    if n in escapes:
+        return f"'{escapes[n]}'"
+    if n < 0x20 or n == 0x7F:
+        return f"'\\x{n:02x}'"
+    if n > 0x10FFFF:
+        return "'\\ufffd'"
+    ch = chr(n)
+    if ch.isprintable():
+        return f"'{ch}'"
+    return f"'\\u{n:04x}'" if n <= 0xFFFF else f"'\\U{n:08x}'"
+
+
 def go_list(words: list[str] | None) -> str:
     """Go's ``%v`` of a string slice: ``[/data /logs]`` (VOLUME and SHELL history lines)."""
     return "[" + " ".join(words or []) + "]"

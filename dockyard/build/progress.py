@@ -116,6 +116,9 @@ class Progress:
                 self._write(f"=> ERROR {step.name:<54} {step.elapsed():.1f}s\n")
 
     def warn(self, text: str) -> None:
+        """A warning line in the log; ``-q`` hides it, as docker's ``build -q`` does."""
+        if self.mode == "quiet":
+            return
         with self._lock:
             self._write(text.rstrip("\n") + "\n")
 

@@ -175,6 +175,43 @@ def _remove_stubs(root: str, existed: dict[str, bool], keep_dirs: set[str]) -> N
             pass
 
 
+def _dir_owners(root: str, existed: dict[str, bool]) -> dict[str, tuple[int, int, int]]:
+    """Mode and owner of the existing directories in which the runtime will have to create a
+    mount point (candidates for :func:`drop_untouched_copy_ups`)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    parents = {os.path.dirname(p) for p, there in existed.items() if not there}
+    for path, there in existed.items():
+        if not there or path not in parents:
+            continue
+        try:
+            st = os.lstat(root + path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            out[path] = (st.st_mode, st.st_uid, st.st_gid)
+    return out
+
+
+def drop_untouched_copy_ups(upper: Path, dirs: dict[str, tuple[int, int, int]]) -> None:
+    """Remove directories from a step's overlay upper dir that are there only because the
+    runtime created (and we removed) a mount point in them — ``/etc`` for ``/etc/hosts`` in an
+    image without one. Docker's classic builder makes those in its init layer, so its ``RUN``
+    layers never hold them; an emptied directory whose mode and owner the step kept is such a
+    copy-up. Call it on the unmounted upper dir, deepest paths first."""
+    for path in sorted(dirs, key=lambda p: p.count("/"), reverse=True):
+        host = str(upper) + path
+        try:
+            st = os.lstat(host)
+            if not stat.S_ISDIR(st.st_mode) or (st.st_mode, st.st_uid, st.st_gid) != dirs[path] or os.listdir(host):
+                continue
+            if any(os.getxattr(host, name, follow_symlinks=False) == b"y"
+                   for name in os.listxattr(host, follow_symlinks=False) if name.endswith("overlay.opaque")):
+                continue
+            os.rmdir(host)
+        except OSError:
+            continue
+
+
 def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[str], env: list[str],
              mounts: list[RunMount], network: str, step: "Step") -> None:
     """Run one RUN command in the mounted snapshot ``m``; raise StepFailed on a non-zero exit."""
@@ -222,8 +259,10 @@ def run_step(run: "BuildRun", runner: "StageRunner", m: "Mounted", argv: list[st
         runtime = get_runtime(run.opts.runtime, run.service.build_dir / "runtime")
         if getattr(runtime, "name", "") != "builtin":
             _set_subreaper()
+        before = _dir_owners(root, existed)
         code = _run_and_wait(run, runtime, cid, bundle, step)
         _remove_stubs(root, existed, keep_dirs)
+        m.copy_ups.update(before)
     if code != 0:
         shown = " ".join(argv)
         raise StepFailed(f"executor failed running [{shown}]: exit code: {code}", code,
@@ -305,7 +344,7 @@ def _volume_mounts(run: "BuildRun", root: str, config: dict[str, Any]) -> list[d
             continue
         host = resolve_in_root(root, vol)
         os.makedirs(host, 0o755, exist_ok=True)
-        copy = run.tmp / f"volume-{i}"
+        copy = run.tmp / f"volume-{uuid.uuid4().hex[:16]}-{i}"  # one per step: a later RUN gets a fresh copy
         shutil.copytree(host, copy, symlinks=True, copy_function=shutil.copy2)
         st = os.stat(host)
         os.chown(copy, st.st_uid, st.st_gid)

@@ -406,3 +406,246 @@ RUN rm /later
 """, files={"a.txt": "a"}),
 ]
 BY_NAME = {c.name: c for c in CASES}
+
+
+def _compressed(data: bytes, kind: str) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    if kind == "xz":
+        return lzma.compress(data)
+    if kind == "bz2":
+        return bz2.compress(data)
+    return gzip.compress(data, mtime=0)
+
+
+# The side-by-side sweep: each case packs many behaviours into one build, so comparing them
+# with both of docker's builders stays fast (``test_docker_compat.py`` compares config, history,
+# every layer and the final filesystem).
+CASES += [
+    Case("sweep-copy-dest", """FROM {BASE}
+COPY a.txt /newname
+COPY a.txt /newdir/
+COPY a.txt b.txt /multi-noslash/
+COPY dir /dircopy
+COPY dir/ /dircopy2/
+COPY dir /etc/
+COPY a.txt /tmp
+COPY a.txt /deep/er/file
+COPY ./dir/./sub/../sub/y /normalised
+COPY nothing* a.txt /mixed-wild/
+COPY [ab].txt /cls/
+COPY dir/s?b /qmark/
+COPY */sub/y /star-dir/
+WORKDIR /wd
+COPY a.txt ./rel/
+COPY a.txt ../up
+COPY . /whole/
+""", files={"a.txt": "a\n", "b.txt": "b\n", "dir/x": "x\n", "dir/sub/y": "y\n", "dir/sub/z": ("z", 0o600),
+            "dir/empty": Dir(0o700)}),
+    Case("sweep-chown", """FROM {BASE}
+RUN echo 'svc:x:2001:2002::/home/svc:/bin/sh' >> /etc/passwd && echo 'svcgrp:x:2002:' >> /etc/group \\
+ && echo 'other:x:2003:' >> /etc/group && echo 'svc:x:2004:' >> /etc/group
+COPY --chown=svc a.txt /c/user-only
+COPY --chown=svc:other a.txt /c/user-group
+COPY --chown=svc:2003 a.txt /c/user-gid
+COPY --chown=2001:other a.txt /c/uid-group
+COPY --chown=4242 a.txt /c/unknown-uid
+COPY --chown=4242:4343 dir /c/unknown-both/
+COPY --chown=0:0 dir /c/root/
+COPY --chown=daemon:daemon dir /c/daemon-dir
+ADD --chown=svc arch.tar /c/arch/
+ADD --chown=1:1 arch.tgz /c/arch-gz/
+COPY --chown=svc:svcgrp links /c/links/
+""", files={"a.txt": "a\n", "dir/x": "x\n", "dir/sub/y": "y\n",
+            "arch.tar": _tar({"t/": b"", "t/in-tar": "tar\n"}),
+            "arch.tgz": _tar({"g/": b"", "g/in-gz": "gz\n"}, gzip=True),
+            "links/f": "f", "links/s": Symlink("f"), "links/h": Hardlink("links/f")}),
+    Case("sweep-links", """FROM {BASE}
+COPY . /all/
+COPY hl1 hl2 /pair/
+COPY ln-file /via-link
+COPY ln-dir /via-dirlink/
+COPY tree/ /tree/
+RUN ln -s /tree/a /tree-link && ln /tree/a /tree-hard
+COPY a.txt /tree-link-dst/
+""", files={"a.txt": "a\n", "hl1": "same\n", "hl2": Hardlink("hl1"), "ln-file": Symlink("a.txt"),
+            "ln-dir": Symlink("tree"), "tree/a": "ta\n", "tree/b": Hardlink("tree/a"),
+            "tree/rel": Symlink("../a.txt"), "tree/abs": Symlink("/etc/passwd"), "tree/loop": Symlink("loop"),
+            "tree/sub/c": Hardlink("hl1")}),
+    Case("sweep-add", """FROM {BASE}
+ADD t.tar.xz /xz/
+ADD t.tar.bz2 /bz2/
+ADD t.tar.gz /gz
+ADD t.tar /plain-nodir
+ADD file.gz /single/
+ADD file.xz /single-xz/
+ADD t.tar.gz t.tar.xz /both/
+ADD arch* /wild/
+ADD dir /dir-added/
+ADD hidden.txt /named.tar
+ADD over.tar /
+""", files={"t.tar.xz": _compressed(_tar({"x/": b"", "x/one": "1\n", "x/link": "->one"}), "xz"),
+            "t.tar.bz2": _compressed(_tar({"b/": b"", "b/two": "2\n"}), "bz2"),
+            "t.tar.gz": _tar({"g/": b"", "g/three": "3\n"}, gzip=True),
+            "t.tar": _tar({"p/": b"", "p/four": "4\n", "p/deep/": b"", "p/deep/five": "5\n"}),
+            "file.gz": _compressed(b"just gzip\n", "gz"), "file.xz": _compressed(b"just xz\n", "xz"),
+            "archA.tar": _tar({"wa": "wa\n"}), "archB.tar": _tar({"wb": "wb\n"}),
+            "dir/inner.tar": _tar({"not-extracted": "n\n"}), "hidden.txt": "text\n",
+            "over.tar": _tar({"etc/": b"", "etc/from-tar": "t\n", "tmp/": b"", "tmp/t": "t\n"})}),
+    Case("sweep-workdir-user", """FROM {BASE}
+ENV BASEDIR=/opt/app
+WORKDIR $BASEDIR/one
+USER nobody
+WORKDIR /as-nobody/deep
+WORKDIR rel
+USER 1234:4321
+WORKDIR ${BASEDIR}/two
+WORKDIR /tmp
+WORKDIR /as-nobody/deep
+USER root
+WORKDIR /etc
+RUN pwd > /pwd-root
+"""),
+    Case("sweep-expansion", r"""FROM {BASE}
+ARG A=aval
+ARG EMPTY=
+ARG UNSET
+ENV E1=${A:-d1} E2=${UNSET:-d2} E3=${A:+alt} E4=${UNSET:+alt} E5=${EMPTY:-d5}
+ENV E8=\$A E9="\$A" E10='$A' E11=$A$A E12=${A}_x E13=pre${A}post E14="a \"q\" b" E15=a\\b
+ENV ${A}_KEY=keyed
+LABEL "l.${A}"="${A:-none}" l.plain=$E2 l.esc=\$A
+EXPOSE ${PORT:-7000} ${UDP:-53}/udp
+VOLUME ${VOL:-/vol-default} /v/$A
+USER ${USR:-daemon}
+WORKDIR /w/${A:+plus}/${UNSET:-minus}
+STOPSIGNAL ${SIG:-SIGUSR1}
+COPY ${SRC:-a.txt} /copied-${A}
+ADD ${SRC:-a.txt} $E12/
+ONBUILD RUN echo $A ${A}
+SHELL ["/bin/sh", "-c"]
+HEALTHCHECK CMD echo $A
+CMD echo $A ${A:-x}
+ENTRYPOINT ["echo", "$A"]
+RUN echo "$A|$EMPTY|$UNSET|$E1|$E11" > /tmp/run-seen
+""", files={"a.txt": "a\n"}),
+    Case("sweep-args", """ARG G=global
+ARG BASEIMG={BASE}
+ARG UNUSEDGLOBAL=x
+FROM $BASEIMG
+ARG A=1 B=$A C
+ARG G
+ARG SET=default
+ARG SET=again
+ARG OVER=dockerfile
+ENV OVER=env
+ARG FROMENV
+RUN echo "A=$A B=$B C=$C G=$G SET=$SET OVER=$OVER FROMENV=$FROMENV" > /args
+""", build_args={"SET": "given", "C": "cgiven", "OVER": "cli", "FROMENV": "env-value", "NOTDECLARED": "z"}),
+    Case("sweep-metadata", """FROM {BASE}
+HEALTHCHECK --interval=10s --timeout=2s --retries=2 CMD ["wget", "-q", "localhost"]
+HEALTHCHECK --start-period=5s CMD curl -f localhost || exit 1
+EXPOSE 80 80/tcp 7000-7002/udp 9/sctp 443/TCP
+EXPOSE 8080/udp
+VOLUME ["/vj1", "/vj2"]
+VOLUME /vs1 /vs2
+STOPSIGNAL 9
+STOPSIGNAL SIGRTMIN+3
+SHELL ["/bin/sh", "-xc"]
+CMD echo via shell
+ENTRYPOINT echo ep
+CMD ["exec", "form"]
+LABEL a=1 b=2
+LABEL a=3
+ENV PATH=/custom:$PATH
+ENV X=1
+ENV X=2 Y=$X
+USER 99
+ONBUILD ADD . /app
+ONBUILD RUN make
+MAINTAINER nobody
+"""),
+    Case("sweep-volume-changes", """FROM {BASE}
+RUN mkdir -p /vol/sub && echo before > /vol/sub/f && echo keep > /vol/keep
+VOLUME /vol /fresh
+RUN echo after > /vol/sub/f && rm /vol/keep && echo new > /vol/new && chmod 700 /vol && echo x > /fresh/x
+RUN chown -R 1:1 /vol
+COPY a.txt /vol/copied
+ADD a.txt /fresh/added
+RUN ls /vol > /ls-vol
+""", files={"a.txt": "a\n"}),
+    Case("sweep-whiteouts", """FROM {BASE}
+RUN mkdir -p /o/keep /o/gone/deep && echo 1 > /o/keep/f && echo 2 > /o/gone/deep/f && echo 3 > /o/top
+RUN rm -rf /o/gone && rm /o/top && echo 4 > /o/keep/g
+RUN rm -rf /o && mkdir -p /o/keep && echo 5 > /o/keep/h
+RUN rm -rf /o/keep && echo 6 > /o/keep
+RUN rm -rf /bin/sh /usr/sbin && touch /.hidden && rm /.hidden
+COPY a.txt /o/
+""", files={"a.txt": "a\n"}),
+    Case("sweep-onbuild", """FROM {BASE} AS parent
+ONBUILD ARG ON_ARG=trig
+ONBUILD ENV ON_ENV=$ON_ARG
+ONBUILD COPY a.txt /onbuild-copied
+ONBUILD RUN echo "$ON_ENV" > /onbuild-ran
+ONBUILD WORKDIR /onbuild-wd
+ONBUILD LABEL from=onbuild
+FROM parent AS child
+RUN pwd > /child-pwd
+FROM child
+RUN echo grandchild > /gc
+""", files={"a.txt": "a\n"}),
+    Case("sweep-multistage", """ARG IMG={BASE}
+FROM $IMG AS build
+WORKDIR /src
+RUN mkdir -p out/sub && echo bin > out/app && chmod 750 out/app && echo s > out/sub/s && ln -s app out/applink \\
+ && chown -R 7:8 out && ln out/app out/apphard
+FROM scratch AS assets
+COPY a.txt /assets/
+FROM build AS test
+RUN echo tested > /tested
+FROM $IMG
+COPY --from=build /src/out /app/
+COPY --from=build /src/out/app /src/out/applink /bins/
+COPY --from=1 /assets /assets
+COPY --from=build --chown=3:4 /src/out/sub /chowned
+COPY --from={BASE} /bin/busybox /bb-from-image
+COPY --from=build /src/out/app* /globbed/
+COPY --from=test /tested /tested
+""", files={"a.txt": "a\n"}),
+    Case("sweep-target", """FROM {BASE} AS one
+RUN echo one > /one
+FROM one AS two
+RUN echo two > /two
+FROM two AS three
+RUN echo three > /three
+""", target="two"),
+    Case("sweep-dockerignore", """FROM {BASE}
+COPY . /ctx/
+COPY keep/ /keep-only/
+""", files={".dockerignore": "**/*.tmp\n!important.tmp\nlogs/\n!logs/keep.log\n*/cache\n./rootonly.txt\n"
+                              "**/node_modules\nkeep/drop*\n!keep/drop-not\ndocs/**/*.md\n#note\n\n  spaced.txt  \n",
+            "a.tmp": "x", "sub/b.tmp": "x", "important.tmp": "i", "sub/important.tmp": "si",
+            "logs/a.log": "a", "logs/keep.log": "k", "x/cache/c": "c", "x/y/cache/c": "c2",
+            "rootonly.txt": "r", "sub/rootonly.txt": "sr", "p/node_modules/m": "m", "node_modules/n": "n",
+            "keep/drop1": "d", "keep/drop-not": "dn", "keep/stay": "s", "docs/a/b/c.md": "c", "docs/top.md": "t",
+            "docs/a/b/c.txt": "t", "spaced.txt": "s", "Dockerfile.extra": "e"}),
+    Case("sweep-run-fs", """FROM {BASE}
+RUN mkdir -p /r/a/b && echo x > /r/a/b/f && chmod 0751 /r/a && chown 5:6 /r/a/b && mkfifo /r/fifo \\
+ && ln -s /r/a/b/f /r/sl && ln /r/a/b/f /r/hl && chmod 4711 /r/a/b/f && touch /r/empty
+RUN chmod 600 /r/a/b/f && chown 9:9 /r/sl && mv /r/empty /r/moved && echo y >> /r/hl
+RUN cp -a /r /r2 && rm -rf /r/a && mkdir /r/a && echo new > /r/a/new
+"""),
+    Case("sweep-cmd-entrypoint", """FROM {BASE} AS a
+CMD ["base-cmd"]
+ENTRYPOINT ["base-ep"]
+FROM a AS b
+ENTRYPOINT ["new-ep"]
+FROM a AS c
+CMD ["new-cmd"]
+FROM c
+ENTRYPOINT []
+CMD []
+"""),
+]
+BY_NAME = {c.name: c for c in CASES}

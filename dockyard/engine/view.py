@@ -109,7 +109,9 @@ def ports_of(service: Any, rec: ContainerRecord) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen = set()
     if rec.status in ("running", "paused", "restarting"):
-        for b in Attachments(service.client).published_ports(rec):
+        # dockerd lists them by "port/proto" as text (its map's key order), each port's
+        # bindings in their own order
+        for b in sorted(Attachments(service.client).published_ports(rec), key=lambda b: b.key):
             out.append({"IP": b.shown_ip, "PrivatePort": b.container_port, "PublicPort": b.host_port,
                         "Type": b.proto})
             seen.add(f"{b.container_port}/{b.proto}")

@@ -62,7 +62,7 @@ def both(cli, busybox, docker_busybox) -> Iterator[Both]:
     try:
         yield b
     finally:
-        containers = [f"{P}_{n}" for n in ("c1", "c2", "c3", "c3h")]
+        containers = [f"{P}_{n}" for n in ("c1", "c2", "c3", "c3h", "p1", "p2", "p3", "p4")]
         networks = [f"{P}_{n}" for n in ("a", "b", "n", "m", "p")]
         subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
@@ -228,3 +228,133 @@ def test_dns_flags_on_a_user_network(nets, boxes, second_host):
     assert "Address: 192.0.2.7" in out, out
     plain = boxes("plain", mode="bridge", dns=["9.9.9.9"], dns_options=["timeout:2", "ndots:3"])
     assert plain.att.resolv_conf == "nameserver 9.9.9.9\noptions timeout:2 ndots:3\n"
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports free on both families right now (V6ONLY probe, then IPv4)."""
+    import socket
+
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s6.bind(("::", 0))
+            port = s6.getsockname()[1]
+            with socket.socket() as s4:
+                try:
+                    s4.bind(("0.0.0.0", port))
+                except OSError:
+                    continue
+        if port not in found:
+            found.append(port)
+    return found
+
+
+class PortsBoth(Both):
+    """Published ports: each engine gets its own host ports for ``{H0}``..``{Hn}`` (both cannot
+    hold one port), and its output shows them as the placeholders again."""
+
+    def __init__(self, cli: Any, count: int) -> None:
+        super().__init__(cli)
+        ports = _free_ports(2 * count)
+        self.hp = {True: {f"{{H{i}}}": ports[i] for i in range(count)},
+                   False: {f"{{H{i}}}": ports[count + i] for i in range(count)}}
+
+    def _with_ports(self, line: str, docker: bool) -> str:
+        for key, port in self.hp[docker].items():
+            line = line.replace(key, str(port))
+        return line
+
+    def docker(self, line: str) -> subprocess.CompletedProcess:
+        return super().docker(self._with_ports(line, True))
+
+    def ours(self, line: str) -> subprocess.CompletedProcess:
+        return super().ours(self._with_ports(line, False))
+
+    def normalise(self, text: str, docker: bool) -> str:
+        import re
+
+        for key, port in self.hp[docker].items():
+            text = re.sub(rf"\b{port}\b", key, text)
+        return super().normalise(text, docker)
+
+
+def test_published_ports_on_both_families(cli, busybox, docker_busybox, root, tmp_path):
+    """``-p`` as dockerd 20.10 publishes it: on 0.0.0.0 and [::] unless a host IP is given; the
+    same ``ps``, ``port`` (every form), ``inspect``, API answers and refusals; and an HTTP
+    request to ``[::1]:PORT`` reaches busybox httpd in the container, in both engines."""
+    import socket
+
+    from dockyard.network.ports import ipv6_available
+
+    if not ipv6_available():
+        pytest.skip("the host has no IPv6")
+    tag_busybox_in_both(cli, docker_busybox, TAG)
+    both = PortsBoth(cli, 6)
+    held = []
+    try:
+        both.setup("run -d --name {P}_p1 -p {H0}:80 -p {H1}:81/udp -p 127.0.0.1:{H2}:82 "
+                   "-p [::1]:{H3}:83 -p {H5}:{H5} {IMG} sh -c 'mkdir /www && echo hello > "
+                   "/www/index.html && exec httpd -f -p 80 -h /www'")
+        for docker in (True, False):  # another program holds [::]:{H4} (IPv6 only)
+            s = socket.socket(socket.AF_INET6)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind(("::", both.hp[docker]["{H4}"]))
+            s.listen()
+            held.append(s)
+        both.same(
+            "ps --filter name={P}_p1 --format '{{.Ports}}'",
+            "port {P}_p1", "port {P}_p1 80", "port {P}_p1 80/tcp", "port {P}_p1 81/udp",
+            "port {P}_p1 82", "port {P}_p1 83/tcp", "port {P}_p1 81", "port {P}_p1 99",
+            "inspect -f '{{json .NetworkSettings.Ports}} {{json .HostConfig.PortBindings}}' {P}_p1",
+            # refused: a port a container has (each family), a port another program has
+            "run --name {P}_p2 -p {H0}:80 {IMG} true",
+            "run --name {P}_p3 -p [::1]:{H3}:80 {IMG} true",
+            "run --name {P}_p4 -p {H4}:80 {IMG} true",
+        )
+        for docker in (True, False):
+            port = both.hp[docker]["{H0}"]
+            for url in (f"http://[::1]:{port}/", f"http://127.0.0.1:{port}/"):
+                got = ""
+                for _ in range(50):
+                    got = subprocess.run(["curl", "-s", "-m", "3", url], capture_output=True,
+                                         text=True).stdout
+                    if got:
+                        break
+                    time.sleep(0.1)
+                assert got == "hello\n", (docker, url)
+        _api_ports_match(both, root, tmp_path)
+        both.check()
+    finally:
+        for s in held:
+            s.close()
+
+
+def _api_ports_match(both: PortsBoth, root: Any, tmp_path: Any) -> None:
+    """``GET /containers/json`` Ports and ``/containers/{id}/json`` NetworkSettings.Ports."""
+    import urllib.parse
+
+    from tests.api.helpers import ApiService, UnixHTTPConnection
+
+    def docker_get(path: str) -> Any:
+        conn = UnixHTTPConnection("/var/run/docker.sock")
+        try:
+            conn.request("GET", path)
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    svc = ApiService(root, tmp_path / "api.sock", tmp_path / "api.log")
+    svc.start()
+    try:
+        name = f"{P}_p1"
+        query = "/containers/json?filters=" + urllib.parse.quote(json.dumps({"name": [name]}))
+        for path, pick in ((query, lambda d: d[0]["Ports"]),
+                           (f"/containers/{name}/json", lambda d: d["NetworkSettings"]["Ports"])):
+            theirs = both.normalise(json.dumps(pick(docker_get(path)), sort_keys=True), True)
+            _, _, body = svc.request("GET", path)
+            mine = both.normalise(json.dumps(pick(json.loads(body)), sort_keys=True), False)
+            if theirs != mine:
+                both.diffs.append(f"GET {path}\n  docker:   {theirs}\n  dockyard: {mine}")
+    finally:
+        svc.stop()

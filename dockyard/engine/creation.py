@@ -218,6 +218,7 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     cfg["Image"] = image_ref
     validate(cfg, host)
     _normalize_capabilities(host)
+    _disable_labels_when_sharing(host)
     if (host.get("Memory") or 0) > 0 and not host.get("MemorySwap"):
         host["MemorySwap"] = host["Memory"] * 2  # dockerd records the default: as much swap as memory
     path, args = entrypoint_and_args(cfg)
@@ -296,6 +297,16 @@ def _normalize_capabilities(host: dict[str, Any]) -> None:
     for key in ("CapAdd", "CapDrop"):
         if host.get(key):
             host[key] = [normalize(c) for c in host[key]]
+
+
+def _disable_labels_when_sharing(host: dict[str, Any]) -> None:
+    """dockerd adds ``label=disable`` to SecurityOpt for a container that shares the host's IPC or
+    PID namespace or is privileged (an SELinux label could not confine it), unless one was given."""
+    opts = list(host.get("SecurityOpt") or [])
+    if any(o.split("=", 1)[0].split(":", 1)[0] == "label" for o in opts):
+        return
+    if host.get("Privileged") or host.get("IpcMode") == "host" or host.get("PidMode") == "host":
+        host["SecurityOpt"] = opts + ["label=disable"]
 
 
 def body_from_kwargs(image: str, command: str | list[str] | None = None, **kw: Any) -> dict[str, Any]:

@@ -122,3 +122,15 @@ def test_dns_flags_write_resolv_conf_as_docker(dy, docker_rootfs_image, flags):
     finally:
         dy("network", "rm", net)
         subprocess.run(["docker", "network", "rm", net], capture_output=True)
+
+
+def test_exec_gets_the_containers_oom_score_adj(dy, runtime):
+    """As with runc and docker: an exec'd process is as killable by the OOM killer as the container."""
+    if runtime == "crun":
+        pytest.skip("crun's exec leaves oom_score_adj alone (the process.json's oomScoreAdj is not applied)")
+    name = f"dy-oom-{runtime}"
+    dy.run_d("--name", name, "--oom-score-adj", "100", "busybox", "sleep", "30")
+    try:
+        assert dy.ok("exec", name, "cat", "/proc/self/oom_score_adj") == "100\n"
+    finally:
+        dy("rm", "-f", name)

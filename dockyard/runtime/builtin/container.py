@@ -117,6 +117,7 @@ def exec_main(w: int, process: dict[str, Any], fds: dict[str, int], cgroup: Cgro
         os.setsid()
         proc_setup.install_stdio([None, None, None] if console_sock else [stdio.stdin, stdio.stdout, stdio.stderr])
         join_cgroup(cgroup, placed)
+        _set_oom_score_adj(process.get("oomScoreAdj"))  # as runc: an exec gets the container's
         for t in JOIN_ORDER:
             if t in fds:
                 linux.setns(fds[t], linux.NAMESPACE_FLAGS[t], f"join {t} namespace")

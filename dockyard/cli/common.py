@@ -219,6 +219,18 @@ def arity_error(path: str, use: str, n: int, low: int, high: int | None) -> str 
     return None
 
 
+#: docker's description of ``--format`` (its flagsHelper.FormatHelp), for a verb that prints a
+#: table (``ps``, ``images``, ``volume ls``...); the help wraps its lines as docker's does
+FORMAT_HELP_TABLE = (
+    "Format output using a custom template:\n"
+    "'table':            Print output in table format with column headers (default)\n"
+    "'table TEMPLATE':   Print output in table format using the given Go template\n"
+    "'json':             Print in JSON format\n"
+    "'TEMPLATE':         Print output using the given Go template.\n"
+    "Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates")
+#: the same for a verb without a table (``inspect``, ``version``, ``info``)
+FORMAT_HELP = "\n".join(line for line in FORMAT_HELP_TABLE.split("\n") if not line.startswith("'table"))
+
 #: docker prints what its daemon refused behind this; dockyard's engine plays the daemon
 DAEMON_PREFIX = "Error response from daemon: "
 

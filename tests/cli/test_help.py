@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dockyard.cli.common import Parser, add_bool_flag, add_verb
+from dockyard.cli.common import FORMAT_HELP, FORMAT_HELP_TABLE, Parser, add_bool_flag, add_verb
 
 #: one flag line of docker's Options table: "  -e, --env list   Set..." or "      --rm   Auto..."
 FLAG_LINE = re.compile(r"^  (?:-(?P<short>\S), |    )--(?P<long>[\w.-]+)(?: (?P<type>\S+))?(?P<gap> {2,})(?P<text>\S.*)?$")
@@ -166,6 +166,42 @@ def test_help_streams_and_exit_codes_as_docker(cli, args):
     for mine_text, their_text in ((mine.stdout, theirs.stdout), (mine.stderr, theirs.stderr)):
         assert bool(mine_text) == bool(their_text)
         assert mine_text.split("\n")[:2] == as_dockyard(their_text).split("\n")[:2]
+
+
+def _docker_ls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided")
+    p.add_argument("--format", help=FORMAT_HELP_TABLE)
+    p.add_argument("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container (includes all states)")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+
+
+def _docker_inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", help=FORMAT_HELP)
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes if the type is container")
+    p.add_argument("--type", help="Only inspect objects of the given type")
+    p.add_argument("names", nargs="+", metavar="NAME|ID")
+
+
+@needs_docker
+@pytest.mark.interop
+@pytest.mark.parametrize("path, aliases, description, flags", [
+    ("docker container ls", ["ps", "list"], "List containers", _docker_ls),
+    ("docker inspect", [], "Return low-level information on Docker objects", _docker_inspect),
+], ids=["container ls", "inspect"])
+def test_docker_flags_render_dockers_page(path, aliases, description, flags):
+    """A parser declared with docker's own flags and descriptions (multi-line ones, an int
+    default) gives docker's page byte for byte: pflag's table and wrapping, reproduced."""
+    *parent, verb = path.split(" ")
+    root = Parser(prog=" ".join(parent))
+    sub = root.add_subparsers(dest="verb", metavar="COMMAND", parser_class=Parser)
+    flags(add_verb(sub, verb, lambda a, c: 0, description, aliases=aliases))
+    theirs = subprocess.run([*path.split(" "), "--help"], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert sub.choices[verb].format_help() == theirs.stdout
 
 
 # ============================================================================ dockyard alone

@@ -136,6 +136,60 @@ def test_management_help_as_docker(cli, obj):
     assert mine.footer == as_dockyard(theirs.footer) == f"Run 'dockyard {obj} COMMAND --help' for more information on a command."
 
 
+def _every_verb():
+    """(path after "dockyard", parser) of every verb, the parsers built as ``main`` builds them."""
+    import importlib
+
+    from dockyard.cli.common import build_object_parser
+    from dockyard.cli.main import HIDDEN_OBJECTS, OBJECTS
+
+    modules = {**{obj: module for obj, (module, _) in OBJECTS.items()}, **HIDDEN_OBJECTS}
+    for obj, module in modules.items():
+        stack = [((obj,), build_object_parser(importlib.import_module(module), f"dockyard {obj}"))]
+        while stack:
+            path, parser = stack.pop()
+            if parser._subparsers is None:
+                yield path, parser
+                continue
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    stack += [((*path, name), child) for name, child in action.choices.items()
+                              if child.command_path == f"dockyard {' '.join((*path, name))}"]  # not aliases
+
+
+def _docker_page(path: tuple[str, ...]) -> Help | None:
+    """docker's help for the same command, or for its top-level short form (``system inspect``:
+    ``docker inspect``); None when docker has no such command."""
+    from dockyard.cli.main import ALIASES
+
+    for words in (path, *((short,) for short, target in ALIASES.items() if target == path)):
+        proc = subprocess.run(["docker", *words, "--help"], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode == 0 and proc.stdout.startswith(f"Usage:  docker {' '.join(words)}"):
+            return parse_help(proc.stdout)
+    return None
+
+
+@needs_docker
+@pytest.mark.interop
+def test_every_flag_dockyard_shares_with_docker_has_its_short_flag_and_type_word():
+    """All verbs, including flags added after this test was written: a flag docker also has shows
+    docker's short flag and type word (if not, add the flag to ``helptext.FLAG_TYPES`` or give it
+    ``metavar="<docker's word>"``)."""
+    compared, wrong = 0, []
+    for path, parser in _every_verb():
+        theirs = _docker_page(path)
+        if theirs is None:
+            continue
+        mine = parse_help(parser.format_help())
+        for flag in sorted(set(theirs.flags) & set(mine.flags)):
+            compared += 1
+            if mine.flags[flag] != theirs.flags[flag]:
+                wrong.append(f"{' '.join(path)} --{flag}: dockyard {mine.flags[flag]}, docker {theirs.flags[flag]}")
+    assert not wrong, "\n".join(wrong)
+    assert compared > 200, compared
+
+
 #: commands whose flags and descriptions are docker's word for word: the pages must be equal byte
 #: for byte ("docker" read as "dockyard"), which pins pflag's alignment, wrapping and defaults
 IDENTICAL = [("stop",), ("restart",), ("rm",), ("start",), ("attach",), ("commit",), ("port",), ("tag",),

@@ -109,8 +109,8 @@ def ports_of(service: Any, rec: ContainerRecord) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen = set()
     if rec.status in ("running", "paused", "restarting"):
-        # dockerd lists them by "port/proto" as text (its map's key order), each port's
-        # bindings in their own order
+        # by "port/proto" as text, each port's bindings in their order (dockerd's order is its
+        # map's, arbitrary; this one is stable and usually the same)
         for b in sorted(Attachments(service.client).published_ports(rec), key=lambda b: b.key):
             out.append({"IP": b.shown_ip, "PrivatePort": b.container_port, "PublicPort": b.host_port,
                         "Type": b.proto})

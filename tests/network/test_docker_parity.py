@@ -349,7 +349,8 @@ def _api_ports_match(both: PortsBoth, root: Any, tmp_path: Any) -> None:
     try:
         name = f"{P}_p1"
         query = "/containers/json?filters=" + urllib.parse.quote(json.dumps({"name": [name]}))
-        for path, pick in ((query, lambda d: d[0]["Ports"]),
+        # (dockerd lists a container's ports in its map's order, which is arbitrary: sorted)
+        for path, pick in ((query, lambda d: sorted(d[0]["Ports"], key=lambda p: json.dumps(p))),
                            (f"/containers/{name}/json", lambda d: d["NetworkSettings"]["Ports"])):
             theirs = both.normalise(json.dumps(pick(docker_get(path)), sort_keys=True), True)
             _, _, body = svc.request("GET", path)

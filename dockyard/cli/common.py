@@ -60,13 +60,14 @@ class _HelpAction(argparse._HelpAction):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with docker's (cobra's) usage errors: the same wording, the usage line, the
-    hint, and docker's exit codes."""
+    """argparse with docker's (cobra's) usage errors -- the same wording, the usage line, the
+    hint, and docker's exit codes -- and docker's help pages (:mod:`dockyard.cli.helptext`)."""
 
     #: what ``add_verb`` records for the help's "Aliases:" section: the command's own path
     #: (``dockyard container ls``, whatever name it was invoked by) and its other verb names
     command_path: str | None = None
     verb_aliases: tuple[str, ...] = ()
+    _argv: list[str] = []  # the words the last parse read: a message names a flag as typed
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
@@ -97,7 +98,7 @@ class Parser(argparse.ArgumentParser):
         bools = {o for a in self._actions if getattr(a, "go_bool", False) for o in a.option_strings}
         if bools and args is not None:
             args = [f"{a}=true" if a in bools else a for a in args]
-        self._argv = list(sys.argv[1:] if args is None else args)  # for the flag a message names
+        self._argv = list(sys.argv[1:] if args is None else args)
         ns, extras = super().parse_known_args(args, namespace)
         for a in self._positional_actions():
             if a.nargs == argparse.REMAINDER and not str(a.metavar or "").startswith("[") \
@@ -153,8 +154,6 @@ class Parser(argparse.ArgumentParser):
     def _flag_error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\n\nUsage:  {self.usage_line()}\n\n"
                          f"Run '{self.prog} --help' for more information", 125)
-
-    _argv: list[str] = []
 
     def _typed_flag(self, names: list[str]) -> str:
         """The flag as the command line gave it, as docker names it: ``--env``, ``'e' in -e``,

@@ -118,7 +118,7 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
         elif a in ("-v", "--version"):
             return opts, ["system", "version", "--short"]
         elif a in ("-h", "--help"):
-            return opts, ["--help"]
+            return opts, [a]
         elif a.startswith("-") and a != "-":
             raise SystemExit(_fail(f'unknown flag: {a}\nSee \'dockyard --help\'.'))
         else:
@@ -141,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 125)
     if opts["root"] is not None:
         os.environ["DOCKYARD_ROOT"] = str(opts["root"])
+    if rest[:1] == ["help"] and len(rest) > 1:  # docker help container run
+        rest = [*rest[1:], "--help"]
     if not rest or rest[0] in ("--help", "-h", "help"):
+        if rest[:1] == ["-h"]:  # as docker
+            sys.stdout.write("Flag shorthand -h has been deprecated, use --help\n")
         sys.stdout.write(_usage())
         return 0
     name, rest = rest[0], rest[1:]

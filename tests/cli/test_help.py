@@ -208,7 +208,8 @@ def test_help_identical_to_docker(cli, cmd):
 @needs_docker
 @pytest.mark.interop
 @pytest.mark.parametrize("args", [("container",), ("volume", "-h"), ("ps", "-h"), ("run", "-h"), ("ps", "-f"),
-                                  ("run", "-it", "-e"), ("logs", "-n"), ("port",), ("commit", "a", "b", "c")],
+                                  ("run", "-it", "-e"), ("logs", "-n"), ("port",), ("commit", "a", "b", "c"),
+                                  ("-h",), ("help", "container", "run"), ("help", "ps")],
                          ids=" ".join)
 def test_help_streams_and_exit_codes_as_docker(cli, args):
     """A bare management command prints its help on stderr; ``-h`` first says it is deprecated;

@@ -328,6 +328,10 @@ def test_published_ports_on_both_families(cli, busybox, docker_busybox, root, tm
     finally:
         for s in held:
             s.close()
+        containers = [f"{P}_p{i}" for i in range(1, 5)]
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+        subprocess.run(["docker", "rmi", f"{TAG}:latest"], capture_output=True)
+        cli("rm", "-f", *containers)
 
 
 def _api_ports_match(both: PortsBoth, root: Any, tmp_path: Any) -> None:

@@ -144,8 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest[:1] == ["help"] and len(rest) > 1:  # docker help container run
         rest = [*rest[1:], "--help"]
     if not rest or rest[0] in ("--help", "-h", "help"):
-        if rest[:1] == ["-h"]:  # as docker
-            sys.stdout.write("Flag shorthand -h has been deprecated, use --help\n")
+        if rest[:1] == ["-h"]:  # as docker (on stderr here, on stdout for a command's -h)
+            sys.stderr.write("Flag shorthand -h has been deprecated, use --help\n")
         sys.stdout.write(_usage())
         return 0
     name, rest = rest[0], rest[1:]

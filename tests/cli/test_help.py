@@ -26,6 +26,15 @@ FLAG_LINE = re.compile(r"^  (?:-(?P<short>\S), |    )--(?P<long>[\w.-]+)(?: (?P<
 needs_docker = pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
 
 
+@pytest.fixture(autouse=True)
+def eighty_columns(monkeypatch):
+    """Pages rendered in this process are as wide as docker's without a terminal on stdin, even
+    when pytest runs in one (the CLI subprocesses get no terminal anyway)."""
+    from dockyard.cli import helptext
+
+    monkeypatch.setattr(helptext, "terminal_columns", lambda: 80)
+
+
 @dataclass
 class Help:
     """One help page, parsed: what the side-by-side tests compare."""

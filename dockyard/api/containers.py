@@ -55,7 +55,9 @@ def create(x: Exchange) -> None:
             # docker CLI take it for a missing image and try to pull it
             raise ApiError(400, exc.message) from None
         raise
-    x.reply_json({"Id": c.id, "Warnings": []}, 201)
+    from dockyard.network.conflicts import create_warnings
+
+    x.reply_json({"Id": c.id, "Warnings": create_warnings(body.get("HostConfig") or {})}, 201)
 
 
 def list_(x: Exchange) -> None:

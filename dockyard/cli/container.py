@@ -234,6 +234,10 @@ def _create(args: argparse.Namespace, ctx: "Context", verb: str) -> Any:
         c = ctx.client.containers.create(body, args.name, image=image)
     except DockyardError as exc:
         raise _start_failure(args, verb, exc, client_side=False) from None
+    from dockyard.network.conflicts import create_warnings
+
+    for warning in create_warnings(body["HostConfig"]):
+        ctx.warn(f"WARNING: {warning}")
     if args.cidfile:
         with open(args.cidfile, "x") as f:
             f.write(c.id)
@@ -926,6 +930,26 @@ def _prune_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")
 
 
+def _export_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="Write to a file, instead of STDOUT")
+    p.add_argument("container", metavar="CONTAINER")
+
+
+@daemon_errors
+def cmd_export(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.engine.exporting import TTY_REFUSAL, export_container, export_to_file
+
+    if args.output:  # the path is checked before the container is looked up, as docker's CLI does
+        export_to_file(ctx.client, args.container, args.output)
+        return 0
+    if sys.stdout.isatty():
+        raise bare(TTY_REFUSAL)
+    ctx.out.flush()
+    export_container(ctx.client, args.container, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+    return 0
+
+
 # name, handler, help, aliases, flags, usage (run/create free -h for --hostname)
 VERBS: tuple[tuple[str, Any, str, tuple[str, ...], Any, str | None], ...] = (
     ("run", cmd_run, "Create and run a new container from an image", (), _run_flags,
@@ -953,6 +977,7 @@ VERBS: tuple[tuple[str, Any, str, tuple[str, ...], Any, str | None], ...] = (
     ("cp", cmd_cp, "Copy files/folders between a container and the local filesystem", (), _cp_flags, None),
     ("diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem", (), _container_arg, None),
     ("commit", cmd_commit, "Create a new image from a container's changes", (), _commit_flags, None),
+    ("export", cmd_export, "Export a container's filesystem as a tar archive", (), _export_flags, None),
     ("prune", cmd_prune, "Remove all stopped containers", (), _prune_flags, None),
 )
 

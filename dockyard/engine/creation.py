@@ -79,7 +79,9 @@ def merge_image_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str,
     if ihc:
         uhc = cfg.get("Healthcheck")
         if not uhc:
-            cfg["Healthcheck"] = dict(ihc)
+            from dockyard.image.inspect import healthcheck_in_docker_order
+
+            cfg["Healthcheck"] = healthcheck_in_docker_order(ihc)
         else:
             merged = dict(uhc)
             for key in ("Test", "Interval", "Timeout", "StartPeriod", "Retries"):
@@ -214,6 +216,9 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     if not host.get("LogConfig") or not host["LogConfig"].get("Type"):
         host["LogConfig"] = {"Type": "json-file", "Config": dict((host.get("LogConfig") or {}).get("Config") or {})}
     user_cfg = {k: copy.deepcopy(v) for k, v in body.items() if k in CONFIG_KEYS}
+    from dockyard.network.conflicts import check_conflicts
+
+    check_conflicts(user_cfg, host)  # on the request as sent, as dockerd (before the image's config)
     cfg = merge_image_config(user_cfg, image.config)
     cfg["Image"] = image_ref
     validate(cfg, host)

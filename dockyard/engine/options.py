@@ -435,6 +435,10 @@ def build_body(o: RunOptions) -> dict[str, Any]:
     for value in o.sysctl:
         _check_sysctl(value)
     _check_host_and_dns(o.add_host, o.dns)
+    if o.network_aliases:
+        from dockyard.network.conflicts import check_cli_aliases
+
+        check_cli_aliases(o.network, o.network_aliases)
     if o.pid and o.pid != "host" and not o.pid.startswith("container:"):
         raise InvalidArgument("--pid: invalid PID mode", exit_code=USAGE_EXIT)
     for rule in o.device_cgroup_rules:

@@ -103,18 +103,23 @@ def command_of(rec: ContainerRecord) -> str:
 
 
 def ports_of(service: Any, rec: ContainerRecord) -> list[dict[str, Any]]:
-    """``Ports`` of a list entry: published bindings while running, else the exposed ports."""
-    from dockyard.engine.attachments import Attachments
+    """``Ports`` of a list entry, dockerd's: a running container on a bridge or user network
+    shows its published bindings and its other exposed ports; one that is not running, or runs
+    on ``host``, ``none`` or another container's network, has no ports to show."""
+    from dockyard.engine.attachments import LOCAL_MODES, Attachments, network_mode
 
     out: list[dict[str, Any]] = []
+    mode = network_mode(rec)
+    if rec.status not in ("running", "paused", "restarting") or mode in LOCAL_MODES or \
+            mode.startswith("container:"):
+        return out
     seen = set()
-    if rec.status in ("running", "paused", "restarting"):
-        # by "port/proto" as text, each port's bindings in their order (dockerd's order is its
-        # map's, arbitrary; this one is stable and usually the same)
-        for b in sorted(Attachments(service.client).published_ports(rec), key=lambda b: b.key):
-            out.append({"IP": b.shown_ip, "PrivatePort": b.container_port, "PublicPort": b.host_port,
-                        "Type": b.proto})
-            seen.add(f"{b.container_port}/{b.proto}")
+    # by "port/proto" as text, each port's bindings in their order (dockerd's order is its
+    # map's, arbitrary; this one is stable and usually the same)
+    for b in sorted(Attachments(service.client).published_ports(rec), key=lambda b: b.key):
+        out.append({"IP": b.shown_ip, "PrivatePort": b.container_port, "PublicPort": b.host_port,
+                    "Type": b.proto})
+        seen.add(f"{b.container_port}/{b.proto}")
     for key in (rec.cfg.get("ExposedPorts") or {}):
         if key in seen:
             continue

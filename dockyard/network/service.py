@@ -579,6 +579,9 @@ class NetworkService:
         with self.store.tx() as conn:
             used = {r[0] for r in conn.execute("SELECT ip FROM net_endpoints WHERE network_id=?",
                                                (net.id,))}
+            if ip and net.auto_subnet:
+                raise InvalidArgument("user specified IP address is supported only when connecting "
+                                      "to networks with user configured subnets")
             if ip:
                 ip = ipam.parse_ip(ip, "IPv4 address")
                 if ipaddress.IPv4Address(ip) not in sub:

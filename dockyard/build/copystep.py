@@ -122,26 +122,22 @@ class CopyPlan:
                     items.append(fsops.CopyItem(m.path, m.name, m.is_dir, keep_owner=True))
         for name, data in self.heredocs:
             items.append(fsops.CopyItem(Path(name), name, False, data=data))
+        downloaded: list[str] = []
         for url in self.urls:
             path, name = download(url, self.checksum)
             items.append(fsops.CopyItem(path, name, False))
+            downloaded.append(name)
         if self.urls:
             opts.data_mode = 0o600
         copier = fsops.Copier(root, opts)
         copier.copy(items, self.dest)
-        if self.urls and self.chmod is None:
+        if downloaded and self.chmod is None:
             # files downloaded by ADD get mode 600, as docker gives them
-            for url in self.urls:
-                target = self.dest.rstrip("/") + "/" + _url_name(url) if self.dest_is_dir else self.dest
+            for name in downloaded:
+                target = self.dest.rstrip("/") + "/" + name if self.dest_is_dir else self.dest
                 host = copier.host(target)
                 if os.path.isfile(host):
                     os.chmod(host, 0o600)
-
-
-def _url_name(url: str) -> str:
-    path = urllib.parse.urlparse(url).path
-    name = posixpath.basename(path.rstrip("/"))
-    return name or "index.html"
 
 
 def plan_copy(instr: "ins.Copy", expand: Callable[[str], str], workdir: str, context: BuildContext | None,

@@ -335,16 +335,17 @@ class BuildRun:
         import urllib.parse
         import urllib.request
 
-        name = os.path.basename(urllib.parse.urlparse(url).path.rstrip("/")) or "index.html"
         d = self.tmp / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16]
         d.mkdir(parents=True, exist_ok=True)
-        path = d / name
         h = hashlib.sha256()
         try:
-            with urllib.request.urlopen(url, timeout=15) as resp, open(path, "wb") as f:
-                while chunk := resp.read(1 << 20):
-                    h.update(chunk)
-                    f.write(chunk)
+            with urllib.request.urlopen(url, timeout=15) as resp:
+                name = download_name(url, resp.headers.get("Content-Disposition"))
+                path = d / name
+                with open(path, "wb") as f:
+                    while chunk := resp.read(1 << 20):
+                        h.update(chunk)
+                        f.write(chunk)
                 modified = resp.headers.get("Last-Modified")
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
@@ -352,15 +353,35 @@ class BuildRun:
                              "(the network is not reachable from this host, or the URL is wrong)") from None
         if checksum and f"sha256:{h.hexdigest()}" != checksum:
             raise BuildError(f"ADD failed: digest mismatch for {url}: expected {checksum}, got sha256:{h.hexdigest()}")
+        ts = 0.0  # without Last-Modified both of docker's builders date the file 1970-01-01
         if modified:
             from email.utils import parsedate_to_datetime
 
             try:
                 ts = parsedate_to_datetime(modified).timestamp()
-                os.utime(path, (ts, ts))
             except (TypeError, ValueError):
                 pass
+        os.utime(path, (ts, ts))
         return path, name
+
+
+def download_name(url: str, disposition: str | None) -> str:
+    """The file name ``ADD <url> /dir/`` gives a download, as docker picks it: the
+    Content-Disposition filename, else the URL path's last component, else BuildKit's
+    ``__unnamed__`` (the classic builder refuses such a URL; a file is more useful)."""
+    import urllib.parse
+    from email.message import Message
+
+    if disposition:
+        msg = Message()
+        msg["Content-Disposition"] = disposition
+        fname = msg.get_filename()
+        if fname:
+            fname = os.path.basename(fname.replace("\\", "/"))
+            if fname not in ("", ".", ".."):
+                return fname
+    name = os.path.basename(urllib.parse.urlparse(url).path.rstrip("/"))
+    return name or "__unnamed__"
 
 
 class BuildService:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE = "dytest-busybox"
+CONTEXT_MTIME = 1_500_000_000  # every context entry's time (tests/build/imagefs.py: KEPT_MTIMES)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Case:
         for rel, spec in self.files.items():  # directory modes last (a 0500 dir must stay writable until now)
             if isinstance(spec, Dir):
                 os.chmod(ctx / rel, spec.mode)
+        for dirpath, dirnames, filenames in os.walk(ctx, topdown=False):  # a time docker keeps is seen
+            for name in [*filenames, *dirnames]:
+                os.utime(os.path.join(dirpath, name), (CONTEXT_MTIME, CONTEXT_MTIME), follow_symlinks=False)
         return ctx
 
 

@@ -115,14 +115,32 @@ def flatten(layers: Iterable[IO[bytes]]) -> FsTable:
     return t
 
 
-def docker_image_fs(ref: str) -> tuple[FsTable, dict]:
-    """Flatten a docker image through ``docker save``; also return its config document."""
-    data = subprocess.run(["docker", "save", ref], capture_output=True, check=True).stdout
+def saved_image(data: bytes) -> tuple[list[bytes], dict]:
+    """The layer tars (uncompressed, bottom first) and the config of the first image in a
+    ``docker save`` / ``dockyard image save`` archive."""
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         manifest = json.load(tf.extractfile("manifest.json"))[0]
         config = json.load(tf.extractfile(manifest["Config"]))
-        table = flatten(io.BytesIO(tf.extractfile(layer).read()) for layer in manifest["Layers"])
-    return table, config
+        return [tf.extractfile(layer).read() for layer in manifest["Layers"]], config
+
+
+def docker_image_layers(ref: str) -> tuple[list[bytes], dict]:
+    return saved_image(subprocess.run(["docker", "save", ref], capture_output=True, check=True).stdout)
+
+
+def docker_image_fs(ref: str) -> tuple[FsTable, dict]:
+    """Flatten a docker image through ``docker save``; also return its config document."""
+    layers, config = docker_image_layers(ref)
+    return flatten(io.BytesIO(layer) for layer in layers), config
+
+
+def dockyard_image_layers(client, ref: str) -> tuple[list[bytes], dict]:
+    image = client.images.get(ref)
+    out = []
+    for layer in image.layers:
+        with client.content.open(layer.digest) as blob:
+            out.append(blob.read())
+    return out, image.config_doc
 
 
 def dockyard_image_fs(client, ref: str) -> tuple[FsTable, dict]:
@@ -178,3 +196,72 @@ def config_fields(config_doc: dict) -> dict:
         v = cfg.get(k)
         out[k] = v if v not in (None, "", [], {}) else None
     return out
+
+
+#: the times the test contexts and archives carry: an entry with one of them kept it from its
+#: source, and then the other engine must have kept it too
+KEPT_MTIMES = (1_500_000_000, 1_600_000_000)
+
+
+def layer_entries(data: bytes) -> dict[str, str]:
+    """One layer as it is, whiteouts and opaque markers included: path -> a readable entry
+    (kind, mode, owner, link target or content digest; the time only when it is a kept one)."""
+    out: dict[str, str] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|*") as tf:
+        for ti in tf:
+            path = _norm(ti.name)
+            if ti.type == tarfile.LNKTYPE:
+                out[path] = "hardlink to " + _norm(ti.linkname)
+                continue
+            kind = _KINDS.get(ti.type, f"type{ti.type!r}")
+            extra = ""
+            if kind == "file":
+                f = tf.extractfile(ti)
+                extra = hashlib.sha256(f.read() if f else b"").hexdigest()[:12]
+            elif kind == "symlink":
+                extra = "-> " + ti.linkname
+            when = f" mtime={int(ti.mtime)}" if int(ti.mtime) in KEPT_MTIMES else ""
+            out[path] = f"{kind} {ti.mode & 0o7777:04o} {ti.uid}:{ti.gid} {extra}{when}".rstrip()
+    return out
+
+
+def history_shape(config_doc: dict) -> str:
+    """``L`` for a history entry with a layer, ``E`` for an empty one: ``LEEL``."""
+    return "".join("E" if h.get("empty_layer") else "L" for h in config_doc.get("history") or [])
+
+
+#: BuildKit's RUN layers also hold /etc (copied up for /etc/hosts); the classic builder's, and
+#: so dockyard's, do not
+BUILDKIT_ETC_COPY_UP = " /etc: docker=dir 0755 0:0 dockyard=None"
+
+
+def compare_images(theirs: tuple[list[bytes], dict], ours: tuple[list[bytes], dict], base_layers: int = 1,
+                   created_by: bool = False) -> list[str]:
+    """Every difference between docker's image and ours that a user could see: the compared
+    config fields, the history's layer/empty pattern (and, for BuildKit, its lines), the layer
+    count, each layer's entries (past the base's) and the final filesystem. Times are compared
+    where docker kept the source's; a directory COPY creates gets the sources' time in
+    dockyard (reproducible layers) and the build's time in docker."""
+    (dl, dcfg), (ol, ocfg) = theirs, ours
+    diffs = []
+    a, b = config_fields(dcfg), config_fields(ocfg)
+    diffs += [f"config {k}: docker={a[k]!r} dockyard={b[k]!r}" for k in a if a[k] != b[k]]
+    if history_shape(dcfg) != history_shape(ocfg):
+        diffs.append(f"history: docker={history_shape(dcfg)} dockyard={history_shape(ocfg)}")
+    if created_by:
+        cd = [h.get("created_by", "") for h in dcfg.get("history") or []]
+        co = [h.get("created_by", "") for h in ocfg.get("history") or []]
+        diffs += [f"history line {i}: docker={x!r} dockyard={y!r}" for i, (x, y) in enumerate(zip(cd, co)) if x != y]
+    if len(dl) != len(ol) or len(dcfg["rootfs"]["diff_ids"]) != len(ocfg["rootfs"]["diff_ids"]):
+        diffs.append(f"layers: docker={len(dl)} dockyard={len(ol)}")
+    else:
+        for i in range(base_layers, len(dl)):
+            x, y = layer_entries(dl[i]), layer_entries(ol[i])
+            for p, entry in y.items():  # a time only dockyard kept (a directory COPY created): by design
+                if " mtime=" in entry and " mtime=" not in x.get(p, ""):
+                    y[p] = entry.rsplit(" mtime=", 1)[0].rstrip()
+            diffs += [f"layer {i} {p}: docker={x.get(p)} dockyard={y.get(p)}"
+                      for p in sorted(set(x) | set(y)) if x.get(p) != y.get(p)]
+    diffs += ["final " + d for d in diff_tables(flatten(io.BytesIO(l) for l in dl),
+                                                flatten(io.BytesIO(l) for l in ol))]
+    return diffs

@@ -1,7 +1,8 @@
 """Apply Dockerfile instructions to an image config (``import --change``, ``commit --change``).
 
 Only the instructions that change the config and need no build context are allowed, as docker
-allows: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR.
+allows (dockerd 20.10's list): CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, USER,
+VOLUME, WORKDIR.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from dockyard.errors import InvalidArgument
 
-ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
+ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR")
 
 
 def _unquote(word: str) -> str:
@@ -52,11 +53,29 @@ def apply_changes(config: dict[str, Any], changes: list[str], shell: list[str] |
         for c in cmds:
             if c.cmd.upper() not in ALLOWED:
                 raise InvalidArgument(f"{c.cmd.lower()} is not a valid change command")
+            if c.cmd.upper() == "HEALTHCHECK":
+                config["Healthcheck"] = _healthcheck(c.original)
+                continue
             apply_instruction(config, c.cmd.upper(), c.value, c.json, c.sub_cmd, c.original, shell,
                               cmd_set=cmd_set)
             if c.cmd.upper() == "CMD":
                 cmd_set = True
     return config
+
+
+def _healthcheck(text: str) -> dict[str, Any]:
+    """``HEALTHCHECK [--interval=...] CMD ...|NONE`` read by the Dockerfile parser, with its checks
+    and words (``time: invalid duration "bad"``)."""
+    from dockyard.build import dockerfile as parser
+    from dockyard.build import imageconfig, instructions
+    from dockyard.build.errors import DockerfileSyntaxError
+
+    try:
+        hc = instructions.from_node(parser.parse_line(text)[0])
+    except DockerfileSyntaxError as exc:
+        raise InvalidArgument(str(exc).split(": ", 1)[-1]) from None
+    assert isinstance(hc, instructions.Healthcheck)
+    return imageconfig.healthcheck(hc.test, hc.interval, hc.timeout, hc.start_period, hc.start_interval, hc.retries)
 
 
 def apply_instruction(config: dict[str, Any], cmd: str, value: tuple[str, ...], is_json: bool,
@@ -75,7 +94,7 @@ def apply_instruction(config: dict[str, Any], cmd: str, value: tuple[str, ...], 
         pairs = _pairs(value)
         new = list(env)
         for k, v in pairs:
-            v = _expand(v, new)
+            v = _expand(v, env)  # as in a Dockerfile: `ENV A=1 B=$A` sees A's value from before
             new = [e for e in new if e.split("=", 1)[0] != k] + [f"{k}={v}"]
         config["Env"] = new
     elif cmd == "LABEL":

@@ -18,12 +18,23 @@ _CONFIG_DEFAULTS: dict[str, Any] = {
 _OPTIONAL = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "StopSignal", "Shell")
 
 
+# docker's HealthConfig fields in struct order (a config blob read back may have them sorted)
+_HEALTHCHECK_ORDER = ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
+
+
 def docker_config(config: dict[str, Any]) -> dict[str, Any]:
     out = dict(_CONFIG_DEFAULTS)
     for k, v in config.items():
         if k in _CONFIG_DEFAULTS or k in _OPTIONAL:
             out[k] = v
+    if isinstance(out.get("Healthcheck"), dict):
+        out["Healthcheck"] = healthcheck_in_docker_order(out["Healthcheck"])
     return out
+
+
+def healthcheck_in_docker_order(hc: dict[str, Any]) -> dict[str, Any]:
+    """``hc`` with docker's field order, so that ``{{json .Config.Healthcheck}}`` prints as docker's."""
+    return {k: hc[k] for k in (*_HEALTHCHECK_ORDER, *hc) if k in hc}
 
 
 def inspect_image(service: "ImageService", image: "Image") -> dict[str, Any]:

@@ -229,6 +229,22 @@ def test_import_output_and_errors(sides, busybox_tar, tmp_path):
     same(sides, "import")
 
 
+CHANGES = ["CMD echo hi", 'ENTRYPOINT ["/bin/sh"]', "ENV A=1 B=$A", "EXPOSE 80/udp 90", "USER 10:10", "WORKDIR /x",
+           "VOLUME /data", "ONBUILD RUN x", 'HEALTHCHECK --interval=5s --retries=2 CMD ["true"]', "HEALTHCHECK NONE",
+           "HEALTHCHECK --interval=bad CMD true", "HEALTHCHECK", "STOPSIGNAL 9", "RUN x", "FROM y", "BOGUS x",
+           'SHELL ["/bin/bash"]']
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_import_changes_give_dockers_config(sides, busybox_tar, change):
+    """Every instruction `--change` accepts sets the config as dockerd does; the others are refused."""
+    ref = f"{PREFIX}-chg:1"
+    same(sides, "import", "-c", f"LABEL {LABEL}", "-c", change, str(busybox_tar), ref)
+    same(sides, "image", "inspect", "-f", "{{json .Config}}", ref)
+    for side in sides:
+        side("rmi", ref)
+
+
 def test_prune_output(sides, busybox_tar):
     # two imports under one name: the first becomes dangling, sharing its layer with the second
     for side in sides:

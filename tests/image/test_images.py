@@ -45,7 +45,7 @@ def test_import_changes(client):
     image = client.images.import_rootfs(
         io.BytesIO(tar_of({"a": b"x"})), "changes:1",
         changes=['ENTRYPOINT ["/bin/app"]', "EXPOSE 80 53/udp", "LABEL a=b \"c d\"=e", "USER 1000:1000",
-                 "WORKDIR /srv", "WORKDIR data", "VOLUME /data", "ENV P=/x", "ENV Q=$P/y", "STOPSIGNAL SIGINT"],
+                 "WORKDIR /srv", "WORKDIR data", "VOLUME /data", "ENV P=/x", "ENV Q=$P/y", "HEALTHCHECK --retries=2 CMD true"],
         message="my message")
     c = image.config
     assert c["Entrypoint"] == ["/bin/app"]
@@ -55,7 +55,7 @@ def test_import_changes(client):
     assert c["WorkingDir"] == "/srv/data"
     assert c["Volumes"] == {"/data": {}}
     assert c["Env"] == ["P=/x", "Q=/x/y"]
-    assert c["StopSignal"] == "SIGINT"
+    assert c["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Retries": 2}
     assert client.images.inspect("changes:1")["Comment"] == "my message"
 
 

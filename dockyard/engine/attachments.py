@@ -85,6 +85,17 @@ class Attachments:
             mac=rec.cfg.get("MacAddress") or None, dns=dns, dns_search=search, dns_options=options)
         return NetworkPlan(att.mode, att.netns_path, att.hosts, att.resolv_conf)
 
+    def _left_none(self, rec: ContainerRecord) -> bool:
+        """A ``none`` container that ``network disconnect none`` handed to the network service
+        (one stat, no database: see ``NetworkService.adopted``)."""
+        if network_mode(rec) != "none":
+            return False
+        from dockyard.network.naming import Names
+
+        import os
+
+        return os.path.exists(Names(self.client.state.path).netns_path(rec.id))
+
     @staticmethod
     def _aliases(rec: ContainerRecord, mode: str) -> list[str]:
         eps = (rec.config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
@@ -99,13 +110,13 @@ class Attachments:
 
     def network_down(self, rec: ContainerRecord) -> None:
         """The container stopped: release its namespace, addresses and published ports."""
-        if network_mode(rec) in LOCAL_MODES:
+        if network_mode(rec) in LOCAL_MODES and not self._left_none(rec):
             return
         self.client.networks.release(rec.id)
 
     def network_forget(self, rec: ContainerRecord) -> None:
         """The container is removed: drop its network memberships too."""
-        if network_mode(rec) in LOCAL_MODES:
+        if network_mode(rec) in LOCAL_MODES and not self._left_none(rec):
             return
         try:
             self.client.networks.forget(rec.id)
@@ -116,7 +127,7 @@ class Attachments:
         """docker's ``NetworkSettings`` for ``inspect``: the network service's for bridges and
         user networks; for ``none``/``host`` the one network entry docker shows."""
         mode = network_mode(rec)
-        if mode not in LOCAL_MODES:
+        if mode not in LOCAL_MODES or self._left_none(rec):
             return self.client.networks.settings(rec.id)
         net_id = ""
         never_started = str(rec.state.get("StartedAt") or "0001").startswith("0001")

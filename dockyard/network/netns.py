@@ -70,6 +70,26 @@ def create(path: str | Path) -> None:
         raise failure[0]
 
 
+def adopt(source: str | Path, path: str | Path) -> None:
+    """Pin an existing namespace (``/proc/<pid>/ns/net`` of a container the runtime gave its own
+    namespace) at ``path``, so it can be plugged into and released like one ``create`` made."""
+    path = Path(path)
+    if is_netns(path):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o444))
+    except OSError as exc:
+        raise DockyardError(f"cannot create network namespace file {path}: {exc.strerror}") from exc
+    if _libc.mount(str(source).encode(), str(path).encode(), b"none", MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        raise DockyardError(f"bind-mount network namespace on {path}: {os.strerror(err)}")
+
+
 def remove(path: str | Path) -> None:
     """Unpin and delete the namespace file; a missing or already unmounted file is fine."""
     path = Path(path)

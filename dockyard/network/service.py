@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MARKER_PREFIX = "dockyard "  # bridge aliases: see NetworkService._marker
 SPECIAL_MODES = ("none", "host")
+LEFT_NONE = "left-none"  # a ``none`` container after ``network disconnect none``: see _leave_none
 SHARED_NETWORK_ERROR = ("container sharing network namespace with another container or host "
                         "cannot be connected to any other network")
 
@@ -292,8 +293,9 @@ class NetworkService:
         out = {}
         for c in running:
             record = getattr(c, "record", None)
-            if record is None or (record.host_config.get("NetworkMode") or "") != mode:
-                continue
+            if record is None or (record.host_config.get("NetworkMode") or "") != mode or \
+                    (mode == "none" and self.store.sandbox(c.id) is not None):
+                continue  # (a sandbox: it left ``none``)
             endpoint = hashlib.sha256(f"{c.id}/{net.id}".encode()).hexdigest()
             out[c.id] = {"Name": c.name.lstrip("/"), "EndpointID": endpoint, "MacAddress": "",
                          "IPv4Address": "", "IPv6Address": ""}
@@ -679,9 +681,11 @@ class NetworkService:
         containers to itself, so only it can say); refused combinations are docker's."""
         net = self.get(network)
         aliases = [a for a in aliases if a]
+        sandbox = self.store.sandbox(container_id)
         if mode is None:
-            sandbox = self.store.sandbox(container_id)
-            mode = sandbox.mode if sandbox is not None else None
+            mode = sandbox.mode if sandbox is not None else self._engine_mode(container_id)
+        if mode == "none" and sandbox is not None and sandbox.mode == LEFT_NONE:
+            mode = LEFT_NONE  # it left ``none``: its namespace may join networks now, as docker's
         if mode == "host" or (mode or "").startswith("container:"):
             raise Conflict(SHARED_NETWORK_ERROR)
         if net.driver == "host":
@@ -720,6 +724,9 @@ class NetworkService:
 
     def disconnect(self, network: str, container_id: str, force: bool = False) -> None:
         net = self.get(network)
+        if net.driver == "null":
+            self._leave_none(container_id)
+            return
         with self._lock():
             eps = [e for e in self.store.endpoints(container_id=container_id)
                    if e.network_id == net.id]
@@ -737,6 +744,43 @@ class NetworkService:
             self.store.delete_connection(container_id, net.id)
             if net.user_defined and eps:
                 _dns().sync(self.state.path, self.names, needed=False)
+
+    def _engine_mode(self, cid: str) -> str | None:
+        """A container's ``NetworkMode`` from the engine (``bridge`` for ``default``)."""
+        try:
+            mode = self.client.containers.load(cid).host_config.get("NetworkMode") or "default"
+        except (ImportError, AttributeError, NotFound):
+            return None
+        return "bridge" if mode == "default" else str(mode)
+
+    def _leave_none(self, cid: str) -> None:
+        """``network disconnect none C``, as dockerd: a running container leaves ``none`` (no longer
+        listed there, ``Networks`` empty) and its namespace, which the runtime made, is pinned and
+        recorded as a sandbox so that ``network connect`` can plug interfaces into it; ``release``
+        at its stop undoes that. A container not running has nothing to leave."""
+        try:
+            rec = self.client.containers.load(cid)
+        except (ImportError, AttributeError):
+            raise NotFound(f"No such container: {cid}") from None
+        with self._lock():
+            sandbox = self.store.sandbox(cid)
+            if (rec.host_config.get("NetworkMode") or "") != "none" or sandbox is not None:
+                raise Conflict(f"container {cid} is not connected to network none")
+            pid = int(rec.state.get("Pid") or 0)
+            if not rec.state.get("Running") or not pid:
+                return
+            path = str(self.names.netns_path(cid))
+            netns.adopt(f"/proc/{pid}/ns/net", path)
+            name = (rec.config.get("Name") or "").lstrip("/") or None
+            with self.store.tx() as conn:
+                self.store.insert_sandbox(conn, Sandbox(
+                    cid, name, rec.cfg.get("Hostname") or cid[:12], LEFT_NONE, path, True,
+                    {"bindings": [], "exposed": [], "extra_hosts": []}, now()))
+
+    def adopted(self, cid: str) -> bool:
+        """Did a ``none`` container leave ``none`` (so the service now owns its namespace)? One
+        stat: the engine asks at every stop of a ``none`` container."""
+        return os.path.exists(self.names.netns_path(cid))
 
     # -- views for the engine's inspect / ls / port -----------------------------------------
     def _attachment(self, cid: str) -> Attachment:
@@ -798,7 +842,9 @@ class NetworkService:
             # docker 28's CLI re-encodes what a 20.10 daemon sends: its field order, and
             # GwPriority/DNSNames with their zero values
             networks[n.name] = {
-                "IPAMConfig": {"IPv4Address": conn[2]} if conn and conn[2] else None,
+                # (the docker CLI's ``network connect`` always sends an IPAMConfig)
+                "IPAMConfig": {"IPv4Address": conn[2]} if conn and conn[2] else (
+                    {} if positions.get(nid, 0) >= 1 else None),
                 "Links": None,
                 "Aliases": (_aliases(aliases, cid, sandbox) if n.user_defined else None),
                 "MacAddress": e.mac if e else "",

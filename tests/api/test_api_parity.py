@@ -280,8 +280,6 @@ def test_volume_and_network_commands_match(pair: Pair) -> None:
     pair.same("network", "rm", "bridge")
 
 
-@pytest.mark.xfail(reason="dockyard/network: the none network lists no containers, cannot disconnect them, and "
-                          "lets a container on none join another network", strict=False)
 def test_none_network_membership_matches(pair: Pair) -> None:
     net, ctr = f"{PREFIX}-net", f"{PREFIX}-none"
     pair.run("network", "create", net)

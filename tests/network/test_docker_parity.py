@@ -363,3 +363,52 @@ def _api_ports_match(both: PortsBoth, root: Any, tmp_path: Any) -> None:
                 both.diffs.append(f"GET {path}\n  docker:   {theirs}\n  dockyard: {mine}")
     finally:
         svc.stop()
+
+
+def test_conflicting_network_options_are_refused_as_docker(both):
+    """dockerd's create-time refusals (``runconfig.validateNetMode``), the docker CLI's alias
+    check, the host-mode ports warning, and ``--ip`` on a network without a user subnet."""
+    both.setup("run -d --name {P}_c1 {IMG} sleep 300")
+    both.setup("network create {P}_a")
+    shared = "create --name {P}_c2 --network container:{P}_c1"
+    both.same(
+        *[f"{shared} {flags} {{IMG}} true" for flags in (
+            "-p 80:80", "-P", "--dns 9.9.9.9", "--add-host a:1.2.3.4", "-h foo", "--expose 80",
+            "--network-alias x")],
+        "create --name {P}_c2 --network container: {IMG} true",
+        "create --name {P}_c2 --uts host -h foo {IMG} true",
+        "create --name {P}_c2 --network-alias x {IMG} true",
+        "create --name {P}_c2 --network bridge --network-alias x {IMG} true",
+        "create --name {P}_c2 --network host --network-alias x {IMG} true",
+        "create --name {P}_c2 --network none --network-alias x {IMG} true",
+        # accepted: ports with host (a warning) or none networking; --dns-search when shared
+        "run --rm --network host -p 80:80 {IMG} echo host",
+        "run --rm --network none -p 80:80 {IMG} echo none",
+        "run --rm --network container:{P}_c1 --dns-search example.com {IMG} echo shared",
+        "run --name {P}_c2 --network {P}_a --ip 10.99.0.9 {IMG} true",
+        "rm {P}_c2",
+    )
+    both.check()
+
+
+def test_the_none_network_lists_and_lets_go_of_its_containers(both):
+    """``none`` as dockerd keeps it: running containers are its members; ``disconnect none``
+    takes one off, after which it may join a network (its namespace gets the interface)."""
+    both.setup("network create --subnet {S0}.0/24 {P}_a")
+    both.setup("run -d --name {P}_c3 --network none {IMG} sleep 300")
+    both.setup("create --name {P}_c2 --network none {IMG} true")
+    members = ("network inspect none -f '{{range .Containers}}{{if eq .Name \"{P}_c3\" \"{P}_c2\"}}"
+               "{{.Name}} [{{.IPv4Address}}] {{end}}{{end}}'")
+    both.same(
+        members, "network connect {P}_a {P}_c3", "network connect {P}_a {P}_c2",
+        "network disconnect none {P}_c3", members,
+        "inspect -f '{{json .NetworkSettings.Networks}} {{.HostConfig.NetworkMode}}' {P}_c3",
+        "network disconnect none {P}_c3",
+        "network connect {P}_a {P}_c3",
+        "exec {P}_c3 sh -c 'ip -4 -o addr show eth0 | cut -d\" \" -f2,7'",
+        "inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}} "
+        "{{json $v.IPAMConfig}}{{end}}' {P}_c3",
+        "network inspect -f '{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}' {P}_a",
+        "stop -t 0 {P}_c3", members,
+    )
+    both.check()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import threading
 import time
 from pathlib import Path
@@ -366,22 +367,24 @@ class BuildRun:
 
 
 def download_name(url: str, disposition: str | None) -> str:
-    """The file name ``ADD <url> /dir/`` gives a download, as docker picks it: the
-    Content-Disposition filename, else the URL path's last component, else BuildKit's
+    """The file name ``ADD <url> /dir/`` gives a download, as the classic builder picks it: the
+    URL path's last component, else the Content-Disposition filename, else BuildKit's
     ``__unnamed__`` (the classic builder refuses such a URL; a file is more useful)."""
     import urllib.parse
     from email.message import Message
 
+    path = urllib.parse.urlparse(url).path
+    if path and not path.endswith("/"):
+        return posixpath.basename(path)
     if disposition:
         msg = Message()
         msg["Content-Disposition"] = disposition
         fname = msg.get_filename()
         if fname:
-            fname = os.path.basename(fname.replace("\\", "/"))
+            fname = posixpath.basename(fname.replace("\\", "/"))
             if fname not in ("", ".", ".."):
                 return fname
-    name = os.path.basename(urllib.parse.urlparse(url).path.rstrip("/"))
-    return name or "__unnamed__"
+    return "__unnamed__"
 
 
 class BuildService:
@@ -433,10 +436,15 @@ class BuildService:
 
         step = progress.start("exporting to image")
         config = dict(result.config)
+        history = list(result.history)
         if opts.labels:
+            from dockyard.build.imageconfig import history_entry
+
             labels = dict(config.get("Labels") or {})
             labels.update(opts.labels)
             config["Labels"] = labels
+            # the classic builder commits each --label as a LABEL step of its own, by name
+            history += [history_entry(None, f"LABEL {k}={v}", True) for k, v in sorted(opts.labels.items())]
         config = {k: v for k, v in config.items() if v is not None}
         created = float(opts.source_date_epoch) if opts.source_date_epoch is not None else result.created
         doc: dict[str, Any] = {
@@ -446,7 +454,7 @@ class BuildService:
             "created": format_rfc3339(created),
             **({"author": result.author} if result.author else {}),
             "config": config,
-            "history": fill_history_times(result.history),
+            "history": fill_history_times(history),
         }
         layers = [Layer(digest=l.digest, media_type=l.media_type, size=l.size, diff_id=l.diff_id)
                   for l in result.layers]

@@ -169,9 +169,9 @@ def _build(args: argparse.Namespace, ctx: "Context") -> int:
                         source_date_epoch=epoch, runtime=args.runtime)
     with context:
         result = ctx.client.builder.build(opts)
-    if args.iidfile:
+    if args.iidfile:  # the classic builder ends the ID with a newline under -q (only then)
         with open(args.iidfile, "w") as f:
-            f.write(result.image_id)
+            f.write(result.image_id + ("\n" if args.quiet else ""))
     if args.quiet:
         ctx.print(result.image_id)
     return 0

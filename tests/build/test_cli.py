@@ -21,7 +21,7 @@ def test_tags_quiet_iidfile_labels(cli, client, base, tmp_path):
     assert proc.returncode == 0, proc.stderr
     image_id = proc.stdout.strip()
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", image_id)
-    assert iid.read_text() == image_id
+    assert iid.read_text() == image_id + "\n"  # under -q the classic builder ends it with a newline
     image = client.images.get("app:1")
     assert image.id == image_id and client.images.get("registry.local:5000/app:latest").id == image_id
     assert image.config["Labels"] == {"team": "build", "empty": ""}

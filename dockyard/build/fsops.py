@@ -398,7 +398,11 @@ def extract_tar(stream: BinaryIO, target_dir: str, touch: _Touch | None = None) 
             elif ti.islnk():
                 link_parts = [p for p in ti.linkname.split("/") if p not in ("", ".", "..")]
                 os.link(resolve_in_root(target_dir, "/".join(link_parts), False), dst)
-                continue
+                # docker applies the link header's owner, mode and time to the shared inode
+                # (owner only when it is a symlink), as both of its builders do
+                if os.path.islink(dst):
+                    os.lchown(dst, ti.uid, ti.gid)
+                    continue
             elif ti.isfifo():
                 os.mkfifo(dst, 0o600)
             elif ti.ischr() or ti.isblk():

@@ -653,3 +653,58 @@ CMD []
 """),
 ]
 BY_NAME = {c.name: c for c in CASES}
+
+
+def _special_tar() -> bytes:
+    """A tar with what archives carry and contexts rarely do: setuid bits, owners, a hard link,
+    a fifo, a device, a private directory, an entry whose parents have no entries of their own,
+    a ``./`` prefix."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        def add(name, kind=tarfile.REGTYPE, data=b"", mode=0o644, uid=0, gid=0, link=""):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.uid, ti.gid, ti.mtime, ti.linkname = kind, mode, uid, gid, 1_600_000_000, link
+            if kind == tarfile.CHRTYPE:
+                ti.devmajor, ti.devminor = 1, 3
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data) if data else None)
+        add("priv/", tarfile.DIRTYPE, mode=0o700, uid=5, gid=6)
+        add("priv/suid", data=b"s\n", mode=0o4755, uid=7, gid=8)
+        add("priv/hard", tarfile.LNKTYPE, link="priv/suid")
+        add("priv/fifo", tarfile.FIFOTYPE, mode=0o600)
+        add("priv/null", tarfile.CHRTYPE, mode=0o666)
+        add("no/parents/here/f", data=b"deep\n", mode=0o640, uid=3, gid=4)
+        add("./dotted/file", data=b"dot\n")
+        add("sym", tarfile.SYMTYPE, link="priv/suid")
+    return buf.getvalue()
+
+
+CASES += [
+    Case("sweep-add-special", """FROM {BASE}
+ADD special.tar /sp/
+ADD special.tar /
+ADD --chown=9:9 special.tar /sp-chowned/
+""", files={"special.tar": _special_tar()}),
+    Case("sweep-scratch", """FROM scratch
+COPY a.txt /
+COPY dir /dir/
+ENV PATH=/bin HOME=/w
+WORKDIR /w/deeper
+USER 1:1
+COPY a.txt rel.txt
+WORKDIR $HOME
+LABEL scratch=yes
+""", files={"a.txt": "a\n", "dir/b": ("b", 0o600)}),
+    Case("sweep-user-copy", """FROM {BASE}
+USER nobody
+COPY a.txt /as-nobody/
+ADD t.tar /as-nobody-tar/
+WORKDIR /as-nobody-wd
+RUN touch /tmp/by-nobody
+USER root
+ENV MULTI="one \\
+two" \\
+    NEXT=n
+""", files={"a.txt": "a\n", "t.tar": _tar({"f": "f\n"})}),
+]
+BY_NAME = {c.name: c for c in CASES}

@@ -204,3 +204,28 @@ def test_add_url_side_by_side(docker_base, base, cli, ctx, tmp_path):
             assert_same_images(cli, tmp_path)
         finally:
             docker_rmi()
+
+
+def test_onbuild_triggers_from_a_base_image(docker_base, base, cli, ctx, tmp_path):
+    """ONBUILD triggers recorded in one build run in the next build that starts FROM the image
+    (not a stage): ARG/ENV/COPY from the child's context/RUN/WORKDIR, in the child's history."""
+    parent_tag = f"{TAG}-parent"
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "Dockerfile").write_text(
+        f"FROM {BASE}\nONBUILD ARG WHO=child\nONBUILD COPY a.txt /from-child-context\n"
+        "ONBUILD RUN echo \"$WHO\" > /who\nONBUILD WORKDIR /onbuild\nLABEL parent=1\n")
+    (ctx / "Dockerfile").write_text(f"FROM {parent_tag}\nRUN pwd > /where\n")
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    try:
+        made = subprocess.run(["docker", "build", "-q", "-t", parent_tag, str(parent)], capture_output=True, env=env)
+        assert made.returncode == 0, made.stderr
+        assert cli("build", "-q", "-t", parent_tag, str(parent)).returncode == 0
+        want = docker_build(["-q", "--build-arg", "WHO=given", str(ctx)], tmp_path)
+        assert want.returncode == 0, want.stderr
+        got = cli("build", "-q", "-t", TAG, "--build-arg", "WHO=given", str(ctx))
+        assert got.returncode == 0, got.stderr
+        assert_same_images(cli, tmp_path)
+    finally:
+        docker_rmi()
+        subprocess.run(["docker", "rmi", "-f", parent_tag], capture_output=True)

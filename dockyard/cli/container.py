@@ -119,6 +119,7 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
     a("--no-healthcheck", action="store_true", help="Disable any container-specified HEALTHCHECK")
     a("--network", "--net", help="Connect a container to a network")
     a("--network-alias", "--net-alias", action="append", default=[], help="Add network-scoped alias for the container")
+    a("--link", action="append", default=[], help="Add link to another container")
     a("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
     a("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
     a("--expose", action="append", default=[], help="Expose a port or a range of ports")
@@ -176,6 +177,7 @@ def _options(args: argparse.Namespace) -> Any:
         health_cmd=args.health_cmd, health_interval=args.health_interval, health_timeout=args.health_timeout,
         health_start_period=args.health_start_period, health_retries=args.health_retries,
         no_healthcheck=args.no_healthcheck, network=args.network, network_aliases=args.network_alias,
+        links=args.link,
         publish=args.publish, publish_all=args.publish_all, expose=args.expose, dns=args.dns,
         dns_search=args.dns_search, dns_option=args.dns_option, add_host=args.add_host, ip=args.ip,
         mac_address=args.mac_address, stop_signal=args.stop_signal, stop_timeout=args.stop_timeout,

@@ -28,6 +28,7 @@ class NetworkPlan:
     netns_path: str | None    # join this namespace; None with mode "none": the runtime makes one
     hosts: str
     resolv_conf: str
+    env: tuple[str, ...] = ()  # ``--link`` variables (docker's legacy links)
 
 
 def network_mode(rec: ContainerRecord) -> str:
@@ -74,16 +75,23 @@ class Attachments:
             return NetworkPlan("none", None, HOSTS_HEADER + _extra_hosts(rec), resolv)
         from dockyard.engine.options import port_specs
 
+        link_hosts: list[str] = []
+        link_env: list[str] = []
+        if mode == "bridge" and host.get("Links"):
+            from dockyard.network.legacy_links import resolve
+
+            entries, link_env = resolve(self.client, rec)
+            link_hosts = [f"{names}:{ip}" for names, ip in entries]  # after --add-host's, as docker
         att = self.client.networks.attach(
             rec.id, name=rec.name, mode=mode,
             aliases=self._aliases(rec, mode),
             ports=port_specs(rec.host_config, rec.cfg.get("ExposedPorts")),
             hostname=rec.cfg.get("Hostname") or rec.id[:12],
             ip=self._ip(rec, mode),
-            extra_hosts=host.get("ExtraHosts") or [],
+            extra_hosts=[*(host.get("ExtraHosts") or []), *link_hosts],
             exposed=list((rec.cfg.get("ExposedPorts") or {}).keys()),
             mac=rec.cfg.get("MacAddress") or None, dns=dns, dns_search=search, dns_options=options)
-        return NetworkPlan(att.mode, att.netns_path, att.hosts, att.resolv_conf)
+        return NetworkPlan(att.mode, att.netns_path, att.hosts, att.resolv_conf, tuple(link_env))
 
     def _left_none(self, rec: ContainerRecord) -> bool:
         """A ``none`` container that ``network disconnect none`` handed to the network service

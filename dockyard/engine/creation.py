@@ -219,6 +219,9 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     from dockyard.network.conflicts import check_conflicts
 
     check_conflicts(user_cfg, host)  # on the request as sent, as dockerd (before the image's config)
+    from dockyard.network.legacy_links import check_links, stored
+
+    links = check_links(client, host)
     cfg = merge_image_config(user_cfg, image.config)
     cfg["Image"] = image_ref
     validate(cfg, host)
@@ -273,6 +276,8 @@ def create_container(service: Any, body: dict[str, Any], name: str | None, image
     rec = ContainerRecord(cid, store.path(cid), config, default_state())
     for attempt in range(10):
         config["Name"] = "/" + (name or ids.random_name(attempt))
+        if links:
+            host["Links"] = stored(links, config["Name"])
         try:
             store.create(rec)
             break

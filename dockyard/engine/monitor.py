@@ -190,6 +190,10 @@ class Monitor:
             mounts = att.start_mounts(rec)
             opts = bundle.spec_options(rec, rec.rootfs, netns_path=net.netns_path, network_mode=net.mode,
                                        mounts=mounts, console_size=self.console_size)
+            if net.env:  # --link variables: the container's own Env wins, as docker's
+                from dockyard.engine.options import merge_env
+
+                opts.env = merge_env(list(net.env), opts.env)
             spec = self.spec = generate_spec(opts)
             write_bundle(rec.bundle, spec)
             stdio = Stdio()

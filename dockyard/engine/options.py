@@ -328,6 +328,7 @@ class RunOptions:
     no_healthcheck: bool = False
     network: str | None = None
     network_aliases: list[str]
+    links: list[str]
     publish: list[str]
     publish_all: bool = False
     expose: list[str]
@@ -355,7 +356,7 @@ class RunOptions:
     platform: str | None = None
 
     _LISTS = ("command", "env", "env_file", "labels", "label_file", "volumes", "mounts", "volumes_from", "tmpfs",
-              "cap_add", "cap_drop", "ulimits", "network_aliases", "publish", "expose", "dns", "dns_search",
+              "cap_add", "cap_drop", "ulimits", "network_aliases", "links", "publish", "expose", "dns", "dns_search",
               "dns_option", "add_host", "log_opts", "security_opt", "sysctl", "devices", "group_add", "attach",
               "device_cgroup_rules", "storage_opt")
 
@@ -439,6 +440,13 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         from dockyard.network.conflicts import check_cli_aliases
 
         check_cli_aliases(o.network, o.network_aliases)
+    for link in o.links:
+        from dockyard.network.legacy_links import parse_link
+
+        try:
+            parse_link(link)
+        except InvalidArgument as exc:
+            raise flag_error(link, "--link", exc.message) from None
     if o.pid and o.pid != "host" and not o.pid.startswith("container:"):
         raise InvalidArgument("--pid: invalid PID mode", exit_code=USAGE_EXIT)
     for rule in o.device_cgroup_rules:
@@ -533,7 +541,7 @@ def build_body(o: RunOptions) -> dict[str, Any]:
         "GroupAdd": o.group_add or None,
         "IpcMode": o.ipc or "private",
         "Cgroup": "",
-        "Links": None,
+        "Links": list(o.links) or None,
         "OomScoreAdj": parse_int(o.oom_score_adj, "--oom-score-adj") if o.oom_score_adj else 0,
         "PidMode": o.pid or "",
         "Privileged": o.privileged,

@@ -412,3 +412,22 @@ def test_the_none_network_lists_and_lets_go_of_its_containers(both):
         "stop -t 0 {P}_c3", members,
     )
     both.check()
+
+
+def test_legacy_links_on_the_default_bridge(both):
+    """``--link child[:alias]``: docker's /etc/hosts line and variables, the stored form, and
+    its refusals (missing or stopped child, bad format, shared or host networking)."""
+    both.setup("run -d --name {P}_c1 --expose 80 --expose 53/udp -e FOO=bar {IMG} sleep 300")
+    both.setup("create --name {P}_c3 {IMG} true")
+    both.same(
+        "run --rm --name {P}_c2 --add-host foo:1.2.3.4 --link {P}_c1:web --link {P}_c1 {IMG} sh -c "
+        "'tail -3 /etc/hosts | cut -f2; env | grep -iE \"^(WEB|{P}_C1)\" | sort | "
+        "sed -E \"s/[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+/IP/\"'",
+        "create --name {P}_c2 --link {P}_c1:db {IMG} true",
+        "inspect -f '{{json .HostConfig.Links}}' {P}_c2", "rm {P}_c2",
+        "run --rm --link nosuch {IMG} true", "run --rm --link {P}_c1:db:x {IMG} true",
+        "run --name {P}_c2 --link {P}_c3:x {IMG} true", "rm {P}_c2",
+        "create --name {P}_c2 --network container:{P}_c1 --link {P}_c1 {IMG} true",
+        "create --name {P}_c2 --network host --link {P}_c1 {IMG} true",
+    )
+    both.check()

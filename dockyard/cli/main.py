@@ -21,6 +21,10 @@ OBJECTS: dict[str, tuple[str, str]] = {
     "builder": ("dockyard.cli.builder", "Manage builds"),
     "registry": ("dockyard.cli.registry", "Run and manage an OCI registry"),
     "system": ("dockyard.cli.system", "Manage dockyard"),
+    "swarm": ("dockyard.cli.swarm", "Manage Swarm"),
+    "node": ("dockyard.cli.node", "Manage Swarm nodes"),
+    "service": ("dockyard.cli.service", "Manage Swarm services"),
+    "stack": ("dockyard.cli.stack", "Manage Swarm stacks"),
 }
 
 # objects reachable only through aliases (not listed in --help)
@@ -61,6 +65,7 @@ ALIASES: dict[str, tuple[str, str]] = {
     "port": ("container", "port"),
     "diff": ("container", "diff"),
     "commit": ("container", "commit"),
+    "export": ("container", "export"),
     "inspect": ("system", "inspect"),
     "login": ("auth", "login"),
     "logout": ("auth", "logout"),

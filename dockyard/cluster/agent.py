@@ -1,0 +1,146 @@
+"""The agent: runs and observes tasks on one host by driving the local engine (the library).
+
+A task is an ordinary dockyard container named as swarm names it (``NAME.SLOT.TASKID``) and
+labelled as swarm labels it (``com.docker.swarm.service.name``...), so ``dockyard ps``, ``logs``,
+``exec`` and ``inspect`` work on it. The manager talks to an agent only through
+:meth:`Agent.start`, :meth:`Agent.observe`, :meth:`Agent.signal` and :meth:`Agent.remove`: an
+agent on another host would answer the same four calls over the network.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.errors import DockyardError, NotFound
+
+INGRESS_NETWORK = "ingress"
+
+
+@dataclass
+class Observation:
+    """What a task's container is doing now."""
+
+    status: str  # "running", "exited", "created", "missing"
+    exit_code: int | None = None
+    health: str | None = None  # None (no healthcheck), "starting", "healthy", "unhealthy"
+    ip: str | None = None
+    error: str = ""
+
+
+def task_name(service_name: str, slot: int, task_id: str) -> str:
+    return f"{service_name}.{slot}.{task_id}"
+
+
+def task_labels(service: Any, node_id: str, slot: int, task_id: str) -> dict[str, str]:
+    """swarm's labels on a task container (plus the service's ``--container-label``s)."""
+    labels = dict(service.spec["TaskTemplate"]["ContainerSpec"].get("Labels") or {})
+    labels.update({
+        "com.docker.swarm.node.id": node_id,
+        "com.docker.swarm.service.id": service.id,
+        "com.docker.swarm.service.name": service.name,
+        "com.docker.swarm.task": "",
+        "com.docker.swarm.task.id": task_id,
+        "com.docker.swarm.task.name": task_name(service.name, slot, task_id),
+    })
+    stack = (service.spec.get("Labels") or {}).get("com.docker.stack.namespace")
+    if stack:
+        labels["com.docker.stack.namespace"] = stack
+    return labels
+
+
+class Agent:
+    """Tasks on this host, through ``client.containers``."""
+
+    def __init__(self, client: Any, node_id: str) -> None:
+        self.client = client
+        self.node_id = node_id
+
+    def start(self, service: Any, slot: int, task_id: str) -> str:
+        """Create and start a task's container; returns its ID. Raises DockyardError with the
+        engine's message when it cannot (the task is then *rejected*/*failed*)."""
+        from dockyard.engine.options import RunOptions, build_body
+
+        cs = service.spec["TaskTemplate"]["ContainerSpec"]
+        self._ensure_image(cs["Image"])
+        o = RunOptions(image=cs["Image"], command=list(cs.get("Args") or []), env=list(cs.get("Env") or []),
+                       labels=[f"{k}={v}" for k, v in task_labels(service, self.node_id, slot, task_id).items()],
+                       name=task_name(service.name, slot, task_id), detach=True, network=INGRESS_NETWORK,
+                       workdir=cs.get("Dir") or None, user=cs.get("User") or None,
+                       hostname=cs.get("Hostname") or None, stop_signal=cs.get("StopSignal") or None)
+        body = build_body(o)
+        if cs.get("Command"):
+            body["Entrypoint"] = list(cs["Command"])
+        if cs.get("Healthcheck"):
+            body["Healthcheck"] = dict(cs["Healthcheck"])
+        grace = cs.get("StopGracePeriod")
+        if grace is not None:
+            body["StopTimeout"] = max(int(grace) // 1_000_000_000, 0)
+        container = self.client.containers.create(body, name=o.name)
+        try:
+            self.client.containers.start(container.id)
+        except DockyardError:
+            self.remove(container.id)
+            raise
+        return str(container.id)
+
+    def _ensure_image(self, ref: str) -> None:
+        """Pull the image if it is not here (as a swarm node does)."""
+        try:
+            self.client.images.get(ref)
+        except NotFound:
+            self.client.distribution.pull(ref)
+
+    def observe(self, container_id: str) -> Observation:
+        try:
+            rec = self.client.containers.load(container_id)
+        except NotFound:
+            return Observation("missing", error="task container removed")
+        status = rec.status
+        health = (rec.state.get("Health") or {}).get("Status") or None
+        if status in ("running", "paused", "restarting"):
+            return Observation("running", health=health, ip=self._ip(container_id))
+        code = int(rec.state.get("ExitCode", 0) or 0)
+        return Observation(status if status == "created" else "exited", exit_code=code,
+                           error=str(rec.state.get("Error") or ""))
+
+    def _ip(self, container_id: str) -> str | None:
+        try:
+            nets = self.client.networks.settings(container_id).get("Networks") or {}
+        except DockyardError:
+            return None
+        for net in nets.values():
+            if net.get("IPAddress"):
+                return str(net["IPAddress"])
+        return None
+
+    @staticmethod
+    def answers(ip: str, port: int, proto: str = "tcp", timeout: float = 0.5) -> bool:
+        """Does the task accept a connection on its target port? (what makes a task without a
+        healthcheck *ready*: running is not listening yet)."""
+        if proto != "tcp":
+            return True
+        try:
+            with socket.create_connection((ip, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def signal(self, container_id: str, sig: str) -> None:
+        try:
+            self.client.containers.kill(container_id, sig)
+        except DockyardError:
+            pass  # already gone: the next observation says so
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.client.containers.remove(container_id, force=True)
+        except NotFound:
+            pass
+
+    def task_containers(self) -> dict[str, str]:
+        """task ID -> container ID of every task container on this host (to find orphans)."""
+        found = {}
+        for c in self.client.containers.list(all=True, filters={"label": ["com.docker.swarm.task.id"]}):
+            found[c.labels.get("com.docker.swarm.task.id", "")] = c.id
+        return found

@@ -1,0 +1,105 @@
+"""The ingress load balancer: a published port spreads new connections over a service's ready
+tasks with kernel DNAT, never a userspace copy.
+
+Per published port, a chain of our own in the ``nat`` table holds one DNAT rule per ready task,
+``-m statistic --mode nth`` making them take turns (``--every N``, ``N-1``, ... 1: round robin).
+The root's ``<P>-PORTS`` chain (reached from PREROUTING and OUTPUT for local destinations: other
+hosts, other namespaces and the host's own 127.0.0.1) jumps to it for the port. When the ready
+tasks change, the chain is flushed and refilled in *one* ``iptables-restore`` transaction: a new
+connection sees either the old or the new set, never an empty chain. Connections already
+established keep their conntrack entry and finish on their task (what makes draining work).
+
+Rules carry the comment ``dy:<tag>:svc<id>`` as every dockyard rule carries its owner's.
+"""
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from dockyard.network.firewall import run_iptables
+
+OWNER_PREFIX = "svc"
+
+
+def owner(service_id: str) -> str:
+    return f"{OWNER_PREFIX}{service_id[:9]}"
+
+
+class Ingress:
+    """The published ports of one state root's services."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.firewall = client.networks.firewall
+        self.prefix = client.networks.names.chain_prefix
+        self._programmed: dict[str, tuple[str, ...]] = {}  # chain -> endpoints last written
+
+    def chain(self, service_id: str, port: dict[str, Any]) -> str:
+        proto = "u" if port.get("Protocol", "tcp") == "udp" else ""
+        return f"{self.prefix}-S{service_id[:6]}-{port['PublishedPort']}{proto}"  # <= 28 chars
+
+    def _nat(self) -> list[list[str]]:
+        out = run_iptables("nat", "-S", check=False).stdout
+        return [shlex.split(line) for line in out.splitlines() if line.strip()]
+
+    def program(self, service_id: str, ports: list[dict[str, Any]], endpoints: list[str],
+                force: bool = False) -> bool:
+        """Point each published port at ``endpoints`` (task IPs, in a stable order); returns
+        True if the kernel's rules were rewritten."""
+        wanted = {self.chain(service_id, p): tuple(sorted(endpoints)) for p in ports}
+        if not force and all(self._programmed.get(c) == eps for c, eps in wanted.items()):
+            return False
+        nat = self._nat()
+        if not any(w[:2] == ["-N", self.firewall.ports] for w in nat):
+            self.firewall.ensure_base()
+            nat = self._nat()
+        comment = ["-m", "comment", "--comment", self.firewall.names.rule_comment(owner(service_id))]
+        ops: list[tuple[str, list[str]]] = []
+        for p in ports:
+            chain = self.chain(service_id, p)
+            proto = p.get("Protocol", "tcp")
+            if not any(w[:2] == ["-N", chain] for w in nat):
+                ops.append(("nat", ["-N", chain]))
+            ops.append(("nat", ["-F", chain]))
+            eps = wanted[chain]
+            for i, ip in enumerate(eps):
+                spread = ["-m", "statistic", "--mode", "nth", "--every", str(len(eps) - i), "--packet", "0"] \
+                    if i < len(eps) - 1 else []
+                ops.append(("nat", ["-A", chain, "-p", proto, *spread, *comment, "-j", "DNAT",
+                                    "--to-destination", f"{ip}:{p['TargetPort']}"]))
+            jump = ["-p", proto, "-m", proto, "--dport", str(p["PublishedPort"]), *comment, "-j", chain]
+            if not any(w[:1] == ["-A"] and w[-2:] == ["-j", chain] for w in nat):
+                ops.append(("nat", ["-A", self.firewall.ports, *jump]))
+        self.firewall.apply(ops)
+        self._programmed.update(wanted)
+        return True
+
+    def remove(self, service_id: str) -> None:
+        """Take a service's ports down: its jumps, then its chains."""
+        self._remove_where(lambda chain: chain.startswith(f"{self.prefix}-S{service_id[:6]}-"),
+                           self.firewall.names.rule_comment(owner(service_id)))
+
+    def remove_all(self) -> None:
+        """Every service port of this root (``swarm leave``, tests' cleanup)."""
+        self._remove_where(lambda chain: chain.startswith(f"{self.prefix}-S"),
+                           f"dy:{self.firewall.names.tag}:{OWNER_PREFIX}")
+
+    def _remove_where(self, is_ours: Any, comment_prefix: str) -> None:
+        nat = self._nat()
+        chains = [w[1] for w in nat if w[:1] == ["-N"] and is_ours(w[1])]
+        ops: list[tuple[str, list[str]]] = [
+            ("nat", ["-D", *w[1:]]) for w in nat
+            if w[:1] == ["-A"] and w[1] not in chains and w[-2:-1] == ["-j"] and w[-1] in chains]
+        ops += [("nat", ["-F", c]) for c in chains] + [("nat", ["-X", c]) for c in chains]
+        # jumps whose chain is already gone cannot exist (iptables refuses); rules by comment
+        ops += [("nat", ["-D", *w[1:]]) for w in nat if w[:1] == ["-A"] and w[1] not in chains
+                and any(word.startswith(comment_prefix) for word in w) and w[-1] not in chains]
+        self.firewall.apply(ops)
+        for c in chains:
+            self._programmed.pop(c, None)
+
+    def leftovers(self) -> list[str]:
+        """Service chains and rules of this root still in the kernel (for leak checks)."""
+        tag = f"dy:{self.firewall.names.tag}:{OWNER_PREFIX}"
+        return [" ".join(w) for w in self._nat()
+                if (w[:1] == ["-N"] and w[1].startswith(f"{self.prefix}-S")) or any(x.startswith(tag) for x in w)]

@@ -1,0 +1,285 @@
+"""The library API of the orchestrator: ``Swarm``, ``Services`` and ``Nodes`` (docker-py's
+``client.swarm``, ``client.services``, ``client.nodes``). The CLI is a thin layer on these.
+
+Changes are written to the cluster store under the cluster lock, then the manager is woken to
+act on them; only ``Services.remove`` and ``Swarm.leave`` act directly (they must leave nothing
+behind even if no manager runs).
+"""
+from __future__ import annotations
+
+import copy
+import socket
+import time
+from typing import Any, Iterable
+
+from dockyard.cluster import manager, spec as specs
+from dockyard.cluster.agent import INGRESS_NETWORK, Agent
+from dockyard.cluster.store import ClusterStore, NotInSwarm, ServiceRecord, Task, new_id, now
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
+
+ALREADY_IN_SWARM = ('This node is already part of a swarm. Use "docker swarm leave" to leave this '
+                    "swarm and join another one.")
+NOT_IN_SWARM = "This node is not part of a swarm"
+LEAVE_AS_MANAGER = ("You are attempting to leave the swarm on a node that is participating as a manager. "
+                    "Removing the last manager erases all current state of the swarm. Use `--force` to "
+                    "ignore this message.")
+INGRESS_LABEL = "com.docker.swarm.internal"
+
+
+class Swarm:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.store = ClusterStore(client.state)
+
+    def init(self) -> Any:
+        """Make this host a single-node swarm (manager and agent) and start the manager."""
+        with self.store.lock():
+            if self.store.swarm() is not None:
+                raise Conflict(ALREADY_IN_SWARM)
+            self._ensure_ingress()
+            info = self.store.create_swarm(socket.gethostname())
+        manager.start(self.client)
+        return info
+
+    def _ensure_ingress(self) -> None:
+        try:
+            self.client.networks.get(INGRESS_NETWORK)
+        except NotFound:
+            self.client.networks.create(INGRESS_NETWORK, labels={INGRESS_LABEL: "true"})
+
+    def leave(self, force: bool = False) -> None:
+        """Stop the manager, remove every service (tasks, published ports) and the ingress."""
+        if self.store.swarm() is None:
+            raise Conflict(NOT_IN_SWARM)
+        if not force:
+            raise Conflict(LEAVE_AS_MANAGER)
+        manager.stop(self.client)
+        services = Services(self.client)
+        with self.store.lock():
+            for svc in self.store.services():
+                services._remove_locked(svc)
+            services.ingress.remove_all()
+            for cid in services.agent.task_containers().values():
+                services.agent.remove(cid)
+            self.store.delete_swarm()
+        try:
+            net = self.client.networks.get(INGRESS_NETWORK)
+            if (net.labels or {}).get(INGRESS_LABEL) == "true":
+                self.client.networks.remove(INGRESS_NETWORK)
+        except DockyardError:
+            pass
+
+    def inspect(self) -> dict[str, Any]:
+        info = self.store.swarm()
+        if info is None:
+            raise NotInSwarm(NOT_IN_SWARM)
+        return {"ID": info.id, "Version": {"Index": 1}, "CreatedAt": info.created, "UpdatedAt": info.updated,
+                "Spec": {"Name": "default", "Labels": {}, "Orchestration": {"TaskHistoryRetentionLimit": 5}}}
+
+
+class Nodes:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.store = ClusterStore(client.state)
+
+    def list(self) -> list[dict[str, Any]]:
+        """This cluster's nodes as docker's Node objects (one: the manager is the agent)."""
+        from dockyard import __version__
+
+        info = self.store.require_swarm()
+        alive = manager.running(self.client) is not None
+        return [{
+            "ID": info.node_id, "Version": {"Index": 1}, "CreatedAt": info.created, "UpdatedAt": info.updated,
+            "Spec": {"Role": "manager", "Availability": "active", "Labels": {}},
+            "Description": {"Hostname": info.hostname, "Engine": {"EngineVersion": __version__}},
+            "Status": {"State": "ready" if alive else "down", "Addr": "127.0.0.1"},
+            "ManagerStatus": {"Leader": True, "Reachability": "reachable" if alive else "unreachable",
+                              "Addr": "127.0.0.1:2377"},
+        }]
+
+
+class Services:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.store = ClusterStore(client.state)
+
+    @property
+    def ingress(self) -> Any:
+        from dockyard.cluster.ingress import Ingress
+
+        return Ingress(self.client)
+
+    @property
+    def agent(self) -> Agent:
+        info = self.store.swarm()
+        return Agent(self.client, info.node_id if info else "")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def list(self, labels: dict[str, str] | None = None) -> list[ServiceRecord]:
+        self.store.require_swarm()
+        out = self.store.services()
+        for key, value in (labels or {}).items():
+            out = [s for s in out if (s.spec.get("Labels") or {}).get(key) == value]
+        return out
+
+    def get(self, ref: str) -> ServiceRecord:
+        self.store.require_swarm()
+        return self.store.find_service(ref)
+
+    def tasks(self, service: ServiceRecord) -> list[Task]:
+        return self.store.tasks(service.id)
+
+    def running_count(self, service: ServiceRecord) -> int:
+        return sum(1 for t in self.store.tasks(service.id) if t.live and t.state == "running")
+
+    def inspect(self, service: ServiceRecord) -> dict[str, Any]:
+        """docker's Service object."""
+        ports = specs.ports(service.spec)
+        doc: dict[str, Any] = {
+            "ID": service.id, "Version": {"Index": service.version}, "CreatedAt": service.created,
+            "UpdatedAt": service.updated, "Spec": service.spec}
+        if service.previous_spec:
+            doc["PreviousSpec"] = service.previous_spec
+        doc["Endpoint"] = {"Spec": service.spec.get("EndpointSpec") or {"Mode": "vip"}}
+        if ports:
+            doc["Endpoint"]["Ports"] = ports
+        if service.update_status:
+            doc["UpdateStatus"] = {k: v for k, v in service.update_status.items() if not k.startswith("_")}
+        return doc
+
+    # -- changing ---------------------------------------------------------------------------------
+    def create(self, spec: dict[str, Any]) -> ServiceRecord:
+        """Add a service (docker's ServiceSpec); the manager starts its tasks."""
+        self.store.require_swarm()
+        spec = copy.deepcopy(spec)
+        name = spec.get("Name") or _random_name()
+        spec["Name"] = name
+        specs.check_name(name)
+        if not specs.container_spec(spec).get("Image"):
+            raise InvalidArgument("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
+        with self.store.lock():
+            self._check_ports(spec, None)
+            stamp = now()
+            rec = ServiceRecord(id=new_id(), name=name, spec=spec, version=1, created=stamp, updated=stamp)
+            self.store.add_service(rec)
+        manager.wake(self.client)
+        return rec
+
+    def update(self, ref: str, spec: dict[str, Any]) -> ServiceRecord:
+        """Replace a service's spec. A changed task template starts a rolling update."""
+        self.store.require_swarm()
+        with self.store.lock():
+            rec = self.store.find_service(ref)
+            if spec.get("Name", rec.name) != rec.name:
+                raise InvalidArgument("rpc error: code = Unimplemented desc = renaming services is not supported")
+            spec = copy.deepcopy(spec)
+            spec["Name"] = rec.name
+            self._check_ports(spec, rec.id)
+            if specs.task_hash(spec) != specs.task_hash(rec.spec):
+                rec.update_status = {"State": "updating", "StartedAt": now(), "Message": "update in progress"}
+            rec.previous_spec, rec.spec = rec.spec, spec
+            rec.version += 1
+            rec.updated = now()
+            self.store.save_service(rec)
+            if not specs.ports(spec):
+                self.ingress.remove(rec.id)
+        manager.wake(self.client)
+        return rec
+
+    def scale(self, ref: str, replicas: int) -> ServiceRecord:
+        rec = self.get(ref)
+        if specs.mode_name(rec.spec) != "replicated":
+            raise InvalidArgument(f"scale can only be used with replicated or replicated-job mode")
+        spec = copy.deepcopy(rec.spec)
+        spec["Mode"] = {"Replicated": {"Replicas": replicas}}
+        return self.update(rec.id, spec)
+
+    def remove(self, ref: str) -> None:
+        """Remove a service now: its published ports, its task containers, its records."""
+        self.store.require_swarm()
+        with self.store.lock():
+            self._remove_locked(self.store.find_service(ref))
+
+    def _remove_locked(self, rec: ServiceRecord) -> None:
+        self.ingress.remove(rec.id)  # first: no new connection reaches a task being removed
+        agent = self.agent
+        for t in self.store.tasks(rec.id):
+            if t.container_id:
+                agent.remove(t.container_id)
+        self.store.delete_service(rec.id)
+
+    def _check_ports(self, spec: dict[str, Any], own_id: str | None) -> None:
+        """A published port is the cluster's: refuse one another service (or another dockyard
+        container, any state root) already has."""
+        from dockyard.network.firewall import published_host_ports
+
+        wanted = [(p.get("Protocol", "tcp"), int(p["PublishedPort"])) for p in specs.ports(spec)]
+        seen = set()
+        for proto, port in wanted:
+            if (proto, port) in seen:
+                raise InvalidArgument(f"rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided")
+            seen.add((proto, port))
+        for other in self.store.services():
+            if other.id == own_id:
+                continue
+            for p in specs.ports(other.spec):
+                if (p.get("Protocol", "tcp"), int(p["PublishedPort"])) in seen:
+                    raise InvalidArgument(f"rpc error: code = InvalidArgument desc = port '{p['PublishedPort']}' is already "
+                                          f"in use by service '{other.name}' ({other.id}) as an ingress port")
+        own = {(p.get("Protocol", "tcp"), int(p["PublishedPort"])) for p in specs.ports(
+            self.store.find_service(own_id).spec)} if own_id else set()
+        taken = {(proto, port) for proto, _, port in published_host_ports()}
+        for proto, port in wanted:
+            if (proto, port) in taken and (proto, port) not in own:
+                raise InvalidArgument(f"rpc error: code = InvalidArgument desc = port '{port}' is already in use")
+
+    # -- waiting ----------------------------------------------------------------------------------
+    def converged(self, rec: ServiceRecord) -> tuple[int, int, bool]:
+        """(tasks running and ready, replicas wanted, converged?)"""
+        rec = self.store.find_service(rec.id)
+        tasks = self.store.tasks(rec.id)
+        want = specs.replicas(rec.spec)
+        current = specs.task_hash(rec.spec)
+        has_ports = bool(specs.ports(rec.spec))
+        ok = [t for t in tasks if t.live and t.state == "running" and t.spec_hash == current
+              and (t.ready or not has_ports)]
+        leftovers = [t for t in tasks if not t.terminal and (t.spec_hash != current or t.slot > want)]
+        updating = (rec.update_status or {}).get("State") == "updating"
+        return len(ok), want, len(ok) == want and not leftovers and not updating
+
+    def wait_converged(self, rec: ServiceRecord, timeout: float = 120.0) -> tuple[int, int, bool]:
+        deadline = time.monotonic() + timeout
+        while True:
+            running, want, done = self.converged(rec)
+            if done or time.monotonic() > deadline:
+                return running, want, done
+            time.sleep(0.1)
+
+    # -- logs -------------------------------------------------------------------------------------
+    def logs(self, rec: ServiceRecord, timestamps: bool = False, tail: str = "all") -> Iterable[tuple[Task, int, bytes]]:
+        """(task, stream, line) for every line of every task whose container still exists,
+        oldest first across tasks (lines carry their timestamps when ``timestamps``)."""
+        lines: list[tuple[str, Task, int, bytes]] = []
+        for t in self.store.tasks(rec.id):
+            if not t.container_id:
+                continue
+            try:
+                entries = list(self.client.containers.logs(t.container_id, timestamps=True, tail=tail))
+            except NotFound:
+                continue
+            for stream, data in entries:
+                for line in data.splitlines(keepends=True):
+                    stamp, _, rest = line.partition(b" ")
+                    lines.append((stamp.decode(errors="replace"), t, stream, line if timestamps else rest))
+        lines.sort(key=lambda x: x[0])
+        return [(t, stream, data) for _, t, stream, data in lines]
+
+
+_ADJ = ("admiring", "brave", "calm", "eager", "gifted", "happy", "jolly", "keen", "nifty", "quirky")
+_NOUN = ("babbage", "curie", "darwin", "euler", "hopper", "lovelace", "noether", "turing", "wright")
+
+
+def _random_name() -> str:
+    import random
+
+    return f"{random.choice(_ADJ)}_{random.choice(_NOUN)}"

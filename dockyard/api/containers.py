@@ -362,6 +362,15 @@ def archive_get(x: Exchange, id: str) -> None:  # noqa: A002
     x.client.containers.get_archive(id, path, _StreamFile(stream.write))
 
 
+def export(x: Exchange, id: str) -> None:  # noqa: A002
+    """``docker export``: the container's filesystem as a tar stream (404 before any byte)."""
+    from dockyard.engine.exporting import export_container
+
+    x.client.containers.load(id)
+    stream = x.stream("application/x-tar")
+    export_container(x.client, id, _StreamFile(stream.write))
+
+
 def archive_put(x: Exchange, id: str) -> None:  # noqa: A002
     path = x.arg("path") or ""
     if not path:

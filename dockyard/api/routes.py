@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/containers/{id}/top", "containers:top"),
     ("GET", "/containers/{id}/logs", "containers:logs"),
     ("GET", "/containers/{id}/changes", "containers:changes"),
+    ("GET", "/containers/{id}/export", "containers:export"),
     ("GET", "/containers/{id}/stats", "containers:stats"),
     ("POST", "/containers/{id}/resize", "containers:resize"),
     ("POST", "/containers/{id}/start", "containers:start"),

@@ -952,6 +952,76 @@ def cmd_export(args: argparse.Namespace, ctx: "Context") -> int:
     return 0
 
 
+def _update_flags(p: argparse.ArgumentParser) -> None:
+    for names, help_ in ((("--blkio-weight",), "Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)"),
+                         (("--cpu-period",), "Limit CPU CFS (Completely Fair Scheduler) period"),
+                         (("--cpu-quota",), "Limit CPU CFS (Completely Fair Scheduler) quota"),
+                         (("-c", "--cpu-shares"), "CPU shares (relative weight)"),
+                         (("--cpus",), "Number of CPUs"),
+                         (("--cpuset-cpus",), "CPUs in which to allow execution (0-3, 0,1)"),
+                         (("--cpuset-mems",), "MEMs in which to allow execution (0-3, 0,1)"),
+                         (("--kernel-memory",), argparse.SUPPRESS),
+                         (("-m", "--memory"), "Memory limit"),
+                         (("--memory-reservation",), "Memory soft limit"),
+                         (("--memory-swap",), 'Swap limit equal to memory plus swap: -1 to enable unlimited swap'),
+                         (("--pids-limit",), "Tune container pids limit (set -1 for unlimited)"),
+                         (("--restart",), "Restart policy to apply when a container exits")):
+        p.add_argument(*names, help=help_)
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def cmd_update(args: argparse.Namespace, ctx: "Context") -> int:
+    """``docker update``: each container's name as given once updated; the warnings, then every
+    failure (``Error response from daemon: ...``) at the end, exit 1 if any failed."""
+    from dockyard.engine.options import parse_bytes, parse_cpus, parse_int, parse_restart
+
+    flags = {"--blkio-weight": args.blkio_weight, "--cpu-period": args.cpu_period, "--cpu-quota": args.cpu_quota,
+             "--cpu-shares": args.cpu_shares, "--cpus": args.cpus, "--cpuset-cpus": args.cpuset_cpus,
+             "--cpuset-mems": args.cpuset_mems, "--kernel-memory": args.kernel_memory, "--memory": args.memory,
+             "--memory-reservation": args.memory_reservation, "--memory-swap": args.memory_swap,
+             "--pids-limit": args.pids_limit, "--restart": args.restart}
+    if all(v is None for v in flags.values()):
+        raise bare("you must provide one or more flags when using this command")
+    try:
+        body: dict[str, Any] = {
+            "BlkioWeight": parse_int(args.blkio_weight, "--blkio-weight") if args.blkio_weight else 0,
+            "CpuPeriod": parse_int(args.cpu_period, "--cpu-period") if args.cpu_period else 0,
+            "CpuQuota": parse_int(args.cpu_quota, "--cpu-quota") if args.cpu_quota else 0,
+            "CpuShares": parse_int(args.cpu_shares, "-c, --cpu-shares") if args.cpu_shares else 0,
+            "NanoCpus": parse_cpus(args.cpus) if args.cpus else 0,
+            "CpusetCpus": args.cpuset_cpus or "", "CpusetMems": args.cpuset_mems or "",
+            "KernelMemory": parse_bytes(args.kernel_memory, "--kernel-memory") if args.kernel_memory else 0,
+            "Memory": parse_bytes(args.memory, "-m, --memory") if args.memory else 0,
+            "MemoryReservation": parse_bytes(args.memory_reservation, "--memory-reservation")
+            if args.memory_reservation else 0,
+            "MemorySwap": parse_bytes(args.memory_swap, "--memory-swap") if args.memory_swap else 0,
+        }
+        if args.pids_limit is not None:
+            body["PidsLimit"] = parse_int(args.pids_limit, "--pids-limit")
+        if args.restart is not None:
+            body["RestartPolicy"] = parse_restart(args.restart)
+    except DockyardError as exc:
+        if exc.exit_code == 125:
+            raise flag_failure(args, exc.message) from None
+        raise bare(exc.message) from None
+    warnings: list[str] = []
+    errors: list[str] = []
+    for ref in args.containers:
+        try:
+            warnings += ctx.client.containers.update(ref, body)
+        except DockyardError as exc:
+            from_daemon(exc)
+            errors.append(f"{exc.cli_prefix}{exc.message}")
+            continue
+        ctx.print(ref)
+    if warnings:
+        ctx.print("\n".join(warnings))
+    if errors:
+        ctx.warn("\n".join(errors))
+        return 1
+    return 0
+
+
 # name, handler, help, aliases, flags, usage (run/create free -h for --hostname)
 VERBS: tuple[tuple[str, Any, str, tuple[str, ...], Any, str | None], ...] = (
     ("run", cmd_run, "Create and run a new container from an image", (), _run_flags,
@@ -980,6 +1050,7 @@ VERBS: tuple[tuple[str, Any, str, tuple[str, ...], Any, str | None], ...] = (
     ("diff", cmd_diff, "Inspect changes to files or directories on a container's filesystem", (), _container_arg, None),
     ("commit", cmd_commit, "Create a new image from a container's changes", (), _commit_flags, None),
     ("export", cmd_export, "Export a container's filesystem as a tar archive", (), _export_flags, None),
+    ("update", cmd_update, "Update configuration of one or more containers", (), _update_flags, None),
     ("prune", cmd_prune, "Remove all stopped containers", (), _prune_flags, None),
 )
 

@@ -66,6 +66,7 @@ ALIASES: dict[str, tuple[str, str]] = {
     "diff": ("container", "diff"),
     "commit": ("container", "commit"),
     "export": ("container", "export"),
+    "update": ("container", "update"),
     "inspect": ("system", "inspect"),
     "login": ("auth", "login"),
     "logout": ("auth", "logout"),

@@ -590,6 +590,14 @@ class ContainerService:
             reclaimed += size
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
+    # ================================================================== update
+    def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """docker update: new resource limits (applied at once to a running container) and
+        restart policy, from docker's ``UpdateConfig``; returns dockerd's warnings."""
+        from dockyard.engine.updating import update_container
+
+        return update_container(self, ref, body)
+
     # ================================================================== rename
     def rename(self, ref: str, new_name: str) -> None:
         rec = self.load(ref)

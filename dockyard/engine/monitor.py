@@ -131,6 +131,16 @@ class Monitor:
         self.restart = RestartManager.from_policy(self.rec.host_config.get("RestartPolicy"),
                                                   int(self.rec.state.get("RestartCount") or 0))
 
+    def _reread_restart_policy(self) -> None:
+        """``update --restart`` changes the record while the container runs: the policy in
+        force at an exit is the record's."""
+        try:
+            policy = self.store.load(self.cid).host_config.get("RestartPolicy") or {}
+        except Exception:  # noqa: BLE001 - being removed: no restart anyway
+            return
+        self.restart.name = policy.get("Name") or "no"
+        self.restart.maximum_retry_count = int(policy.get("MaximumRetryCount") or 0)
+
     def _on_sigterm(self, *_: Any) -> None:
         """Being asked to go (host shutdown): stop the container as ``stop`` would, then exit —
         without counting as a manual stop, so ``unless-stopped`` comes back with the service."""
@@ -153,6 +163,7 @@ class Monitor:
                     break
                 self.loop(lambda: self.exit_status is not None and not self.outputs)
                 code = self.finish_run()
+                self._reread_restart_policy()
                 again, delay = self.restart.should_restart(code, self.manual_stop,
                                                            time.monotonic() - self.started_mono)
                 if not again:

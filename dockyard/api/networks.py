@@ -12,7 +12,7 @@ def list_(x: Exchange) -> None:
 
 
 def create(x: Exchange) -> None:
-    from dockyard.errors import Conflict, Unsupported
+    from dockyard.errors import Conflict, InvalidArgument
 
     body = x.json({}) or {}
     if not isinstance(body, dict):
@@ -22,18 +22,22 @@ def create(x: Exchange) -> None:
         raise ApiError(400, "network name is required")
     if name in ("bridge", "host", "none"):
         raise Conflict(f"operation is not permitted on predefined {name} network")
-    if body.get("EnableIPv6"):
-        raise Unsupported("IPv6 networks are not supported")
     configs = (body.get("IPAM") or {}).get("Config") or []
-    if len(configs) > 1:
-        raise Unsupported("only one subnet is supported per network")
+    if len(configs) > 1 and not body.get("EnableIPv6"):
+        raise InvalidArgument("bridge driver doesn't support multiple subnets")
     ipam: dict[str, Any] = configs[0] if configs else {}
-    if ipam.get("IPRange"):
-        raise Unsupported("ip-range is not supported")
-    net = x.client.networks.create(name, driver=body.get("Driver") or "bridge", subnet=ipam.get("Subnet") or None,
-                                   gateway=ipam.get("Gateway") or None, internal=bool(body.get("Internal")),
-                                   attachable=bool(body.get("Attachable")), labels=body.get("Labels") or None,
-                                   options=body.get("Options") or None)
+    net = x.client.networks.create(
+        name, driver=body.get("Driver") or "bridge", subnet=ipam.get("Subnet") or None,
+        gateway=ipam.get("Gateway") or None, ip_range=ipam.get("IPRange") or None,
+        aux_addresses=ipam.get("AuxiliaryAddresses") or None,
+        ipam_driver=(body.get("IPAM") or {}).get("Driver") or "",
+        ipam_options=(body.get("IPAM") or {}).get("Options") or None,
+        internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
+        labels=body.get("Labels") or None, options=body.get("Options") or None,
+        scope=body.get("Scope") or "", ingress=bool(body.get("Ingress")),
+        config_only=bool(body.get("ConfigOnly")),
+        config_from=(body.get("ConfigFrom") or {}).get("Network") or None,
+        ipv6=bool(body.get("EnableIPv6")))
     x.daemon.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
     x.reply_json({"Id": net.id, "Warning": ""}, 201)
 

@@ -27,6 +27,14 @@ def build_parser(sub: Any) -> None:
     p.add_argument("-o", "--opt", action="append", default=[], help="Set driver specific options")
     p.add_argument("--ipv6", action="store_true", help="Enable IPv6 networking")
     p.add_argument("--ip-range", action="append", default=[], help="Allocate container ip from a sub-range")
+    p.add_argument("--aux-address", action="append", default=[],
+                   help="Auxiliary IPv4 or IPv6 addresses used by Network driver")
+    p.add_argument("--ipam-driver", default="default", help='IP Address Management Driver (default "default")')
+    p.add_argument("--ipam-opt", action="append", default=[], help="Set IPAM driver specific options")
+    p.add_argument("--scope", default="", help="Control the network's scope")
+    p.add_argument("--ingress", action="store_true", help="Create swarm routing-mesh network")
+    p.add_argument("--config-only", action="store_true", help="Create a configuration only network")
+    p.add_argument("--config-from", default="", help="The network from which to copy the configuration")
 
     p = add_verb(sub, "ls", cmd_ls, "List networks", aliases=["list"])
     p.add_argument("-f", "--filter", action="append", default=[], help="Provide filter values (e.g. 'driver=bridge')")
@@ -137,7 +145,8 @@ def _cidr_contains(subnet: str, data: str) -> bool:
     return ip in net
 
 
-def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str]) -> list[dict[str, str]]:
+def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
+                     aux: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """docker CLI's ``consolidateIpam``: pair every --ip-range and --gateway with its
     --subnet, with the CLI's own (unprefixed) messages."""
     from dockyard.errors import InvalidArgument
@@ -166,26 +175,33 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str])
             if not match:
                 word = "range" if kind == "IPRange" else "gateway"
                 raise _bare(InvalidArgument(f"no matching subnet for {word} {r}"))
-    return list(data.values())
+    out: list[dict[str, Any]] = list(data.values())
+    for key, address in (aux or {}).items():
+        hits = [d for s, d in data.items() if _cidr_contains(s, address)]
+        if not hits:
+            raise _bare(InvalidArgument(f"no matching subnet for aux-address {address}"))
+        for d in hits:
+            d.setdefault("AuxiliaryAddresses", {})[key] = address
+    return out
 
 
 @daemon_errors
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import Conflict, InvalidArgument
 
-    config = consolidate_ipam(args.subnet, args.ip_range, args.gateway)
+    config = consolidate_ipam(args.subnet, args.ip_range, args.gateway, key_values(args.aux_address))
     if args.name in ("bridge", "host", "none"):
         raise Conflict(f"operation is not permitted on predefined {args.name} network")
-    if args.ipv6:
-        raise Conflict("could not find an available, non-overlapping IPv6 address pool among "
-                       "the defaults to assign to the network")
-    if len(config) > 1:
+    if len(config) > 1 and not args.ipv6:
         raise InvalidArgument("bridge driver doesn't support multiple subnets")
     ipam = config[0] if config else {}
     net = ctx.client.networks.create(
         args.name, driver=args.driver, subnet=ipam.get("Subnet"), gateway=ipam.get("Gateway"),
         ip_range=ipam.get("IPRange"), internal=args.internal, attachable=args.attachable,
-        labels=key_values(args.label), options=key_values(args.opt))
+        labels=key_values(args.label), options=key_values(args.opt),
+        aux_addresses=ipam.get("AuxiliaryAddresses"), ipam_driver=args.ipam_driver,
+        ipam_options=key_values(args.ipam_opt), scope=args.scope, ingress=args.ingress,
+        config_only=args.config_only, config_from=args.config_from or None, ipv6=args.ipv6)
     from dockyard.engine.events import emit_network
 
     emit_network(ctx.client, "create", net)

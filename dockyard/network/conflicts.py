@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.errors import InvalidArgument
+from dockyard.errors import DockyardError, InvalidArgument
+
+
+class Forbidden(DockyardError):
+    """dockerd's ``errdefs.Forbidden`` (HTTP 403): a request it understands and will not do."""
+
+    status = 403
 
 HOST_PORTS_DISCARDED = "Published ports are discarded when using host network mode"
 

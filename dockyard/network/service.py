@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.network import ipam, links, netns
+from dockyard.network.conflicts import Forbidden
 from dockyard.network.hostsfile import custom_resolv_conf, hosts as hosts_text, resolv_conf
 from dockyard.network.naming import Names
 from dockyard.network.ports import PortBinding, PortSpec, choose_bindings, parse_port_specs
@@ -117,23 +118,60 @@ class NetworkService:
     def create(self, name: str, driver: str = "bridge", subnet: str | None = None,
                gateway: str | None = None, internal: bool = False, attachable: bool = False,
                labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None, ip_range: str | None = None) -> Network:
+               options: dict[str, str] | None = None, ip_range: str | None = None,
+               aux_addresses: dict[str, str] | None = None, ipam_driver: str = "",
+               ipam_options: dict[str, str] | None = None, scope: str = "",
+               ingress: bool = False, config_only: bool = False,
+               config_from: str | None = None, ipv6: bool = False) -> Network:
         """Create a user-defined bridge network; its bridge and rules exist from now on.
 
         Checks and messages are docker's daemon's: any name is accepted (docker has no name
         rule), an explicit subnet may only clash with this root's own networks (docker checks
-        host routes only when it picks a subnet itself)."""
+        host routes only when it picks a subnet itself). ``config_only`` makes docker's
+        configuration network (a record of IPAM, options and labels, driver ``null``, never
+        used by containers); ``config_from`` builds a bridge network from one."""
         if not name:
             raise Conflict("network with name  already exists")
-        if driver != "bridge":
+        if driver == "overlay":
+            raise Forbidden(SWARM_MANAGER_ERROR)
+        _check_config_network(config_only, config_from, internal=internal, attachable=attachable,
+                              ingress=ingress, scope=scope, ipam_driver=ipam_driver, ipv6=ipv6,
+                              labels=labels, ipam_options=ipam_options, options=options,
+                              ipam_given=bool(subnet or gateway or ip_range or aux_addresses))
+        if config_from is not None:
+            base = self._config_network(config_from)
+            subnet = base.ipam.get("subnet_text") or base.subnet
+            gateway = base.gateway if base.ipam.get("gateway_explicit") else None
+            ip_range, aux_addresses = base.ip_range, dict(base.ipam.get("aux") or {})
+            labels, options = dict(base.labels), dict(base.options)
+            ipam_options = dict(base.ipam.get("options") or {})
+        elif driver != "bridge" and not config_only:
             if driver in ("host", "null"):
                 raise Conflict(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f'plugin "{driver}" not found')
+        if ingress:
+            raise Forbidden("Ingress network can only be global scope network")
+        if scope == "swarm":
+            raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+        if scope not in ("", "local"):
+            raise Forbidden(SWARM_MANAGER_ERROR)
+        if ipam_driver not in ("", "default"):
+            raise NotFound(f'plugin "{ipam_driver}" not found')
+        if ipv6:
+            raise Conflict("could not find an available, non-overlapping IPv6 address pool among "
+                           "the defaults to assign to the network")
         if (gateway or ip_range) and not subnet:
             raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
+        if config_only:
+            return self._create_config_only(name, subnet, gateway, ip_range, aux_addresses,
+                                            labels, options, ipam_options)
         net = Network(id=new_id(), name=name, driver="bridge", internal=internal,
                       attachable=attachable, labels=dict(labels or {}),
                       options=dict(options or {}), created=now())
+        if config_from is not None:
+            net.ipam["config_from"] = config_from
+        if ipam_options:
+            net.ipam["options"] = dict(ipam_options)
         if subnet:
             sub = ipam.parse_network_subnet(subnet)
             rng = None
@@ -159,6 +197,7 @@ class NetworkService:
             net.subnet = str(sub)
             if subnet != net.subnet:
                 net.ipam["subnet_text"] = subnet
+            _check_reserved(net, sub, aux_addresses or {})
         net.bridge = net.options.get("com.docker.network.bridge.name") or \
             self.names.bridge(net.id, default_network=False)
         if len(net.bridge) > 15:
@@ -174,7 +213,8 @@ class NetworkService:
                 net.ipam["bridge_preexisting"] = True
             if net.subnet:
                 mine = [(ipaddress.IPv4Network(n.subnet), f"network {n.name}")
-                        for n in self.store.networks() if n.subnet and not n.builtin]
+                        for n in self.store.networks()
+                        if n.subnet and not n.builtin and not n.config_only]
                 if ipam.first_overlap(ipaddress.IPv4Network(net.subnet), mine):
                     raise Conflict("Pool overlaps with other one on this address space")
             else:
@@ -189,6 +229,43 @@ class NetworkService:
                 with self.store.tx() as conn:
                     self.store.delete_network(conn, net.id)
                 raise
+        return net
+
+    def _config_network(self, ref: str) -> Network:
+        """The configuration network ``--config-from`` names (docker: by name or ID)."""
+        try:
+            base = self.get(ref)
+        except NotFound:
+            base = None
+        if base is None or not base.config_only:
+            raise NotFound(f'configuration network "{ref}" does not exist')
+        return base
+
+    def _create_config_only(self, name: str, subnet: str | None, gateway: str | None,
+                            ip_range: str | None, aux: dict[str, str] | None,
+                            labels: dict[str, str] | None, options: dict[str, str] | None,
+                            ipam_options: dict[str, str] | None) -> Network:
+        """``--config-only``: only a record (no bridge, no address pool taken), as dockerd."""
+        net = Network(id=new_id(), name=name, driver="null", labels=dict(labels or {}),
+                      options=dict(options or {}), created=now(), ipam={"config_only": True})
+        if ipam_options:
+            net.ipam["options"] = dict(ipam_options)
+        if subnet:
+            sub = ipam.parse_network_subnet(subnet)
+            net.subnet = str(sub)
+            if subnet != net.subnet:
+                net.ipam["subnet_text"] = subnet
+            if ip_range:
+                net.ipam["ip_range"] = str(ipaddress.IPv4Network(ip_range, strict=False))
+            if gateway:
+                net.gateway = str(ipaddress.IPv4Address(gateway))
+                net.ipam["gateway_explicit"] = True
+            _check_reserved(net, sub, aux or {})
+        with self._lock():
+            if any(n.name == name for n in self.store.networks()):
+                raise Conflict(f"network with name {name} already exists")
+            with self.store.tx() as conn:
+                self.store.insert_network(conn, net)
         return net
 
     def _marker(self, net: Network) -> str:
@@ -315,6 +392,10 @@ class NetworkService:
         net = self.get(ref)
         if net.builtin:
             raise Conflict(f"{net.name} is a pre-defined network and cannot be removed")
+        if net.config_only and any(n.ipam.get("config_from") in (net.name, net.id)
+                                   for n in self.store.networks()):
+            raise Conflict(f'error while removing network: configuration network "{net.name}" is '
+                           "in use")
         with self._lock():
             if self.store.endpoints(network_id=net.id):
                 raise Conflict(f"error while removing network: network {net.name} id {net.id} "
@@ -371,18 +452,22 @@ class NetworkService:
         if net.is_default_bridge and not net.subnet:
             net.subnet, net.gateway = self._default_bridge_addressing(net)
         if net.subnet:
-            entry = {"Subnet": net.ipam.get("subnet_text") or net.subnet}
+            entry: dict[str, Any] = {"Subnet": net.ipam.get("subnet_text") or net.subnet}
             if net.ip_range:
                 entry["IPRange"] = net.ip_range
             if net.auto_subnet or net.ipam.get("gateway_explicit"):
                 entry["Gateway"] = net.gateway
+            if net.ipam.get("aux"):
+                entry["AuxiliaryAddresses"] = dict(sorted(net.ipam["aux"].items()))
             config.append(entry)
         return {"Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
                 "Driver": net.driver, "EnableIPv6": False,
-                "IPAM": {"Driver": "default", "Options": None if net.builtin else {},
+                "IPAM": {"Driver": "default",
+                         "Options": None if net.builtin else dict(net.ipam.get("options") or {}),
                          "Config": config},
                 "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
-                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
+                "ConfigFrom": {"Network": net.ipam.get("config_from") or ""},
+                "ConfigOnly": net.config_only, "Containers": containers,
                 "Options": options, "Labels": net.labels}
 
     # -- engine hooks -------------------------------------------------------------------------
@@ -433,6 +518,8 @@ class NetworkService:
         net: Network | None = None
         if mode not in SPECIAL_MODES:
             net = self.get("bridge" if mode in ("default", "bridge") else mode)
+            if net.config_only:
+                raise Forbidden(CONFIG_ONLY_ENDPOINT_ERROR)
             if net.driver == "host":
                 mode, net = "host", None
             elif net.driver == "null":
@@ -581,6 +668,7 @@ class NetworkService:
         with self.store.tx() as conn:
             used = {r[0] for r in conn.execute("SELECT ip FROM net_endpoints WHERE network_id=?",
                                                (net.id,))}
+            used |= set((net.ipam.get("aux") or {}).values())  # --aux-address: never handed out
             if ip and net.auto_subnet:
                 raise InvalidArgument("user specified IP address is supported only when connecting "
                                       "to networks with user configured subnets")
@@ -688,6 +776,8 @@ class NetworkService:
             mode = LEFT_NONE  # it left ``none``: its namespace may join networks now, as docker's
         if mode == "host" or (mode or "").startswith("container:"):
             raise Conflict(SHARED_NETWORK_ERROR)
+        if net.config_only:
+            raise Forbidden(CONFIG_ONLY_ENDPOINT_ERROR)
         if net.driver == "host":
             raise Conflict("container cannot be disconnected from host network or connected to "
                            "host network")
@@ -942,6 +1032,60 @@ class NetworkService:
             network_owners = {n.id[:12] for n in nets}
             found += [f"iptables rules of {o}" for o in sorted(self.firewall.owners() - network_owners)]
         return found
+
+
+SWARM_MANAGER_ERROR = ('This node is not a swarm manager. Use "dockyard swarm init" or "dockyard swarm '
+                       'join" to connect this node to swarm and try again.')
+CONFIG_ONLY_ENDPOINT_ERROR = "cannot create endpoint on configuration-only network"
+
+
+def _check_config_network(config_only: bool, config_from: str | None, *, internal: bool,
+                          attachable: bool, ingress: bool, scope: str, ipam_driver: str,
+                          ipv6: bool, labels: dict[str, str] | None,
+                          ipam_options: dict[str, str] | None, options: dict[str, str] | None,
+                          ipam_given: bool) -> None:
+    """libnetwork's ``validateConfiguration`` for configuration networks, with its words."""
+    if config_only and (ingress or internal or attachable or scope):
+        raise Forbidden("configuration network can only contain network specific fields. "
+                               "Network operator fields like [ ingress | internal | attachable | "
+                               "scope ] are not supported.")
+    if config_from is None:
+        return
+    if config_only:
+        raise Forbidden("a configuration network cannot depend on another configuration "
+                               "network")
+    if ipam_driver not in ("", "default") or ipv6 or labels or ipam_options or ipam_given:
+        raise Forbidden("user specified configurations are not supported if the network "
+                               "depends on a configuration network")
+    if options:
+        raise Forbidden("network driver options are not supported if the network depends "
+                               "on a configuration network")
+
+
+def _check_reserved(net: Network, sub: ipaddress.IPv4Network, aux: dict[str, str]) -> None:
+    """The gateway and ``--aux-address``es must be usable host addresses of the subnet (not its
+    network or broadcast address, not each other): libnetwork's messages. Aux addresses are
+    kept in ``net.ipam["aux"]`` and never given to a container."""
+    reserved = {sub.network_address, sub.broadcast_address} if sub.prefixlen < 31 else set()
+    if net.gateway and net.ipam.get("gateway_explicit") and \
+            ipaddress.IPv4Address(net.gateway) in reserved:
+        raise Conflict(f"failed to allocate gateway ({net.gateway}): Address already in use")
+    taken = set(reserved) | ({ipaddress.IPv4Address(net.gateway)} if net.gateway else set())
+    kept: dict[str, str] = {}
+    for key in sorted(aux):
+        try:
+            addr = ipaddress.IPv4Address(aux[key])
+        except ValueError:
+            raise InvalidArgument(f"no matching subnet for aux-address {aux[key]}") from None
+        if addr not in sub:
+            raise InvalidArgument(f"no matching subnet for aux-address {aux[key]}")
+        if addr in taken:
+            raise Conflict(f"failed to allocate secondary ip address ({key}:{addr}): Address "
+                           "already in use")
+        taken.add(addr)
+        kept[key] = str(addr)
+    if kept:
+        net.ipam["aux"] = kept
 
 
 def _docker_order(specs: list[PortSpec]) -> list[PortSpec]:

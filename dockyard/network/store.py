@@ -75,6 +75,11 @@ class Network:
         return self.ipam.get("ip_range") or None
 
     @property
+    def config_only(self) -> bool:
+        """docker's configuration network (``--config-only``): a record, never a bridge."""
+        return bool(self.ipam.get("config_only"))
+
+    @property
     def is_default_bridge(self) -> bool:
         return self.builtin and self.name == "bridge"
 

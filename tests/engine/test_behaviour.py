@@ -149,7 +149,7 @@ def test_default_bridge_network_and_published_port(dy, root, client):
             except OSError:
                 time.sleep(0.1)
         assert body == b"hello\n"
-        assert dy.ok("port", "web") == f"80/tcp -> 0.0.0.0:{port}\n"
+        assert dy.ok("port", "web") == f"80/tcp -> 0.0.0.0:{port}\n80/tcp -> [::]:{port}\n"  # as dockerd 20.10
         assert f"0.0.0.0:{port}->80/tcp" in dy.ok("ps", "--format", "{{.Ports}}")
         net = dy.inspect("web")["NetworkSettings"]
         assert net["IPAddress"] and "bridge" in net["Networks"]

@@ -63,7 +63,7 @@ def both(cli, busybox, docker_busybox) -> Iterator[Both]:
         yield b
     finally:
         containers = [f"{P}_{n}" for n in ("c1", "c2", "c3", "c3h", "p1", "p2", "p3", "p4")]
-        networks = [f"{P}_{n}" for n in ("a", "b", "n", "m", "p")]
+        networks = [f"{P}_{n}" for n in ("a", "b", "n", "m", "p", "cf", "x", "co")]
         subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
         subprocess.run(["docker", "rmi", f"{TAG}:latest"], capture_output=True)
@@ -429,5 +429,45 @@ def test_legacy_links_on_the_default_bridge(both):
         "run --name {P}_c2 --link {P}_c3:x {IMG} true", "rm {P}_c2",
         "create --name {P}_c2 --network container:{P}_c1 --link {P}_c1 {IMG} true",
         "create --name {P}_c2 --network host --link {P}_c1 {IMG} true",
+    )
+    both.check()
+
+
+def test_network_create_with_unusual_options(both):
+    """``network create`` beyond the basics, as dockerd 20.10 answers: aux addresses (reserved,
+    never handed out), IPAM driver and options, scopes, ingress, overlay, configuration networks
+    (``--config-only`` / ``--config-from``), a gateway that is the network or broadcast address."""
+    both.same(
+        "network create --subnet {S0}.0/24 --aux-address host1={S0}.2 --aux-address h2={S0}.9 "
+        "--ipam-opt foo=bar --ipam-driver default {P}_a",
+        "network inspect -f '{{json .IPAM}}' {P}_a",
+        "run --rm --network {P}_a {IMG} sh -c 'ip -4 -o addr show eth0 | cut -d\" \" -f7'",
+        "run --rm --network {P}_a --ip {S0}.9 {IMG} true",
+        "network create --aux-address host1={S1}.5 {P}_x",
+        "network create --subnet {S1}.0/24 --aux-address host1={S2}.5 {P}_x",
+        "network create --subnet {S1}.0/24 --aux-address bad {P}_x",
+        "network create --subnet {S1}.0/24 --gateway {S1}.0 {P}_x",
+        "network create --subnet {S1}.0/24 --gateway {S1}.255 {P}_x",
+        "network create --subnet {S1}.0/24 --gateway {S1}.5 --aux-address a={S1}.5 {P}_x",
+        "network create --subnet {S1}.0/24 --aux-address a={S1}.255 {P}_x",
+        "network create --scope global {P}_x", "network create --scope swarm {P}_x",
+        "network create --scope bogus {P}_x", "network create --ingress {P}_x",
+        "network create -d overlay {P}_x", "network create --ipam-driver foo {P}_x",
+        "network create --config-only --internal {P}_x",
+        "network create --config-only --subnet {S3}.0/24 --gateway {S3}.254 "
+        "-o com.docker.network.driver.mtu=1400 --label x=y {P}_co",
+        "network create --config-from {P}_co {P}_cf",
+        "network create --config-from {P}_co {P}_x",
+        "network create --config-from nosuch {P}_x",
+        "network create --config-from {P}_co -o a=b {P}_x",
+        "network create --config-from {P}_co --label a=b {P}_x",
+        "network create --config-only --config-from {P}_co {P}_x",
+        "network create --config-from {P}_cf {P}_x",
+        "network inspect -f '{{json .IPAM}} {{json .Options}} {{json .Labels}} {{json .ConfigFrom}} "
+        "{{.ConfigOnly}} {{.Driver}} {{.Scope}}' {P}_cf {P}_co",
+        "network ls --filter name={P}_co --format '{{.Name}} {{.Driver}} {{.Scope}}'",
+        "run --rm --network {P}_co {IMG} true",
+        "run --rm --network {P}_cf {IMG} sh -c 'ip -4 -o addr show eth0 | cut -d\" \" -f7'",
+        "network rm {P}_co", "network rm {P}_cf {P}_co",
     )
     both.check()

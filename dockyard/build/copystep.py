@@ -65,7 +65,7 @@ def resolve_chown(root: str, spec: str, cmd: str = "COPY") -> tuple[int, int]:
             u = resolve_exec_user(root, user)
             uid, primary = u.uid, u.gid
     except Exception as exc:  # noqa: BLE001 - users raises InvalidArgument with its own words
-        raise BuildError(f"{cmd} failed: unable to convert uid/gid chown string to host mapping: "
+        raise BuildError("unable to convert uid/gid chown string to host mapping: "  # both builders' words
                          f"can't find uid for user {user}: no such user: {user}") from exc
     if not sep:
         if user.isdigit():
@@ -77,7 +77,7 @@ def resolve_chown(root: str, spec: str, cmd: str = "COPY") -> tuple[int, int]:
     try:
         return uid, int(group) if group.isdigit() else resolve_group(root, group)
     except Exception as exc:  # noqa: BLE001
-        raise BuildError(f"{cmd} failed: unable to convert uid/gid chown string to host mapping: "
+        raise BuildError("unable to convert uid/gid chown string to host mapping: "
                          f"can't find gid for group {group}: no such group: {group}") from exc
 
 

@@ -527,6 +527,7 @@ WORKDIR /w/${A:+plus}/${UNSET:-minus}
 STOPSIGNAL ${SIG:-SIGUSR1}
 COPY ${SRC:-a.txt} /copied-${A}
 ADD ${SRC:-a.txt} $E12/
+COPY --chown=${UID:-7}:${A:+8} a.txt /chowned-${A}
 ONBUILD RUN echo $A ${A}
 SHELL ["/bin/sh", "-c"]
 HEALTHCHECK CMD echo $A

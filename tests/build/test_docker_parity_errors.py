@@ -66,6 +66,16 @@ def test_dockerfile_failures_as_buildkit(case, docker_base, base, cli, tmp_path)
     assert got.returncode == 1 and got.stdout == ""
 
 
+@pytest.mark.parametrize("chown", ["ghost", "1:ghostgrp", "ghost:0"])
+def test_unknown_chown_names_fail_as_classic_builder(chown, docker_base, base, cli, tmp_path):
+    """The classic builder refuses a --chown name the image does not know; BuildKit 20.10
+    silently uses 0 instead. dockyard refuses, with the classic builder's words."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE}\nCOPY --chown={chown} Dockerfile /x\n")
+    want = _docker(["-q", "-t", TAG, str(tmp_path)], False, tmp_path)
+    got = cli("build", "-q", str(tmp_path))
+    assert (got.returncode, _last_line(got.stderr)) == (want.returncode, _last_line(want.stderr)) != (0, "")
+
+
 def test_context_failures_as_docker_client(docker_base, cli, tmp_path):
     """Checked by docker's client before anything is sent: its wording, bare, exit 1."""
     ctx = tmp_path / "ctx"

@@ -313,6 +313,9 @@ def _attach_and_wait(ctx: "Context", cid: str, attach: dict[str, Any], *, tty: b
         if size:
             attach.update(h=size[0], w=size[1])
     svc = ctx.client.containers
+    from dockyard.engine.events import emit_container
+
+    emit_container(ctx.client, svc.store.load(cid), "attach")  # dockerd's, before the start
     if start:
         conn = svc.start(cid, attach=attach)
         if conn is None:  # already running: attach instead

@@ -43,6 +43,8 @@ def journal_path(root: str | os.PathLike[str]) -> Path:
 
 def root_of(owner: Any) -> str:
     """The state root of a ``Client``, a ``StateRoot``, or a path."""
+    if isinstance(owner, (str, os.PathLike)):
+        return os.fspath(owner)
     root = getattr(owner, "root", None)
     if root is not None and not callable(root):
         return str(root)

@@ -284,10 +284,77 @@ def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
+    """As docker's CLI: a ``--format`` template runs on the typed ``network.Inspect`` (``.ID``,
+    ``.Created`` as a Go time, ``{{.IPAM.Config}}`` as structs, ``.Peers``/``.Services``) and,
+    where that fails, on the raw JSON (``.Id``)."""
+    from dockyard.cli.formatting import TemplateError, parse
     from dockyard.cli.inspecting import print_inspect
 
     found, rc = each(ctx, args.networks, ctx.client.networks.inspect)
+    if args.format and found:
+        try:
+            template = parse(args.format)
+            out = [template.execute(typed_network(doc), missing_error=True) + "\n" for doc in found]
+        except TemplateError:
+            pass
+        else:
+            ctx.out.write("".join(out))
+            return rc
     return print_inspect(ctx, found, args.format) or rc
+
+
+class _Typed(dict):
+    """A Go struct for templates: its fields in order; ``json_view`` is how it marshals (JSON
+    names that differ from field names, ``omitempty`` fields left out)."""
+
+    json_view: Any = None
+
+
+class _GoTime(str):
+    """A ``time.Time``: prints as Go's ``String()``, marshals as RFC 3339."""
+
+    json_view: Any = None
+
+
+def typed_network(doc: dict[str, Any]) -> dict[str, Any]:
+    """An inspect document as docker 28's ``network.Inspect``."""
+    from dockyard.cli.image import _go_map
+
+    def struct(fields: dict[str, Any], json_view: dict[str, Any] | None = None) -> _Typed:
+        out = _Typed(fields)
+        out.json_view = json_view
+        return out
+
+    ipam = doc.get("IPAM") or {}
+    configs = []
+    for c in ipam.get("Config") or []:
+        fields = {"Subnet": c.get("Subnet", ""), "IPRange": c.get("IPRange", ""),
+                  "Gateway": c.get("Gateway", ""), "AuxAddress": _go_map(c.get("AuxiliaryAddresses"))}
+        view = {k: v for k, v in (("Subnet", fields["Subnet"]), ("IPRange", fields["IPRange"]),
+                                  ("Gateway", fields["Gateway"]),
+                                  ("AuxiliaryAddresses", c.get("AuxiliaryAddresses"))) if v}
+        configs.append(struct(fields, view))
+    created = _GoTime(go_time_text(doc.get("Created", "")))
+    created.json_view = doc.get("Created", "")
+    containers = _go_map({k: struct({"Name": v.get("Name", ""), "EndpointID": v.get("EndpointID", ""),
+                                     "MacAddress": v.get("MacAddress", ""),
+                                     "IPv4Address": v.get("IPv4Address", ""),
+                                     "IPv6Address": v.get("IPv6Address", "")})
+                          for k, v in (doc.get("Containers") or {}).items()})
+    fields = {
+        "Name": doc["Name"], "ID": doc["Id"], "Created": created, "Scope": doc.get("Scope", ""),
+        "Driver": doc.get("Driver", ""), "EnableIPv4": False, "EnableIPv6": bool(doc.get("EnableIPv6")),
+        "IPAM": struct({"Driver": ipam.get("Driver", ""), "Options": _go_map(ipam.get("Options")),
+                        "Config": configs}),
+        "Internal": bool(doc.get("Internal")), "Attachable": bool(doc.get("Attachable")),
+        "Ingress": bool(doc.get("Ingress")),
+        "ConfigFrom": struct({"Network": (doc.get("ConfigFrom") or {}).get("Network", "")}),
+        "ConfigOnly": bool(doc.get("ConfigOnly")), "Containers": containers,
+        "Options": _go_map(doc.get("Options")), "Labels": _go_map(doc.get("Labels")),
+        "Peers": [], "Services": _go_map({}),
+    }
+    view = {("Id" if k == "ID" else k): v for k, v in fields.items() if k not in ("Peers", "Services")}
+    return struct(fields, view)
 
 
 def container_ref(ctx: "Context", ref: str) -> tuple[str, str | None, str | None]:

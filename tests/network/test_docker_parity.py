@@ -441,6 +441,9 @@ def test_network_create_with_unusual_options(both):
         "network create --subnet {S0}.0/24 --aux-address host1={S0}.2 --aux-address h2={S0}.9 "
         "--ipam-opt foo=bar --ipam-driver default {P}_a",
         "network inspect -f '{{json .IPAM}}' {P}_a",
+        # templates run on docker's typed network.Inspect, then on the raw JSON
+        "network inspect -f '{{.IPAM}} {{.IPAM.Config}} {{.ID}} {{.Id}} {{.Peers}} {{.Services}} "
+        "{{.ConfigFrom}} {{.EnableIPv4}} {{.Containers}}' {P}_a",
         "run --rm --network {P}_a {IMG} sh -c 'ip -4 -o addr show eth0 | cut -d\" \" -f7'",
         "run --rm --network {P}_a --ip {S0}.9 {IMG} true",
         "network create --aux-address host1={S1}.5 {P}_x",
@@ -471,3 +474,12 @@ def test_network_create_with_unusual_options(both):
         "network rm {P}_co", "network rm {P}_cf {P}_co",
     )
     both.check()
+
+
+def test_inspect_created_is_a_go_time(both):
+    import re
+
+    both.setup("network create --subnet {S1}.0/24 {P}_x")
+    for out in both.setup("network inspect -f '{{.Created}}|{{json .Created}}' {P}_x"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC\|"
+                            r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"\n', out), out

@@ -106,8 +106,9 @@ def write_tree(f: BinaryIO, created: int, users: dict[int, str], groups: dict[in
 
 
 def _virtual(tf: tarfile.TarFile, name: str, kind: bytes, created: int, target: str = "") -> None:
-    ti = tarfile.TarInfo(name)
+    ti = GoTarInfo(name)
     ti.type = kind
+    ti.type_bits = _TYPE_BITS[kind]
     ti.mode = 0o777 if kind == tarfile.SYMTYPE else 0o755
     ti.mtime = created
     ti.uname = ti.gname = "root"
@@ -162,12 +163,35 @@ def _walk_virtual_children(tf: tarfile.TarFile, rel: str, created: int) -> None:
         _virtual(tf, path, tarfile.DIRTYPE if path in INIT_DIRS else tarfile.REGTYPE, created)
 
 
+class GoTarInfo(tarfile.TarInfo):
+    """A header whose mode keeps the file type bits (``0o100644``, ``0o40755``, ``0o120777``), as
+    Go's ``tar.FileInfoHeader`` — and so ``docker export`` — writes it (Python keeps 0o7777)."""
+
+    type_bits = 0
+
+    def tobuf(self, format: int = tarfile.DEFAULT_FORMAT, encoding: str = tarfile.ENCODING,  # noqa: A002
+              errors: str = "surrogateescape") -> bytes:
+        buf = super().tobuf(format, encoding, errors)
+        if not self.type_bits:
+            return buf
+        head = bytearray(buf[-tarfile.BLOCKSIZE:])  # the entry's own header (long names come first)
+        head[100:108] = b"%07o\0" % ((self.mode & 0o7777) | self.type_bits)
+        head[148:156] = b" " * 8
+        head[148:156] = b"%06o\0 " % sum(head)
+        return buf[:-tarfile.BLOCKSIZE] + bytes(head)
+
+
+_TYPE_BITS = {tarfile.REGTYPE: stat.S_IFREG, tarfile.LNKTYPE: stat.S_IFREG, tarfile.DIRTYPE: stat.S_IFDIR,
+              tarfile.SYMTYPE: stat.S_IFLNK, tarfile.FIFOTYPE: stat.S_IFIFO, tarfile.CHRTYPE: stat.S_IFCHR,
+              tarfile.BLKTYPE: stat.S_IFBLK}
+
+
 def _tarinfo(path: str, st: os.stat_result, users: dict[int, str], groups: dict[int, str],
              inodes: dict[tuple[int, int], str]) -> tarfile.TarInfo | None:
     """The header for one entry, built from its lstat (not ``gettarinfo``: its user and group
     lookups would go through NSS, which inside the chroot could load the container's libraries)."""
     mode = st.st_mode
-    ti = tarfile.TarInfo(path)
+    ti = GoTarInfo(path)
     ti.mode = stat.S_IMODE(mode)
     ti.uid, ti.gid = st.st_uid, st.st_gid
     ti.uname, ti.gname = users.get(st.st_uid, ""), groups.get(st.st_gid, "")
@@ -191,6 +215,7 @@ def _tarinfo(path: str, st: os.stat_result, users: dict[int, str], groups: dict[
         ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
     else:
         return None
+    ti.type_bits = _TYPE_BITS[ti.type]
     return ti
 
 

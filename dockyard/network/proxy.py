@@ -328,7 +328,10 @@ class Proxy:
         while True:
             timeout = 10.0 if self.udp_peers else 60.0
             for key, _ in self.sel.select(timeout):
-                key.data()
+                try:
+                    key.data()
+                except Exception:  # noqa: BLE001 - one connection's failure must not stop the rest
+                    pass
             self._expire_udp()
             if parent and os.getppid() != parent:
                 return

@@ -76,7 +76,8 @@ class BuildContext:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        ctx = cls(tmp, _load_ignore(tmp, dockerfile_rel), owned_tmp=tmp)
+        matcher = _load_ignore(tmp, dockerfile_rel)
+        ctx = cls(tmp, _OnlyNamed(matcher, dockerfile_rel) if matcher else None, owned_tmp=tmp)
         return ctx
 
     @classmethod
@@ -226,6 +227,22 @@ class BuildContext:
 
         visit(str(top), "")
         return out
+
+
+class _OnlyNamed:
+    """What of .dockerignore dockerd applies to a context that arrives as a tar: the client has
+    filtered the rest already (and for ``build - < ctx.tar`` nothing is filtered at all, in
+    both of docker's builders); only the Dockerfile and .dockerignore are left out when listed."""
+
+    def __init__(self, matcher: "PatternMatcher", dockerfile_rel: str | None) -> None:
+        self.matcher = matcher
+        self.names = {".dockerignore", posixpath.normpath(dockerfile_rel or "Dockerfile").lstrip("/")}
+
+    def excluded(self, rel: str) -> bool:
+        return posixpath.normpath(rel) in self.names and self.matcher.excluded(rel)
+
+    def may_include_below(self, rel_dir: str) -> bool:
+        return False
 
 
 def _load_ignore(root: Path, dockerfile_rel: str | None) -> "PatternMatcher | None":

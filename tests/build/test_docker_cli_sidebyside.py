@@ -136,7 +136,13 @@ def test_stdin_side_by_side(how, docker_base, base, cli, ctx, tmp_path):
     lone Dockerfile on stdin (no context)."""
     (ctx / "sub").mkdir()
     (ctx / "sub" / "Alt.df").write_text(f"FROM {BASE}\nCOPY dir/b.txt /alt\nCOPY . /all/\n")
-    stdin_df = f"FROM {BASE}\nWORKDIR /from-stdin\nCOPY a.txt .\n".encode()
+    # a tar context is not filtered by its .dockerignore (only the Dockerfile in use and the
+    # .dockerignore itself are left out when listed); a directory context is. (Listed here, the
+    # .dockerignore stays out of /all: for -f - docker's client adds a random name to it.)
+    (ctx / ".dockerignore").write_text("secret\nsub/Alt.df\nDockerfile\n.dockerignore\n")
+    (ctx / "secret").write_text("s\n")
+    (ctx / "Dockerfile").write_text(f"FROM {BASE}\nCOPY . /all/\n")
+    stdin_df = f"FROM {BASE}\nWORKDIR /from-stdin\nCOPY a.txt .\nCOPY . /all/\n".encode()
     args, data = {
         "tar": (["-"], _tar_of(ctx)),
         "tar-f": (["-f", "sub/Alt.df", "-"], _tar_of(ctx)),

@@ -367,7 +367,8 @@ class StageRunner:
         from_ref: str | None = None
         from_layers: list[LayerRef] = []
         if instr.from_:
-            ref = expand(instr.from_)
+            # with the global ARGs only, as the stage dependencies were found (stages.dependencies)
+            ref = self.lex.process_word(instr.from_, self.run.plan.meta_values)
             target = resolve_from(self.run.plan, self.stage, ref, instr)
             if isinstance(target, int):
                 src = self.run.stage_result(target)

@@ -66,3 +66,17 @@ def test_a_failing_stage_stops_the_others(build, client):
                     "FROM dytest-busybox\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n")
     assert time.monotonic() - start < 8, "the slow stage was not stopped"
     assert not [s for s in client.snapshots.list() if s.kind == "active"]
+
+
+def test_copy_from_expands_global_args(build, client):
+    """``COPY --from=${X}`` takes X from the global ARGs (and --build-arg), for the stage
+    dependencies and for the copy alike; a stage's own ARG is not used there."""
+    import imagefs
+
+    dockerfile = ("ARG SRC=one\nFROM dytest-busybox AS one\nRUN echo one > /f\n"
+                  "FROM dytest-busybox AS two\nRUN echo two > /f\n"
+                  "FROM dytest-busybox\nARG SRC=two\nCOPY --from=${SRC} /f /copied\n")
+    built = build(None, dockerfile)
+    assert imagefs.file_content(client, built.image_id, "/copied") == b"one\n"
+    built = build(None, dockerfile, build_args={"SRC": "two"})
+    assert imagefs.file_content(client, built.image_id, "/copied") == b"two\n"

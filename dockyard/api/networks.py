@@ -12,7 +12,7 @@ def list_(x: Exchange) -> None:
 
 
 def create(x: Exchange) -> None:
-    from dockyard.errors import Conflict, InvalidArgument
+    from dockyard.errors import Conflict
 
     body = x.json({}) or {}
     if not isinstance(body, dict):
@@ -22,10 +22,9 @@ def create(x: Exchange) -> None:
         raise ApiError(400, "network name is required")
     if name in ("bridge", "host", "none"):
         raise Conflict(f"operation is not permitted on predefined {name} network")
-    configs = (body.get("IPAM") or {}).get("Config") or []
-    if len(configs) > 1 and not body.get("EnableIPv6"):
-        raise InvalidArgument("bridge driver doesn't support multiple subnets")
-    ipam: dict[str, Any] = configs[0] if configs else {}
+    from dockyard.cli.network import split_families
+
+    ipam, ipam6 = split_families((body.get("IPAM") or {}).get("Config") or [])
     net = x.client.networks.create(
         name, driver=body.get("Driver") or "bridge", subnet=ipam.get("Subnet") or None,
         gateway=ipam.get("Gateway") or None, ip_range=ipam.get("IPRange") or None,
@@ -37,7 +36,8 @@ def create(x: Exchange) -> None:
         scope=body.get("Scope") or "", ingress=bool(body.get("Ingress")),
         config_only=bool(body.get("ConfigOnly")),
         config_from=(body.get("ConfigFrom") or {}).get("Network") or None,
-        ipv6=bool(body.get("EnableIPv6")))
+        ipv6=bool(body.get("EnableIPv6")), subnet6=ipam6[0].get("Subnet") if ipam6 else None,
+        gateway6=ipam6[0].get("Gateway") if ipam6 else None, more6=ipam6[1:])
     x.daemon.events.publish("network", "create", net.id, {"name": net.name, "type": net.driver})
     x.reply_json({"Id": net.id, "Warning": ""}, 201)
 

@@ -185,6 +185,18 @@ def consolidate_ipam(subnets: list[str], ranges: list[str], gateways: list[str],
     return out
 
 
+def split_families(config: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """IPAM configs as (IPv4, IPv6s): a bridge network takes one IPv4 subnet (dockerd takes
+    several IPv6 ones and uses the first)."""
+    from dockyard.errors import InvalidArgument
+
+    v4 = [c for c in config if ":" not in c.get("Subnet", "")]
+    v6 = [c for c in config if ":" in c.get("Subnet", "")]
+    if len(v4) > 1:
+        raise InvalidArgument("bridge driver doesn't support multiple subnets")
+    return (v4[0] if v4 else {}), v6
+
+
 @daemon_errors
 def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.errors import Conflict, InvalidArgument
@@ -192,16 +204,16 @@ def cmd_create(args: argparse.Namespace, ctx: "Context") -> int:
     config = consolidate_ipam(args.subnet, args.ip_range, args.gateway, key_values(args.aux_address))
     if args.name in ("bridge", "host", "none"):
         raise Conflict(f"operation is not permitted on predefined {args.name} network")
-    if len(config) > 1 and not args.ipv6:
-        raise InvalidArgument("bridge driver doesn't support multiple subnets")
-    ipam = config[0] if config else {}
+    ipam, ipam6 = split_families(config)
     net = ctx.client.networks.create(
         args.name, driver=args.driver, subnet=ipam.get("Subnet"), gateway=ipam.get("Gateway"),
         ip_range=ipam.get("IPRange"), internal=args.internal, attachable=args.attachable,
         labels=key_values(args.label), options=key_values(args.opt),
         aux_addresses=ipam.get("AuxiliaryAddresses"), ipam_driver=args.ipam_driver,
         ipam_options=key_values(args.ipam_opt), scope=args.scope, ingress=args.ingress,
-        config_only=args.config_only, config_from=args.config_from or None, ipv6=args.ipv6)
+        config_only=args.config_only, config_from=args.config_from or None, ipv6=args.ipv6,
+        subnet6=ipam6[0].get("Subnet") if ipam6 else None,
+        gateway6=ipam6[0].get("Gateway") if ipam6 else None, more6=ipam6[1:])
     from dockyard.engine.events import emit_network
 
     emit_network(ctx.client, "create", net)

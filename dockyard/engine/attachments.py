@@ -29,6 +29,7 @@ class NetworkPlan:
     hosts: str
     resolv_conf: str
     env: tuple[str, ...] = ()  # ``--link`` variables (docker's legacy links)
+    ipv6: bool = False  # on a dual-stack network: leave the container's IPv6 on
 
 
 def network_mode(rec: ContainerRecord) -> str:
@@ -91,7 +92,8 @@ class Attachments:
             extra_hosts=[*(host.get("ExtraHosts") or []), *link_hosts],
             exposed=list((rec.cfg.get("ExposedPorts") or {}).keys()),
             mac=rec.cfg.get("MacAddress") or None, dns=dns, dns_search=search, dns_options=options)
-        return NetworkPlan(att.mode, att.netns_path, att.hosts, att.resolv_conf, tuple(link_env))
+        return NetworkPlan(att.mode, att.netns_path, att.hosts, att.resolv_conf, tuple(link_env),
+                           bool(getattr(att, "ipv6", False)))
 
     def _left_none(self, rec: ContainerRecord) -> bool:
         """A ``none`` container that ``network disconnect none`` handed to the network service

@@ -201,6 +201,11 @@ class Monitor:
             mounts = att.start_mounts(rec)
             opts = bundle.spec_options(rec, rec.rootfs, netns_path=net.netns_path, network_mode=net.mode,
                                        mounts=mounts, console_size=self.console_size)
+            if net.ipv6:  # a dual-stack network: IPv6 stays on in the container, as docker's
+                from dockyard.engine.bundle import NO_IPV6
+
+                for key in set(NO_IPV6) - set(rec.host_config.get("Sysctls") or {}):
+                    opts.sysctls.pop(key, None)
             if net.env:  # --link variables: the container's own Env wins, as docker's
                 from dockyard.engine.options import merge_env
 

@@ -89,6 +89,19 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> b
     return created
 
 
+def ensure_bridge_addr6(name: str, gateway: str, prefixlen: int) -> None:
+    """The IPv6 gateway address of a dual-stack network on its bridge (idempotent)."""
+    nl = host()
+    index = nl.link_index(name)
+    if index is None:
+        raise DockyardError(f"bridge {name} does not exist")
+    try:
+        nl.request(nl.add_addr6_msg(index, gateway, prefixlen))
+    except RtnlError as exc:
+        if exc.errno != errno.EEXIST:
+            raise DockyardError(f"cannot set up bridge {name}: {exc.strerror}") from exc
+
+
 def bridge_marked(name: str, marker: str) -> bool:
     """Is ``name`` up and carrying ``marker`` as its alias (set once its rules were made)?
 
@@ -116,7 +129,8 @@ def loopback_up(netns: str | Path) -> None:
 
 
 def plug(netns: str | Path, bridge: str, host_veth: str, ifname: str, ip: str, prefixlen: int,
-         mac: str, gateway: str | None, mtu: int = 1500) -> None:
+         mac: str, gateway: str | None, mtu: int = 1500,
+         ip6: tuple[str, int, str | None] | None = None) -> None:
     """A veth pair: ``host_veth`` in ``bridge``, its peer ``ifname`` in the namespace with ``ip``.
 
     Also brings the namespace's ``lo`` up. Two requests on the host's socket, two inside."""
@@ -153,6 +167,20 @@ def plug(netns: str | Path, bridge: str, host_veth: str, ifname: str, ip: str, p
             # EEXIST from the route: an earlier network already gives the default route
             if exc.errno != errno.EEXIST or (ip, prefixlen) not in nsl.addrs(idx):
                 raise DockyardError(f"cannot configure {ifname} in {netns}: {exc.strerror}") from exc
+        if ip6 is not None:  # a dual-stack network: (address, prefix length, gateway)
+            try:  # (a container started on IPv4 networks has IPv6 off: on for this interface)
+                with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "w") as f:
+                    f.write("0")
+            except OSError:
+                pass
+            batch6 = [nsl.add_addr6_msg(idx, ip6[0], ip6[1])]
+            if ip6[2]:
+                batch6.append(nsl.add_default_route6_msg(ip6[2], idx))
+            try:
+                nsl.request(*batch6)
+            except RtnlError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise DockyardError(f"cannot configure {ifname} in {netns}: {exc.strerror}") from exc
 
     _inside(netns, configure)
 

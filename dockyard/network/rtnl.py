@@ -39,6 +39,7 @@ IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFF_UP = 0x1
 # address and route attributes
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 
@@ -254,6 +255,22 @@ class Rtnl:
             net = ipaddress.IPv4Network(f"{ip}/{prefixlen}", strict=False)
             body += attr(IFA_BROADCAST, net.broadcast_address.packed)
         return RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body
+
+    @staticmethod
+    def add_addr6_msg(index: int, ip: str, prefixlen: int) -> tuple[int, int, bytes]:
+        """IPv6 ``ip/prefixlen`` on ``index``, usable at once (``nodad``: no duplicate address
+        detection delay, as a container's address must answer when it starts)."""
+        packed = socket.inet_pton(socket.AF_INET6, ip)
+        body = _IFADDR.pack(socket.AF_INET6, prefixlen, IFA_F_NODAD, RT_SCOPE_UNIVERSE, index)
+        body += attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
+        return RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body
+
+    @staticmethod
+    def add_default_route6_msg(gateway: str, oif: int) -> tuple[int, int, bytes]:
+        body = _RTMSG.pack(socket.AF_INET6, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
+                           RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
+        body += attr(RTA_GATEWAY, socket.inet_pton(socket.AF_INET6, gateway)) + _u32(RTA_OIF, oif)
+        return RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, body
 
     def addrs(self, index: int) -> list[tuple[str, int]]:
         """IPv4 (address, prefixlen) pairs on one link."""

@@ -52,6 +52,7 @@ class Attachment:
     gateway: str | None = None
     ip_addresses: dict[str, str] = field(default_factory=dict)  # network name -> IP
     network_settings: dict[str, Any] = field(default_factory=dict)
+    ipv6: bool = False  # on a dual-stack network: the container's IPv6 must stay enabled
 
     def oci_namespace(self) -> dict[str, str] | None:
         """The entry for the spec's ``linux.namespaces``; None means: do not add one."""
@@ -122,14 +123,18 @@ class NetworkService:
                aux_addresses: dict[str, str] | None = None, ipam_driver: str = "",
                ipam_options: dict[str, str] | None = None, scope: str = "",
                ingress: bool = False, config_only: bool = False,
-               config_from: str | None = None, ipv6: bool = False) -> Network:
+               config_from: str | None = None, ipv6: bool = False,
+               subnet6: str | None = None, gateway6: str | None = None,
+               more6: list[dict[str, str]] | None = None) -> Network:
         """Create a user-defined bridge network; its bridge and rules exist from now on.
 
         Checks and messages are docker's daemon's: any name is accepted (docker has no name
         rule), an explicit subnet may only clash with this root's own networks (docker checks
         host routes only when it picks a subnet itself). ``config_only`` makes docker's
         configuration network (a record of IPAM, options and labels, driver ``null``, never
-        used by containers); ``config_from`` builds a bridge network from one."""
+        used by containers); ``config_from`` builds a bridge network from one. ``subnet6``
+        (with ``ipv6``): a dual-stack network, as dockerd's ``--ipv6 --subnet fd00::/64``; without
+        ``ipv6`` the IPv6 subnet is only recorded, as dockerd does."""
         if not name:
             raise Conflict("network with name  already exists")
         if driver == "overlay":
@@ -137,7 +142,8 @@ class NetworkService:
         _check_config_network(config_only, config_from, internal=internal, attachable=attachable,
                               ingress=ingress, scope=scope, ipam_driver=ipam_driver, ipv6=ipv6,
                               labels=labels, ipam_options=ipam_options, options=options,
-                              ipam_given=bool(subnet or gateway or ip_range or aux_addresses))
+                              ipam_given=bool(subnet or gateway or ip_range or aux_addresses or
+                                              subnet6))
         if config_from is not None:
             base = self._config_network(config_from)
             subnet = base.ipam.get("subnet_text") or base.subnet
@@ -157,9 +163,10 @@ class NetworkService:
             raise Forbidden(SWARM_MANAGER_ERROR)
         if ipam_driver not in ("", "default"):
             raise NotFound(f'plugin "{ipam_driver}" not found')
-        if ipv6:
+        if ipv6 and not subnet6:
             raise Conflict("could not find an available, non-overlapping IPv6 address pool among "
                            "the defaults to assign to the network")
+        v6 = _parse_v6(subnet6, gateway6) if subnet6 else None
         if (gateway or ip_range) and not subnet:
             raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
         if config_only:
@@ -170,6 +177,12 @@ class NetworkService:
                       options=dict(options or {}), created=now())
         if config_from is not None:
             net.ipam["config_from"] = config_from
+        if v6 is not None:
+            net.ipam["v6"] = v6
+        if more6:  # dockerd takes more IPv6 pools on a bridge network and uses the first
+            net.ipam["v6_more"] = [_parse_v6(m["Subnet"], m.get("Gateway")) for m in more6]
+        if ipv6:
+            net.ipam["enable_ipv6"] = True
         if ipam_options:
             net.ipam["options"] = dict(ipam_options)
         if subnet:
@@ -211,6 +224,12 @@ class NetworkService:
                 # a host bridge we did not make (``-o com.docker.network.bridge.name``): used
                 # as it is, never marked nor deleted, as docker treats a user's bridge
                 net.ipam["bridge_preexisting"] = True
+            # (an IPv6 pool is taken only by a network with IPv6 enabled, as in dockerd)
+            if v6 is not None and ipv6 and any(
+                    _v6_of(n) and ipaddress.IPv6Network(n.ipam["v6"]["subnet"]).overlaps(
+                        ipaddress.IPv6Network(v6["subnet"]))
+                    for n in self.store.networks() if not n.config_only):
+                raise Conflict("Pool overlaps with other one on this address space")
             if net.subnet:
                 mine = [(ipaddress.IPv4Network(n.subnet), f"network {n.name}")
                         for n in self.store.networks()
@@ -293,6 +312,10 @@ class NetworkService:
         sub = ipaddress.IPv4Network(net.subnet)
         mtu = int(net.options.get("com.docker.network.driver.mtu", 1500))
         created = links.ensure_bridge(net.bridge, net.gateway, sub.prefixlen, mtu)
+        v6 = _v6_of(net)
+        if v6 is not None:
+            links.ensure_bridge_addr6(net.bridge, v6["gateway"],
+                                      ipaddress.IPv6Network(v6["subnet"]).prefixlen)
         listing = self.firewall.listing()
         self.firewall.ensure_base(listing)
         rules = self.firewall.network_rules(net.bridge, net.subnet, net.internal)
@@ -434,9 +457,13 @@ class NetworkService:
         containers = {}
         for e in self.store.endpoints(network_id=net.id):
             prefix = ipaddress.IPv4Network(net.subnet).prefixlen if net.subnet else 0
-            containers[e.container_id] = {"Name": e.name or "", "EndpointID": e.endpoint_id,
-                                          "MacAddress": e.mac, "IPv4Address": f"{e.ip}/{prefix}",
-                                          "IPv6Address": ""}
+            ip6 = _ip6_for(net, e.ip)
+            v6 = _v6_of(net)
+            containers[e.container_id] = {
+                "Name": e.name or "", "EndpointID": e.endpoint_id, "MacAddress": e.mac,
+                "IPv4Address": f"{e.ip}/{prefix}",
+                "IPv6Address": f"{ip6}/{ipaddress.IPv6Network(v6['subnet']).prefixlen}"
+                if ip6 and v6 else ""}
         if net.builtin and net.driver in ("host", "null"):
             containers.update(self._engine_members(net))
         options = dict(net.options)  # docker shows a user network's own options only
@@ -460,8 +487,13 @@ class NetworkService:
             if net.ipam.get("aux"):
                 entry["AuxiliaryAddresses"] = dict(sorted(net.ipam["aux"].items()))
             config.append(entry)
+        for v6 in ([net.ipam["v6"]] if net.ipam.get("v6") else []) + net.ipam.get("v6_more", []):
+            entry6 = {"Subnet": v6.get("text") or v6["subnet"]}
+            if v6.get("gateway_explicit"):
+                entry6["Gateway"] = v6["gateway"]
+            config.append(entry6)
         return {"Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
-                "Driver": net.driver, "EnableIPv6": False,
+                "Driver": net.driver, "EnableIPv6": bool(net.ipam.get("enable_ipv6")),
                 "IPAM": {"Driver": "default",
                          "Options": None if net.builtin else dict(net.ipam.get("options") or {}),
                          "Config": config},
@@ -686,9 +718,13 @@ class NetworkService:
             ep = Endpoint(cid, net.id, endpoint_id or new_id(), name, list(aliases), address,
                           mac or ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
             self.store.insert_endpoint(conn, ep)
+        v6 = _v6_of(net)
+        ip6 = _ip6_for(net, address)
         links.plug(path, net.bridge, ep.veth, ifname, address, sub.prefixlen, ep.mac,
                    net.gateway,  # internal networks too, as docker: the firewall seals them
-                   int(net.options.get("com.docker.network.driver.mtu", 1500)))
+                   int(net.options.get("com.docker.network.driver.mtu", 1500)),
+                   (ip6, ipaddress.IPv6Network(v6["subnet"]).prefixlen, v6["gateway"])
+                   if v6 is not None and ip6 else None)
         return ep
 
     def release(self, container_id: str) -> None:
@@ -885,13 +921,14 @@ class NetworkService:
         extra = [tuple(h) for h in sandbox.ports.get("extra_hosts", [])]
         return Attachment(
             cid, sandbox.mode, sandbox.netns, sandbox.hostname,
-            hosts_text(sandbox.hostname, [first.ip] if first else [], extra),
+            hosts_text(sandbox.hostname, _addresses(first, first_net), extra),
             _resolv_conf(embedded, sandbox.ports),
             ports=[PortBinding.from_dict(b) for b in sandbox.ports.get("bindings", [])],
             ip=first.ip if first else None, mac=first.mac if first else None,
             gateway=first_net.gateway if first_net else None,
             ip_addresses={nets[e.network_id].name: e.ip for e in eps if e.network_id in nets},
-            network_settings=self._settings(cid))
+            network_settings=self._settings(cid),
+            ipv6=any(_ip6_for(nets[e.network_id], e.ip) for e in eps if e.network_id in nets))
 
     def ports(self, container_id: str) -> list[PortBinding]:
         """Published ports of a running container (``container port``, ``ls``)."""
@@ -941,8 +978,8 @@ class NetworkService:
                 "DriverOpts": {} if positions.get(nid, 0) >= 1 else None, "GwPriority": 0,
                 "NetworkID": n.id, "EndpointID": e.endpoint_id if e else "",
                 "Gateway": (n.gateway or "") if e else "",
-                "IPAddress": e.ip if e else "", "IPPrefixLen": prefix, "IPv6Gateway": "",
-                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+                "IPAddress": e.ip if e else "", "IPPrefixLen": prefix,
+                **_v6_settings(n, e.ip if e else None), "DNSNames": None}
         default = networks.get("bridge", {})
         return {
             "Bridge": "", "SandboxID": (sandbox.netns or "").rsplit("/", 1)[-1] if sandbox else "",
@@ -1086,6 +1123,68 @@ def _check_reserved(net: Network, sub: ipaddress.IPv4Network, aux: dict[str, str
         kept[key] = str(addr)
     if kept:
         net.ipam["aux"] = kept
+
+
+def _parse_v6(subnet: str, gateway: str | None) -> dict[str, Any]:
+    """A dual-stack network's IPv6 IPAM: the subnet, its gateway (the first address unless
+    given: dockerd shows it in ``IPAM.Config`` only when given)."""
+    try:
+        sub = ipaddress.IPv6Network(subnet, strict=False)
+    except ValueError:
+        raise InvalidArgument(f"invalid CIDR address: {subnet}") from None
+    out: dict[str, Any] = {"subnet": str(sub), "gateway": str(sub.network_address + 1)}
+    if subnet != str(sub):
+        out["text"] = subnet
+    if gateway:
+        try:
+            gw = ipaddress.IPv6Address(gateway)
+        except ValueError:
+            raise InvalidArgument(f"no matching subnet for gateway {gateway}") from None
+        if gw not in sub:
+            raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+        out["gateway"], out["gateway_explicit"] = str(gw), True
+    return out
+
+
+def _v6_of(net: Network) -> dict[str, Any] | None:
+    """The IPv6 side of a network that has IPv6 enabled (``--ipv6`` with an IPv6 subnet)."""
+    return net.ipam.get("v6") if net.ipam.get("enable_ipv6") else None
+
+
+def _ip6_for(net: Network, ip4: str | None) -> str | None:
+    """A container's IPv6 address on a dual-stack network, with no record of its own: the
+    n-th address of the IPv6 subnet (gateway skipped) for the n-th of the IPv4 one, which is
+    what dockerd's two sequential allocations give."""
+    v6 = _v6_of(net)
+    if v6 is None or not ip4 or not net.subnet:
+        return None
+    sub4 = ipaddress.IPv4Network(net.subnet)
+    offset4 = int(ipaddress.IPv4Address(ip4)) - int(sub4.network_address)
+    gw4 = int(ipaddress.IPv4Address(net.gateway)) - int(sub4.network_address) if net.gateway else 0
+    rank = offset4 - 1 - (1 if 0 < gw4 < offset4 else 0)
+    sub6 = ipaddress.IPv6Network(v6["subnet"])
+    gw6 = int(ipaddress.IPv6Address(v6["gateway"])) - int(sub6.network_address)
+    offset6 = rank + 1 if rank + 1 < gw6 else rank + 2
+    if offset6 >= sub6.num_addresses - 1:
+        return None
+    return str(sub6.network_address + offset6)
+
+
+def _v6_settings(net: Network, ip4: str | None) -> dict[str, Any]:
+    ip6 = _ip6_for(net, ip4)
+    v6 = _v6_of(net)
+    if not ip6 or v6 is None:
+        return {"IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
+    return {"IPv6Gateway": v6["gateway"], "GlobalIPv6Address": ip6,
+            "GlobalIPv6PrefixLen": ipaddress.IPv6Network(v6["subnet"]).prefixlen}
+
+
+def _addresses(ep: Endpoint | None, net: Network | None) -> list[str]:
+    """A container's own /etc/hosts addresses: IPv4, then IPv6 on a dual-stack network."""
+    if ep is None:
+        return []
+    ip6 = _ip6_for(net, ep.ip) if net is not None else None
+    return [ep.ip, ip6] if ip6 else [ep.ip]
 
 
 def _docker_order(specs: list[PortSpec]) -> list[PortSpec]:

@@ -29,13 +29,14 @@ P = f"nvp{os.getpid()}"  # name prefix: unique on a shared dockerd
 TAG = f"{P}-bb"
 _OCTET = (os.getpid() % 60) * 4  # four /24s of 10.247.0.0/16 per test process
 SUBNETS = {f"{{S{i}}}": f"10.247.{_OCTET + i}" for i in range(4)}
+SUBNETS6 = {f"{{V{i}}}": f"fd00:{os.getpid() % 65536:x}:{i}:" for i in range(2)}  # + ":/64"
 
 
 class Both(SideBySide):
     """The network harness: user networks get the same explicit subnets in both engines."""
 
     def __init__(self, cli: Any) -> None:
-        super().__init__(cli, {"{P}": P, "{IMG}": TAG, **SUBNETS})
+        super().__init__(cli, {"{P}": P, "{IMG}": TAG, **SUBNETS, **SUBNETS6})
 
     def json_same(self, line: str, drop: tuple[str, ...] = ()) -> None:
         """Both print JSON: the same tree once IDs and the keys in ``drop`` are left out."""
@@ -483,3 +484,30 @@ def test_inspect_created_is_a_go_time(both):
     for out in both.setup("network inspect -f '{{.Created}}|{{json .Created}}' {P}_x"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC\|"
                             r'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"\n', out), out
+
+
+def test_dual_stack_networks(both):
+    """``--ipv6`` with an IPv6 subnet, as dockerd 20.10: IPAM, the container's addresses,
+    routes and /etc/hosts, its inspect entries, ``network connect`` of a running container."""
+    both.same(
+        "network create --ipv6 --subnet {S0}.0/24 --subnet {V0}:/64 {P}_a",
+        "network create --ipv6 --subnet {S1}.0/24 --subnet {V1}:/64 --gateway {V1}:99 {P}_b",
+        "network create --ipv6 --subnet {S2}.0/24 {P}_x",
+        "network create --subnet {S2}.0/24 --subnet {S3}.0/24 {P}_x",
+        "network create --ipv6 --subnet {S2}.0/24 --subnet {V0}:/64 {P}_x",
+        "network create --subnet {S2}.0/24 --subnet {V0}:/80 --subnet {V1}:/80 {P}_x",
+        "network inspect -f '{{json .IPAM}} {{.EnableIPv6}}' {P}_a {P}_b {P}_x",
+        "run --rm --network {P}_a {IMG} sh -c 'ip -6 addr show eth0 | grep global; "
+        "ip -6 route | grep -v fe80; tail -2 /etc/hosts | cut -f1'",
+    )
+    both.setup("run -d --name {P}_c1 --network {P}_a {IMG} sleep 300")
+    both.setup("run -d --name {P}_c2 {IMG} sleep 300")
+    both.same(
+        "inspect -f '{{range .NetworkSettings.Networks}}{{.IPv6Gateway}} {{.GlobalIPv6Address}}/"
+        "{{.GlobalIPv6PrefixLen}}{{end}}' {P}_c1",
+        "network inspect -f '{{range .Containers}}{{.IPv6Address}}{{end}}' {P}_a",
+        "run --rm --network {P}_a {IMG} sh -c 'ping -6 -c1 -W3 {V0}:2 | grep received'",
+        "network connect {P}_b {P}_c2",
+        "exec {P}_c2 sh -c 'ip -6 addr show eth1 | grep global; ip -6 route | grep default'",
+    )
+    both.check()

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.engine import events as journal
-from dockyard.engine.events import matches  # noqa: F401 - the API's filter is docker's filter
 
 
 class EventBus:

@@ -88,11 +88,17 @@ def _status(pid: int) -> int:
 
 def tar_out(root: str, path: str, out: BinaryIO, follow_link: bool = False) -> int:
     """Write a tar of ``path`` (resolved inside ``root``) to ``out``; returns its status."""
+    return piped_from_chroot(root, lambda w: _child_tar(w, path, follow_link), out)
+
+
+def piped_from_chroot(root: str, produce: Any, out: BinaryIO) -> int:
+    """Run ``produce(fd)`` in a child chrooted into ``root`` and copy what it writes on ``fd``
+    to ``out`` as it comes; the child's status (0, a ``_Report`` code, or 1)."""
     r, w = os.pipe()
 
     def body() -> None:
         os.close(r)
-        _child_tar(w, path, follow_link)
+        produce(w)
 
     pid = _fork_chrooted(root, body)
     os.close(w)

@@ -32,9 +32,6 @@ JOURNAL_NAME = "journal.jsonl"
 MAX_BYTES = 1 << 20       # one generation; with the rotated one, ~5000 events of history
 POLL_INTERVAL = 0.1       # how often a follower looks for new lines
 
-#: docker's accepted ``--filter`` keys for events (anything else: "Invalid filter 'x'")
-FILTER_KEYS = ("container", "image", "event", "type", "label", "network", "volume", "daemon",
-               "plugin", "scope", "node", "service", "secret", "config")
 
 
 def journal_path(root: str | os.PathLike[str]) -> Path:
@@ -324,14 +321,6 @@ def stream(root: str | os.PathLike[str], since_ns: int | None = None, until_ns: 
 
 
 # ====================================================================== filters (moby's daemon/events/filter.go)
-def validate_filters(filters: dict[str, list[str]]) -> None:
-    from dockyard.errors import InvalidArgument
-
-    for key in filters:
-        if key not in FILTER_KEYS:
-            raise InvalidArgument(f"Invalid filter '{key}'")
-
-
 def _fuzzy(values: list[str] | None, *sources: str) -> bool:
     """moby's FuzzyMatch: no filter for the key matches; else an exact value or a prefix."""
     if not values:

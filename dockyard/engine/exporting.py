@@ -11,9 +11,9 @@ So, as docker's:
   directories (``/proc`` and ``/sys`` too, when the image has none), all dated from the
   container's creation;
 * entries are named without a leading ``./`` and come in lexical order (Go's filepath.Walk);
-  owners carry the host's user and group names; hard links stay links; sockets are left out.
-
-Exported with the ``export`` event, as dockerd records it.
+  modes carry the file type bits (``0o100644``) as Go's tar headers do; owners carry the host's
+  user and group names; hard links stay links; sockets are left out;
+* an ``export`` event is recorded, as dockerd does.
 
 The tree is walked by a child that has ``chroot``-ed into the container's mounted root, so a
 symlink the container made (``/x -> /``) can never lead the walk onto the host (a running
@@ -38,7 +38,7 @@ TTY_REFUSAL = "cowardly refusing to save to a terminal. Use the -o flag or redir
 
 def export_container(client: Any, ref: str, out: BinaryIO) -> None:
     """Write the tar of container ``ref``'s filesystem to ``out`` (running or not)."""
-    from dockyard.engine.archive import _fork_chrooted, _status
+    from dockyard.engine.archive import piped_from_chroot
     from dockyard.engine.events import emit_container
     from dockyard.engine.timeutil import parse_rfc3339
     from dockyard.errors import DockyardError
@@ -48,22 +48,11 @@ def export_container(client: Any, ref: str, out: BinaryIO) -> None:
     created = (parse_rfc3339(str(rec.config.get("Created") or "")) or 0) // 1_000_000_000
     users, groups = _host_names()
     with _mounted_rootfs(client, rec) as root:
-        r, w = os.pipe()
-
-        def body() -> None:
-            os.close(r)
-            with os.fdopen(w, "wb") as f:
+        def produce(fd: int) -> None:
+            with os.fdopen(fd, "wb") as f:
                 write_tree(f, created, users, groups)
 
-        pid = _fork_chrooted(root, body)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            while True:
-                chunk = f.read(1 << 16)
-                if not chunk:
-                    break
-                out.write(chunk)
-        if _status(pid) != 0:
+        if piped_from_chroot(root, produce, out) != 0:
             raise DockyardError(f"failed to export container {rec.id}: the archive could not be written")
     emit_container(client, rec, "export")
 

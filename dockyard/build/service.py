@@ -373,7 +373,7 @@ def download_name(url: str, disposition: str | None) -> str:
     import urllib.parse
     from email.message import Message
 
-    path = urllib.parse.urlparse(url).path
+    path = urllib.parse.unquote(urllib.parse.urlparse(url).path)  # decoded, as Go's URL.Path
     if path and not path.endswith("/"):
         return posixpath.basename(path)
     if disposition:

@@ -195,13 +195,15 @@ def test_add_url_side_by_side(docker_base, base, cli, ctx, tmp_path):
     served.mkdir()
     (served / "file.txt").write_text("served\n")
     (served / "arch.tar").write_bytes(_tar_of(ctx / "dir"))
+    (served / "sp ace.txt").write_text("spaced\n")
     for p in served.iterdir():
         os.utime(p, (1_600_000_000, 1_600_000_000))
     with serve(served) as port:
         url = f"http://127.0.0.1:{port}"
         (ctx / "Dockerfile").write_text(
             f"FROM {BASE}\nADD {url}/file.txt /u/\nADD {url}/file.txt?x=1 /q/\nADD {url}/file.txt /as-file\n"
-            f"ADD {url}/arch.tar /arch/\nADD {url}/attachment/ /cd/\nADD {url}/file.txt#frag /frag/\nADD --chown=1:2 {url}/file.txt /owned/\n")
+            f"ADD {url}/arch.tar /arch/\nADD {url}/attachment/ /cd/\nADD {url}/file.txt#frag /frag/\nADD --chown=1:2 {url}/file.txt /owned/\n"
+            f"ADD {url}/sp%20ace.txt /pct/\n")
         try:
             want = docker_build(["-q", str(ctx)], tmp_path)
             assert want.returncode == 0, want.stderr

@@ -241,10 +241,7 @@ def remove(x: Exchange, id: str) -> None:  # noqa: A002
 
 
 def prune(x: Exchange) -> None:
-    report = x.client.containers.prune(x.filters())
-    for cid in report.get("ContainersDeleted") or []:
-        x.daemon.events.container(x.client, cid, "destroy")
-    x.reply_json(report)
+    x.reply_json(x.client.containers.prune(x.filters()))  # the engine records destroy and prune
 
 
 # ------------------------------------------------------------------ output
@@ -387,5 +384,4 @@ def commit(x: Exchange) -> None:
     x.json(None)  # the optional Config body: the image config comes from the container
     image = x.client.containers.commit(ref, name, changes=x.args("changes"), message=x.arg("comment") or "",
                                        author=x.arg("author") or "", pause=x.flag("pause", True))
-    x.daemon.events.container(x.client, x.client.containers.load(ref).id, "commit")
     x.reply_json({"Id": image.id}, 201)

@@ -169,6 +169,10 @@ def _build(args: argparse.Namespace, ctx: "Context") -> int:
                         source_date_epoch=epoch, runtime=args.runtime)
     with context:
         result = ctx.client.builder.build(opts)
+    from dockyard.engine.events import emit_image
+
+    for tag in args.tag:  # as dockerd: a ``tag`` event per name, none for the build itself
+        emit_image(ctx.client, "tag", result.image_id, tag)
     if args.iidfile:  # the classic builder ends the ID with a newline under -q (only then)
         with open(args.iidfile, "w") as f:
             f.write(result.image_id + ("\n" if args.quiet else ""))

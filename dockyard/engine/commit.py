@@ -61,8 +61,20 @@ def commit(client: Any, ref: str, repository: str | None = None, changes: list[s
                  **({"comment": message} if message else {}),
                  "created_by": " ".join([rec.config.get("Path", ""), *rec.config.get("Args", [])]).strip()}]
             layers = list(base.layers) + [Layer(blob.digest, blob.media_type, blob.size, blob.diff_id)]
-            return client.images.create_image(doc, layers, tags=[repository] if repository else [],
-                                              parent=base.id, lease=lease)
+            image = client.images.create_image(doc, layers, tags=[repository] if repository else [],
+                                               parent=base.id, lease=lease)
     finally:
         if paused_here:
             svc.unpause(rec.id)
+    _record_events(client, rec, image.id, repository, message)
+    return image
+
+
+def _record_events(client: Any, rec: Any, image_id: str, repository: str | None, message: str) -> None:
+    """dockerd's: ``image tag`` for the name given, then ``container commit``."""
+    from dockyard.engine.events import emit_container, emit_image, familiar
+
+    ref = familiar(repository) if repository else ""
+    if repository:
+        emit_image(client, "tag", image_id, repository)
+    emit_container(client, rec, "commit", comment=message, imageID=image_id, imageRef=ref)

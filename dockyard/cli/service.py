@@ -384,9 +384,11 @@ def pretty(doc: dict[str, Any]) -> str:
         for p in ports:
             lines += [f" PublishedPort = {p['PublishedPort']}", f"  Protocol = {p.get('Protocol', 'tcp')}",
                       f"  TargetPort = {p['TargetPort']}", f"  PublishMode = {p.get('PublishMode', 'ingress')}", " "]
-    from dockyard.cli.formatting import tabwrite
-
-    return tabwrite("\n".join(lines) + "\n")
+    out = []
+    for line in lines:  # docker's template pads "Label:\t" to a 16-column value
+        label, tab, value = line.partition("\t")
+        out.append(f"{label:<16}{value.lstrip(chr(9))}" if tab else line)
+    return "\n".join(out) + "\n"
 
 
 @daemon_errors

@@ -98,6 +98,11 @@ class Agent:
             return Observation("missing", error="task container removed")
         status = rec.status
         health = (rec.state.get("Health") or {}).get("Status") or None
+        if health is None:  # no probe has run yet: a container with a healthcheck is starting
+            from dockyard.engine.health import effective_config
+
+            if effective_config(rec.cfg.get("Healthcheck")) is not None:
+                health = "starting"
         if status in ("running", "paused", "restarting"):
             return Observation("running", health=health, ip=self._ip(container_id))
         code = int(rec.state.get("ExitCode", 0) or 0)

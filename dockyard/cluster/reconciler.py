@@ -32,6 +32,8 @@ class Reconciler:
         self.ingress = Ingress(client)
         self._agent: Agent | None = None
         self._passes = 0
+        self._newly_ready: list[Task] = []
+        self._doomed: list[str] = []  # containers of tasks that ended, removed after _balance
 
     def agent(self, node_id: str) -> Agent:
         if self._agent is None or self._agent.node_id != node_id:
@@ -52,6 +54,12 @@ class Reconciler:
             for t in tasks:
                 if t.service_id not in services and t.desired == "running":
                     self._set(t, desired="shutdown")
+            refresh = self._passes % 60 == 0  # now and then, rewrite rules someone may have flushed
+            # before any task starts: a new task may get the address a failed one just released
+            self._balance(services, tasks, refresh)
+            for cid in self._doomed:  # only now: no new connection reaches them any more
+                agent.remove(cid)
+            self._doomed = []
             for svc in services.values():
                 mine = [t for t in tasks if t.service_id == svc.id]
                 plan = plan_service(svc.spec, mine, svc.update_status)
@@ -63,12 +71,7 @@ class Reconciler:
                 if plan.update_status is not None and plan.update_status != svc.update_status:
                     svc.update_status = plan.update_status
                     self.store.save_service(svc)
-            refresh = self._passes % 60 == 0  # now and then, rewrite rules someone may have flushed
-            for svc in services.values():
-                ports = specs.ports(svc.spec)
-                if ports:
-                    eps = [t.ip for t in tasks if t.service_id == svc.id and t.live and t.ready and t.ip]
-                    self.ingress.program(svc.id, ports, eps, force=refresh)
+            self._balance(services, tasks)  # without the tasks now shutting down, with the new ready ones
             for t in tasks:
                 if t.desired == "shutdown" and not t.terminal:
                     self._shut_down(agent, t, services.get(t.service_id))
@@ -78,6 +81,17 @@ class Reconciler:
             self._passes += 1
 
     # -- steps ------------------------------------------------------------------------------------
+    def _balance(self, services: dict[str, ServiceRecord], tasks: list[Task], force: bool = False) -> None:
+        """Point each published port at the service's ready tasks (no-op when unchanged)."""
+        for svc in services.values():
+            ports = specs.ports(svc.spec)
+            if ports:
+                eps = [t.ip for t in tasks if t.service_id == svc.id and t.live and t.ready and t.ip]
+                self.ingress.program(svc.id, ports, eps, force=force)
+        for t in self._newly_ready:  # now "ready" is true of the kernel's rules too
+            self.store.save_task(t)
+        self._newly_ready = []
+
     def _set(self, t: Task, **changes: Any) -> None:
         if "state" in changes and changes["state"] != t.state:
             changes.setdefault("since", now())
@@ -92,25 +106,28 @@ class Reconciler:
         obs = agent.observe(t.container_id)
         if obs.status == "running":
             if obs.health == "unhealthy" and t.desired == "running":
-                agent.remove(t.container_id)
+                self._doomed.append(t.container_id)
                 self._set(t, state="failed", desired="shutdown", ready=False, err=UNHEALTHY, exit_code=137)
                 return
             ready = t.ready
             if t.desired == "running" and not t.ready and obs.health in (None, "healthy") and obs.ip:
                 ready = all(agent.answers(obs.ip, int(p["TargetPort"]), p.get("Protocol", "tcp"))
                             for p in specs.ports(svc.spec)) if svc else False
-            if t.state != "running" or ready != t.ready or obs.ip != t.ip:
-                self._set(t, state="running", ready=ready, ip=obs.ip or t.ip)
+            if t.state != "running" or obs.ip != t.ip:
+                self._set(t, state="running", ip=obs.ip or t.ip)
+            if ready and not t.ready:  # recorded once its address is in the balancer (_balance)
+                t.ready = True
+                self._newly_ready.append(t)
             return
         if obs.status == "created":
             return  # starting
         if t.desired == "shutdown":
-            agent.remove(t.container_id)
+            self._doomed.append(t.container_id)
             self._set(t, state="shutdown", ready=False, exit_code=obs.exit_code)
             return
         code = obs.exit_code
         err = obs.error if obs.status == "missing" else ("" if code == 0 else f"task: non-zero exit ({code})")
-        agent.remove(t.container_id)
+        self._doomed.append(t.container_id)
         self._set(t, state="complete" if code == 0 else "failed", desired="shutdown", ready=False,
                   err=err, exit_code=code)
 

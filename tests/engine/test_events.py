@@ -146,6 +146,31 @@ def test_the_monitor_reports_health_changes(dy) -> None:
     dy.ok("rm", "-f", cid)
 
 
+def test_the_monitor_reports_an_oom_kill_before_the_death(dy) -> None:
+    since = _now()
+    proc = dy("run", "--rm", "--network", "none", "--name", "evoom", "--memory", "8m", "--memory-swap", "8m", "busybox",
+              "sh", "-c", "a=$(head -c 60000000 /dev/zero | tr '\\0' x)")
+    assert proc.returncode == 137
+    out = dy.ok("events", "--since", since, "--until", _now(), "--filter", "container=evoom",
+                "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}").splitlines()
+    assert out[out.index("oom <no value>") + 1] == "die 137"
+
+
+def test_commit_and_prune_events(dy) -> None:
+    since = _now()
+    dy.ok("run", "--name", "evc", "--network", "none", "busybox", "true")
+    image = dy.ok("commit", "-m", "note", "evc", "evc:1").strip()
+    dy.ok("container", "prune", "-f")
+    out = dy.ok("events", "--since", since, "--until", _now(), "--format",
+                "{{.Type}} {{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}").splitlines()
+    tag, commit = out.index(f"image tag {image} " + '{"name":"evc:1"}'), [x for x in out if " commit " in x][0]
+    assert json.loads(commit.split(" ", 3)[3]) == {"comment": "note", "image": "busybox", "imageID": image,
+                                                  "imageRef": "evc:1", "name": "evc"}
+    assert out.index(commit) == tag + 1
+    assert out[-2].startswith("container destroy ") and out[-1].startswith("container prune  {\"reclaimed\":")
+    dy.ok("rmi", "evc:1")
+
+
 def test_times_filters_and_formats(dy) -> None:
     past = dy("events", "--since", "bogus")
     assert (past.returncode, past.stderr.strip()) == (1, 'failed to parse value as time or duration: "bogus"')

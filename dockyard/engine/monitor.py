@@ -1025,7 +1025,13 @@ class Monitor:
         os.set_blocking(r, False)
         self.probe = {"pid": pid, "fd": r, "out": bytearray(), "start": start}
         self.sel.register(r, selectors.EVENT_READ, ("probe", r))
-        self.exec_pids[pid] = lambda code: self._finish_probe(code)
+        died = self._exec_events({"cmd": self.health_cfg["argv"]})  # dockerd reports probes as execs
+
+        def exited(code: int) -> None:
+            died(code)
+            self._finish_probe(code)
+
+        self.exec_pids[pid] = exited
         self.probe["timer"] = self.add_timer(self.health_cfg["timeout"], self._probe_timeout)
         self.reap()  # it may have exited already (reparented to us while the runtime ran)
 

@@ -364,6 +364,9 @@ class VolumeService:
                               options=dict(spec.volume_options) or None,
                               anonymous=spec.mode == "anonymous")
             created.append(vol.name)
+            from dockyard.engine.events import emit_volume
+
+            emit_volume(self.client, "create", vol.name)  # made for a container, as dockerd reports it
         if vol.options and not _is_mountpoint(self.mountpoint(vol.name)):
             self._mount(vol)
             mounted.append(vol.name)
@@ -403,6 +406,9 @@ class VolumeService:
                 if v is not None and v.anonymous and not self.store.refs(name):
                     self.remove(name, force=True)
                     removed.append(name)
+                    from dockyard.engine.events import emit_volume
+
+                    emit_volume(self.client, "destroy", name)  # ``rm -v``, as dockerd reports it
         return removed
 
     def mounts_inspect(self, container_id: str) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.engine import events as journal
+from tests.engine.service_helper import api_service
 from tests.sidebyside import tag_busybox_in_both
 
 REPO = Path(__file__).resolve().parents[2]
@@ -212,14 +213,7 @@ def test_events_stream_until_interrupted(dy, root: Path) -> None:
 
 
 def test_the_api_shows_what_the_cli_did(dy, root: Path) -> None:
-    sock_path = root / "api.sock"
-    env = dict(os.environ, DOCKYARD_ROOT=str(root))
-    server = subprocess.Popen([sys.executable, "-m", "dockyard", "system", "service", "-H", f"unix://{sock_path}",
-                               "--timeout", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
-    try:
-        deadline = time.monotonic() + 15
-        while not sock_path.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with api_service(root) as sock_path:
         since = _now()
         dy.ok("run", "--rm", "--network", "none", "--name", "evapi", "busybox", "true")
 
@@ -234,9 +228,6 @@ def test_the_api_shows_what_the_cli_did(dy, root: Path) -> None:
         body = conn.getresponse().read().decode()
         actions = [json.loads(x)["Action"] for x in body.splitlines() if x.strip()]
         assert actions == ["create", "attach", "start", "die", "destroy"]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
 
 
 # ------------------------------------------------------------------------------ side by side

@@ -8,13 +8,16 @@ exit codes, and the same HostConfig, side by side.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.engine.service_helper import api_service
 from tests.sidebyside import SideBySide, tag_busybox_in_both
 
 LIMITS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuPeriod", "CpuQuota", "CpuShares",
@@ -106,6 +109,28 @@ def test_a_refused_update_changes_nothing(dy) -> None:
     assert (mixed.returncode, mixed.stdout, mixed.stderr.strip()) == (
         1, cid + "\n", "Error response from daemon: No such container: nosuch")
     dy.ok("rm", "-f", cid)
+
+
+def test_docker_py_update_and_export_through_the_api(dy, root: Path) -> None:
+    docker = pytest.importorskip("docker", reason="docker-py is not installed (pip install docker)")
+    with api_service(root) as sock:
+        client = docker.DockerClient(base_url=f"unix://{sock}", version="1.43")
+        try:
+            c = client.containers.run("busybox", "sleep 30", detach=True, name="uppy", network_mode="none")
+            assert c.update(mem_limit="48m", memswap_limit="96m", restart_policy={"Name": "unless-stopped"}) == \
+                {"Warnings": []}
+            c.reload()
+            assert (c.attrs["HostConfig"]["Memory"], c.attrs["HostConfig"]["RestartPolicy"]["Name"]) == \
+                (48 << 20, "unless-stopped")
+            assert _read(_cgroup(c.id), "memory", "memory.limit_in_bytes", "memory.max") == str(48 << 20)
+            with pytest.raises(docker.errors.APIError) as err:
+                c.update(mem_limit="256m")
+            assert err.value.status_code == 409 and "update the memoryswap at the same time" in str(err.value)
+            names = tarfile.open(fileobj=io.BytesIO(b"".join(c.export()))).getnames()
+            assert ".dockerenv" in names and "bin/busybox" in names
+            c.remove(force=True)
+        finally:
+            client.close()
 
 
 @pytest.mark.interop

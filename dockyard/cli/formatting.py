@@ -671,8 +671,13 @@ def _is_struct(d: dict) -> bool:
     """A dict standing for a Go struct (docker's inspect objects): every key an exported Go
     identifier. Go prints a struct as ``{v1 v2}`` and marshals it in field order, where a map
     (labels, ports, env-style keys) prints as ``map[k:v]`` with its keys sorted."""
-    return bool(d) and not isinstance(d, _Row) and all(
+    return isinstance(d, GoStruct) or bool(d) and not isinstance(d, _Row) and all(
         isinstance(k, str) and k[:1].isascii() and k[:1].isupper() and k.isidentifier() for k in d)
+
+
+class GoStruct(dict):
+    """A dict that marshals in its key order, as a Go struct whose JSON names are not Go
+    identifiers (``events.Message``: ``status``, ``Type``, ..., ``timeNano``)."""
 
 
 def go_repr(v: Any) -> str:

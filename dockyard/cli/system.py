@@ -284,10 +284,24 @@ def cmd_events(args: argparse.Namespace, ctx: "Context") -> int:
                 ctx.out.flush()
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (``| head``): nothing more to say
-        return 0
+    except BrokenPipeError:  # the reader went away (``| head``): as docker, killed by SIGPIPE
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush at exit
+        return 128 + 13
     return 0
+
+
+def _message_row_class() -> Any:
+    """docker's ``*events.Message`` for templates: a missing field is docker's error, ``{{.}}``
+    prints as the Go struct (``{create <id> busybox container create {...} local ...}``)."""
+    from dockyard.cli.formatting import GoStruct, _Row
+
+    class MessageRow(_Row, GoStruct):
+        go_type = "*events.Message"
+
+    return MessageRow
 
 
 def _event_printer(fmt: str | None) -> Any:
@@ -298,7 +312,7 @@ def _event_printer(fmt: str | None) -> Any:
 
     if not fmt:
         return format_line
-    from dockyard.cli.formatting import GoMap, TemplateError, as_struct, parse
+    from dockyard.cli.formatting import GoMap, GoStruct, TemplateError, parse
 
     def fail(exc: TemplateError) -> DockyardError:
         err = DockyardError("Error parsing format: " + exc.message.removeprefix("template parsing error: "), 64)
@@ -310,15 +324,18 @@ def _event_printer(fmt: str | None) -> Any:
     except TemplateError as exc:
         raise fail(exc) from None
 
+    _MessageRow = _message_row_class()
+
     def show(event: dict[str, Any]) -> str:
         actor = event.get("Actor") or {}
-        row = as_struct({"Status": event.get("status", ""), "ID": event.get("id", ""), "From": event.get("from", ""),
-                         "Type": event.get("Type", ""), "Action": event.get("Action", ""),
-                         "Actor": as_struct({"ID": actor.get("ID", ""),
-                                             "Attributes": GoMap(actor.get("Attributes") or {})}, "events.Actor"),
+        attrs = GoMap(actor.get("Attributes") or {})
+        actor_row = GoStruct({"ID": actor.get("ID", ""), "Attributes": attrs})  # prints as {ID map[...]}
+        row = _MessageRow({"Status": event.get("status", ""), "ID": event.get("id", ""), "From": event.get("from", ""),
+                         "Type": event.get("Type", ""), "Action": event.get("Action", ""), "Actor": actor_row,
                          "Scope": event.get("scope", ""), "Time": event.get("time", 0),
-                         "TimeNano": event.get("timeNano", 0)}, "*events.Message")
-        row.json_view = event  # ``{{json .}}`` prints the message as dockerd sent it
+                         "TimeNano": event.get("timeNano", 0)})
+        # ``{{json .}}`` prints the message as dockerd sends it (field order, omitted empties)
+        row.json_view = GoStruct({**event, "Actor": actor_row})
         try:
             return tmpl.execute(row, prefix="")
         except TemplateError as exc:

@@ -186,7 +186,18 @@ def test_times_filters_and_formats(dy) -> None:
     assert line.endswith(" volume create evfmt (driver=local)") and line[29] == "Z"  # nine digits, as docker
     assert dy.ok("events", "--since", "1m", "--until", "0s", "--filter", "type=container") == ""
     doc = json.loads(dy.ok("events", "--since", "1m", "--until", "0s", "--format", "{{json .}}").splitlines()[-1])
-    assert set(doc) == {"Type", "Action", "Actor", "scope", "time", "timeNano"}  # as dockerd, no id/status
+    assert list(doc) == ["Type", "Action", "Actor", "scope", "time", "timeNano"]  # dockerd's order, no id/status
+    run = dy.ok("run", "--rm", "--network", "none", "--name", "evjs", "busybox", "true")
+    assert run == ""
+    docs = [json.loads(x) for x in dy.ok("events", "--since", "1m", "--until", "0s", "--format", "{{json .}}",
+                                         "--filter", "container=evjs").splitlines()]
+    assert list(docs[0]) == ["status", "id", "from", "Type", "Action", "Actor", "scope", "time", "timeNano"]
+    assert list(docs[0]["Actor"]) == ["ID", "Attributes"]
+    whole = dy.ok("events", "--since", "1m", "--until", "0s", "--format", "{{.}}", "--filter", "container=evjs")
+    assert whole.startswith("{create " + docs[0]["id"] + " busybox container create {" + docs[0]["id"] + " map[")
+    missing = dy("events", "--since", "1m", "--until", "0s", "--format", "{{.Foo}}", "--filter", "container=evjs")
+    assert (missing.returncode, missing.stderr.strip()) == (64, 'Error parsing format: template: :1:2: executing "" '
+                                                               'at <.Foo>: can\'t evaluate field Foo in type *events.Message')
     dy.ok("volume", "rm", "evfmt")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from dockyard.errors import DockyardError, NotFound
 
 INGRESS_NETWORK = "ingress"
+INGRESS_LABEL = "com.docker.swarm.internal"  # marks the ingress network as the cluster's own
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Agent:
 
         cs = service.spec["TaskTemplate"]["ContainerSpec"]
         self._ensure_image(cs["Image"])
+        self.ensure_network()
         o = RunOptions(image=cs["Image"], command=list(cs.get("Args") or []), env=list(cs.get("Env") or []),
                        labels=[f"{k}={v}" for k, v in task_labels(service, self.node_id, slot, task_id).items()],
                        name=task_name(service.name, slot, task_id), detach=True, network=INGRESS_NETWORK,
@@ -83,6 +85,13 @@ class Agent:
             self.remove(container.id)
             raise
         return str(container.id)
+
+    def ensure_network(self) -> None:
+        """The ingress network every task joins (made again if a prune took it away)."""
+        try:
+            self.client.networks.get(INGRESS_NETWORK)
+        except NotFound:
+            self.client.networks.create(INGRESS_NETWORK, labels={INGRESS_LABEL: "true"})
 
     def _ensure_image(self, ref: str) -> None:
         """Pull the image if it is not here (as a swarm node does)."""

@@ -67,6 +67,7 @@ def plan_service(spec: dict[str, Any], tasks: list[Task], update_status: dict[st
                 in_flight += 1  # stop-first: the old task goes before the new one starts
             elif _may_restart(policy, [t for t in tasks if t.slot == slot], current, now):
                 plan.start.append(slot)
+                in_flight += 1  # (an update waits for it as for any slot it replaces)
             continue
         if old and new:  # start-first in progress: the old task goes once a new one is ready
             if any(t.ready for t in new):

@@ -13,7 +13,7 @@ import time
 from typing import Any, Iterable
 
 from dockyard.cluster import manager, spec as specs
-from dockyard.cluster.agent import INGRESS_NETWORK, Agent
+from dockyard.cluster.agent import INGRESS_LABEL, INGRESS_NETWORK, Agent
 from dockyard.cluster.store import ClusterStore, NotInSwarm, ServiceRecord, Task, new_id, now
 from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
 
@@ -23,7 +23,6 @@ NOT_IN_SWARM = "This node is not part of a swarm"
 LEAVE_AS_MANAGER = ("You are attempting to leave the swarm on a node that is participating as a manager. "
                     "Removing the last manager erases all current state of the swarm. Use `--force` to "
                     "ignore this message.")
-INGRESS_LABEL = "com.docker.swarm.internal"
 
 
 class Swarm:
@@ -36,16 +35,10 @@ class Swarm:
         with self.store.lock():
             if self.store.swarm() is not None:
                 raise Conflict(ALREADY_IN_SWARM)
-            self._ensure_ingress()
+            Agent(self.client, "").ensure_network()
             info = self.store.create_swarm(socket.gethostname())
         manager.start(self.client)
         return info
-
-    def _ensure_ingress(self) -> None:
-        try:
-            self.client.networks.get(INGRESS_NETWORK)
-        except NotFound:
-            self.client.networks.create(INGRESS_NETWORK, labels={INGRESS_LABEL: "true"})
 
     def leave(self, force: bool = False) -> None:
         """Stop the manager, remove every service (tasks, published ports) and the ingress."""
@@ -189,7 +182,7 @@ class Services:
     def scale(self, ref: str, replicas: int) -> ServiceRecord:
         rec = self.get(ref)
         if specs.mode_name(rec.spec) != "replicated":
-            raise InvalidArgument(f"scale can only be used with replicated or replicated-job mode")
+            raise InvalidArgument("scale can only be used with replicated or replicated-job mode")
         spec = copy.deepcopy(rec.spec)
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
         return self.update(rec.id, spec)
@@ -217,7 +210,7 @@ class Services:
         seen = set()
         for proto, port in wanted:
             if (proto, port) in seen:
-                raise InvalidArgument(f"rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided")
+                raise InvalidArgument("rpc error: code = InvalidArgument desc = EndpointSpec: duplicate published ports provided")
             seen.add((proto, port))
         for other in self.store.services():
             if other.id == own_id:

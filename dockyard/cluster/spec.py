@@ -25,7 +25,7 @@ _NAME = re.compile(r"^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$")
 def check_name(name: str) -> None:
     """swarmkit's rule for service names (a DNS label; they become task/container names)."""
     if not _NAME.match(name) or len(name) > 63:
-        raise InvalidArgument(f"rpc error: code = InvalidArgument desc = name must be valid as a DNS name component")
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = name must be valid as a DNS name component")
 
 
 def parse_duration(value: str, flag: str) -> int:

@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from tests.cluster.conftest import free_port, http_get, manager_processes, wait_for
 
 HTTPD = ["httpd", "-f", "-p", "80", "-h", "/etc"]  # serves /etc/hostname: which task answered
@@ -162,17 +164,20 @@ def _try(port: int) -> str | None:
         return None
 
 
-def test_rolling_update_serves_every_request(cli, swarm, tmp_path):
+@pytest.mark.parametrize("order", ["default", "stop-first"])
+def test_rolling_update_serves_every_request(cli, swarm, tmp_path, order):
     """A client loop during ``service update --image``: no failed request, and the new version
-    is what is served at the end."""
+    is what is served at the end. The default for a published port is start-first; stop-first
+    drains each old task out of the balancer before stopping it."""
     for version in ("1", "2"):
         ctx = tmp_path / f"v{version}"
         ctx.mkdir()
         (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN mkdir -p /www && echo version-{version} > /www/index.html\n")
         cli("build", "-q", "-t", f"site:{version}", str(ctx), check=True)
     port = free_port()
+    flags = [] if order == "default" else ["--update-order", order]
     cli("service", "create", "--name", "site", "--replicas", "2", "-p", f"{port}:80", "--stop-grace-period", "1s",
-        "site:1", "httpd", "-f", "-p", "80", "-h", "/www", check=True)
+        *flags, "site:1", "httpd", "-f", "-p", "80", "-h", "/www", check=True)
     assert http_get(port) == "version-1\n"
     results: Counter[str] = Counter()
     errors: list[str] = []
@@ -202,7 +207,7 @@ def test_rolling_update_serves_every_request(cli, swarm, tmp_path):
     images = {t.attrs["Config"]["Image"] for t in tasks_of(swarm, "site")}
     assert images == {"site:2"}
     status = cli("service", "inspect", "-f", "{{.UpdateStatus.State}} {{.Spec.UpdateConfig.Order}}", "site").stdout
-    assert status == "completed start-first\n"
+    assert status == f"completed {'start-first' if order == 'default' else order}\n"
     ps = cli("service", "ps", "site").stdout
     assert ps.count("Shutdown") >= 2 and "site:1" in ps and "site:2" in ps
 
@@ -236,3 +241,24 @@ def test_published_port_conflicts(cli, swarm):
     r = cli("run", "-d", "--name", "taker", "-p", f"{port}:80", "busybox", "true")
     assert r.returncode != 0 and "port is already allocated" in r.stderr
     cli("rm", "-f", "taker")  # (docker too leaves the container it could not start)
+
+
+def test_restart_condition_none_and_logs(cli, swarm):
+    cli("service", "create", "-d", "--name", "once", "--restart-condition", "none", "busybox",
+        "sh", "-c", "echo hello from $(hostname)", check=True)
+    wait_for(lambda: "Complete" in cli("service", "ps", "once").stdout, 30, "the task to complete")
+    time.sleep(1)  # (passes of the manager: the task must not come back)
+    ps = cli("service", "ps", "once").stdout.splitlines()
+    assert len(ps) == 2 and ps[1].split()[4:6] == ["Shutdown", "Complete"]
+    assert cli("service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout == "once 0/1\n"
+
+
+def test_service_logs_prefix(cli, swarm):
+    cli("service", "create", "--name", "talk", "--replicas", "2", "--stop-grace-period", "1s", "busybox",
+        "sh", "-c", "echo hi; exec sleep 600", check=True)
+    wait_for(lambda: cli("service", "logs", "talk").stdout.count("| hi\n") == 2, 20, "both tasks' lines")
+    out = cli("service", "logs", "talk").stdout.splitlines()
+    ids = {t.labels["com.docker.swarm.task.id"][:12]: t for t in tasks_of(swarm, "talk")}
+    prefixes = {line.split("@")[0] for line in out}
+    assert prefixes == {f"talk.{t.name.split('.')[1]}.{tid}" for tid, t in ids.items()}
+    assert cli("service", "logs", "--raw", "talk").stdout == "hi\nhi\n"

@@ -973,6 +973,17 @@ def _update_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
+def _parse_uint16(value: str, flag: str) -> int:
+    """A ``uint16`` flag as cobra parses it (``strconv.ParseUint`` words)."""
+    from dockyard.engine.options import flag_error
+
+    if not value.isdigit():
+        raise flag_error(value, flag, f'strconv.ParseUint: parsing "{value}": invalid syntax')
+    if int(value) > 0xFFFF:
+        raise flag_error(value, flag, f'strconv.ParseUint: parsing "{value}": value out of range')
+    return int(value)
+
+
 def cmd_update(args: argparse.Namespace, ctx: "Context") -> int:
     """``docker update``: each container's name as given once updated; the warnings, then every
     failure (``Error response from daemon: ...``) at the end, exit 1 if any failed."""
@@ -987,7 +998,7 @@ def cmd_update(args: argparse.Namespace, ctx: "Context") -> int:
         raise bare("you must provide one or more flags when using this command")
     try:
         body: dict[str, Any] = {
-            "BlkioWeight": parse_int(args.blkio_weight, "--blkio-weight") if args.blkio_weight else 0,
+            "BlkioWeight": _parse_uint16(args.blkio_weight, "--blkio-weight") if args.blkio_weight else 0,
             "CpuPeriod": parse_int(args.cpu_period, "--cpu-period") if args.cpu_period else 0,
             "CpuQuota": parse_int(args.cpu_quota, "--cpu-quota") if args.cpu_quota else 0,
             "CpuShares": parse_int(args.cpu_shares, "-c, --cpu-shares") if args.cpu_shares else 0,
@@ -1001,12 +1012,13 @@ def cmd_update(args: argparse.Namespace, ctx: "Context") -> int:
         }
         if args.pids_limit is not None:
             body["PidsLimit"] = parse_int(args.pids_limit, "--pids-limit")
-        if args.restart is not None:
-            body["RestartPolicy"] = parse_restart(args.restart)
     except DockyardError as exc:
-        if exc.exit_code == 125:
-            raise flag_failure(args, exc.message) from None
-        raise bare(exc.message) from None
+        raise flag_failure(args, exc.message) from None
+    if args.restart is not None:
+        try:
+            body["RestartPolicy"] = parse_restart(args.restart)
+        except DockyardError as exc:  # docker's CLI reads it after the flags: bare, exit 1
+            raise bare(exc.message) from None
     warnings: list[str] = []
     errors: list[str] = []
     for ref in args.containers:

@@ -152,7 +152,9 @@ def test_same_as_docker_update(cli, dy, docker_busybox: str, tmp_path: Path) -> 
                   "update --pids-limit x {P}a", "update --restart always {P}c", "update --restart no {P}c",
                   "update --memory 64m --memory-swap -1 {P}b", "update --cpu-quota -1 {P}b",
                   "update --restart on-failure:3 {P}b", "update --cpu-shares 1 {P}b", "update --cpu-period 500 {P}b",
-                  "update --cpus 0.5 --cpu-period 100000 {P}b")
+                  "update --cpus 0.5 --cpu-period 100000 {P}b", "update --blkio-weight abc {P}a",
+                  "update --blkio-weight 70000 {P}a", "update --restart on-failure:x {P}a",
+                  "update --cpu-period 1.5 {P}a", "update --memory-swap zz {P}a")
         for name in ("a", "b"):
             theirs = json.loads(both.docker(f"inspect {p}{name}").stdout)[0]["HostConfig"]
             mine = json.loads(both.ours(f"inspect {p}{name}").stdout)[0]["HostConfig"]

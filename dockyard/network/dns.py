@@ -151,7 +151,8 @@ def load_tables(db_path: Path) -> Tables:
         conn.row_factory = sqlite3.Row
         try:
             nets = {r["id"]: r for r in conn.execute(
-                "SELECT id, name, internal FROM net_networks WHERE driver='bridge' AND builtin=0")}
+                "SELECT id, name, internal FROM net_networks "
+                "WHERE driver IN ('bridge', 'macvlan') AND builtin=0")}
             eps = conn.execute(
                 "SELECT e.container_id, e.network_id, e.name, e.aliases, e.ip, s.netns, s.mode, "
                 "s.hostname, s.ports "

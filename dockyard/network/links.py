@@ -153,6 +153,13 @@ def plug(netns: str | Path, bridge: str, host_veth: str, ifname: str, ip: str, p
     finally:
         os.close(fd)
 
+    configure_inside(netns, ifname, ip, prefixlen, gateway, ip6)
+
+
+def configure_inside(netns: str | Path, ifname: str, ip: str, prefixlen: int,
+                     gateway: str | None, ip6: tuple[str, int, str | None] | None = None) -> None:
+    """Inside the namespace: ``lo`` and ``ifname`` up, the address, the default route (and the
+    IPv6 ones on a dual-stack network), in one batch."""
     def configure(nsl: Rtnl) -> None:
         idx = nsl.link_index(ifname)
         if idx is None:
@@ -183,6 +190,32 @@ def plug(netns: str | Path, bridge: str, host_veth: str, ifname: str, ip: str, p
                     raise DockyardError(f"cannot configure {ifname} in {netns}: {exc.strerror}") from exc
 
     _inside(netns, configure)
+
+
+def plug_macvlan(netns: str | Path, parent: str, ifname: str, ip: str, prefixlen: int, mac: str,
+                 gateway: str | None, mtu: int | None = None) -> None:
+    """A macvlan network's interface: a bridge-mode macvlan of ``parent`` made directly in
+    the namespace as ``ifname``, then configured like a veth's peer."""
+    nl = host()
+    index = nl.link_index(parent)
+    if index is None:
+        raise DockyardError(f"parent interface {parent} does not exist")
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        nl.add_macvlan(ifname, index, mtu, fd, mac)
+    except RtnlError as exc:
+        raise DockyardError(f"cannot create interface {ifname} on {parent}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    configure_inside(netns, ifname, ip, prefixlen, gateway)
+
+
+def add_dummy(name: str) -> None:
+    """A dummy link (a macvlan network's parent when none is given, as dockerd makes)."""
+    try:
+        host().add_simple(name, "dummy")
+    except RtnlError as exc:
+        raise DockyardError(os.strerror(exc.errno).lower() if exc.errno else str(exc)) from exc
 
 
 def unplug_in_netns(netns: str | Path, ifname: str) -> None:

@@ -36,6 +36,7 @@ NLMSGERR_ATTR_MSG = 1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_LINK, IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE = 5, 1, 4
 IFF_UP = 0x1
 # address and route attributes
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
@@ -199,6 +200,22 @@ class Rtnl:
         info = attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "bridge"))
         self._one(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                   _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name) + _u32(IFLA_MTU, mtu) + info)
+
+    def add_simple(self, name: str, kind: str) -> None:
+        """A link of a kind without options (``dummy``)."""
+        info = attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND, kind))
+        self._one(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                  _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name) + info)
+
+    def add_macvlan(self, name: str, parent: int, mtu: int | None, netns_fd: int, mac: str) -> None:
+        """A macvlan (bridge mode) on ``parent``, created directly in another namespace;
+        ``mtu`` None: the parent's."""
+        info = attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "macvlan")
+                    + attr(IFLA_INFO_DATA, _u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE)))
+        self._one(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                  _IFINFO.pack(0, 0, 0, 0, 0) + _str(IFLA_IFNAME, name) + _u32(IFLA_LINK, parent)
+                  + (_u32(IFLA_MTU, mtu) if mtu else b"") + attr(IFLA_ADDRESS, _mac(mac))
+                  + _u32(IFLA_NET_NS_FD, netns_fd) + info)
 
     def add_veth(self, name: str, master: int, mtu: int, peer: str, peer_netns_fd: int,
                  peer_mac: str) -> None:

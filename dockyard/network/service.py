@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from dockyard.network import ipam, links, netns
 from dockyard.network.conflicts import Forbidden
 from dockyard.network.hostsfile import custom_resolv_conf, hosts as hosts_text, resolv_conf
@@ -151,7 +151,7 @@ class NetworkService:
             ip_range, aux_addresses = base.ip_range, dict(base.ipam.get("aux") or {})
             labels, options = dict(base.labels), dict(base.options)
             ipam_options = dict(base.ipam.get("options") or {})
-        elif driver != "bridge" and not config_only:
+        elif driver not in ("bridge", "macvlan") and not config_only:
             if driver in ("host", "null"):
                 raise Conflict(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f'plugin "{driver}" not found')
@@ -172,8 +172,8 @@ class NetworkService:
         if config_only:
             return self._create_config_only(name, subnet, gateway, ip_range, aux_addresses,
                                             labels, options, ipam_options)
-        net = Network(id=new_id(), name=name, driver="bridge", internal=internal,
-                      attachable=attachable, labels=dict(labels or {}),
+        net = Network(id=new_id(), name=name, driver=driver if driver == "macvlan" else "bridge",
+                      internal=internal, attachable=attachable, labels=dict(labels or {}),
                       options=dict(options or {}), created=now())
         if config_from is not None:
             net.ipam["config_from"] = config_from
@@ -211,6 +211,8 @@ class NetworkService:
             if subnet != net.subnet:
                 net.ipam["subnet_text"] = subnet
             _check_reserved(net, sub, aux_addresses or {})
+        if net.driver == "macvlan":
+            return self._create_macvlan(net)
         net.bridge = net.options.get("com.docker.network.bridge.name") or \
             self.names.bridge(net.id, default_network=False)
         if len(net.bridge) > 15:
@@ -248,6 +250,36 @@ class NetworkService:
                 with self.store.tx() as conn:
                     self.store.delete_network(conn, net.id)
                 raise
+        return net
+
+    def _create_macvlan(self, net: Network) -> Network:
+        """``-d macvlan``: no bridge, no firewall; each container gets a bridge-mode macvlan of
+        ``-o parent=`` (dockerd makes a dummy parent when none is given, and so do we). Checks
+        and messages are dockerd's."""
+        parent = net.options.get("parent", "")
+        with self._lock(), ipam.host_lock():
+            if any(n.name == net.name for n in self.store.networks()):
+                raise Conflict(f"network with name {net.name} already exists")
+            for n in self.store.networks():
+                if n.driver == "macvlan" and n.options.get("parent", f"dm-{n.id[:12]}") == \
+                        (parent or None):
+                    raise Forbidden(f"network dm-{n.id[:12]} is already using parent interface "
+                                    f"{parent}")
+            if parent and not links.link_exists(parent):
+                if "." not in parent:
+                    raise InvalidArgument(f"invalid subinterface vlan name {parent}, example "
+                                          "formatting is eth0.10")
+                raise Unsupported(f"the VLAN subinterface {parent} does not exist (creating VLAN "
+                                  "subinterfaces is not supported)")
+            if not parent:
+                parent = f"dm-{net.id[:12]}"
+                links.add_dummy(parent)
+                net.ipam["dummy_parent"] = parent
+            if not net.subnet:
+                chosen = ipam.choose_subnet(self.config().pool_slices(), self._taken_subnets())
+                net.subnet, net.gateway, net.auto_subnet = str(chosen), ipam.default_gateway(chosen), True
+            with self.store.tx() as conn:
+                self.store.insert_network(conn, net)
         return net
 
     def _config_network(self, ref: str) -> Network:
@@ -326,6 +358,10 @@ class NetworkService:
             links.mark_bridge(net.bridge, self._marker(net))
 
     def _take_down(self, net: Network) -> None:
+        if net.driver == "macvlan":
+            if net.ipam.get("dummy_parent"):
+                links.delete_link(net.ipam["dummy_parent"])
+            return
         self.firewall.delete_owner(net.id)
         if net.bridge and not net.ipam.get("bridge_preexisting"):
             links.delete_link(net.bridge)
@@ -584,7 +620,7 @@ class NetworkService:
         # host ports first: a taken port fails before anything exists
         bindings: list[PortBinding] = []
         listeners: list[tuple[str, Any, int]] = []
-        bridge_joins = [j for j in joins if not j[0].internal]
+        bridge_joins = [j for j in joins if not j[0].internal and j[0].driver == "bridge"]
         endpoint_id = new_id()  # of the endpoint ports go to: docker names it in port errors
         if specs and bridge_joins:
             from dockyard.network.firewall import published_host_ports
@@ -691,9 +727,9 @@ class NetworkService:
               endpoint_id: str | None = None) -> Endpoint:
         if net.is_default_bridge:
             self._ensure_default_bridge(net)
-        else:
+        elif net.driver == "bridge":
             self._bring_up(net)
-        assert net.subnet and net.gateway and net.bridge
+        assert net.subnet and net.gateway and (net.bridge or net.driver == "macvlan")
         sub = ipaddress.IPv4Network(net.subnet)
         ifnames = {e.ifname for e in self.store.endpoints(container_id=cid)}
         ifname = next(f"eth{i}" for i in range(64) if f"eth{i}" not in ifnames)
@@ -718,6 +754,14 @@ class NetworkService:
             ep = Endpoint(cid, net.id, endpoint_id or new_id(), name, list(aliases), address,
                           mac or ipam.mac_for(address), self.names.veth_host(cid, net.id), ifname)
             self.store.insert_endpoint(conn, ep)
+        mtu = int(net.options.get("com.docker.network.driver.mtu", 1500))
+        if net.driver == "macvlan":
+            given = net.options.get("com.docker.network.driver.mtu")
+            links.plug_macvlan(path, net.options.get("parent") or net.ipam["dummy_parent"], ifname,
+                               address, sub.prefixlen, ep.mac, net.gateway,
+                               int(given) if given else None)  # else the parent's
+            return ep
+        assert net.bridge
         v6 = _v6_of(net)
         ip6 = _ip6_for(net, address)
         links.plug(path, net.bridge, ep.veth, ifname, address, sub.prefixlen, ep.mac,
@@ -754,6 +798,16 @@ class NetworkService:
         else:
             path = str(self.names.netns_path(cid))
         pinned = netns.is_netns(path)
+        if pinned and endpoints:
+            # a macvlan goes now, not with the namespace later: its MAC address would refuse
+            # the next container on the same parent that gets the same address
+            nets = {n.id: n for n in self.store.networks()}
+            for e in endpoints:
+                if nets.get(e.network_id) and nets[e.network_id].driver == "macvlan":
+                    try:
+                        links.unplug_in_netns(path, e.ifname)
+                    except Exception:  # noqa: BLE001 - the namespace goes anyway
+                        pass
         netns.remove(path)
         if not pinned:
             for e in endpoints:
@@ -862,6 +916,8 @@ class NetworkService:
                                f"{net.name}")
             sandbox = self.store.sandbox(container_id)
             for e in eps:
+                if net.driver == "macvlan" and sandbox is not None and sandbox.netns:
+                    links.unplug_in_netns(sandbox.netns, e.ifname)  # no host side to delete
                 links.delete_link(e.veth)
                 self.store.delete_endpoint(container_id, net.id)
                 if sandbox and sandbox.ports.get("bindings") and not self.store.endpoints(

@@ -86,7 +86,7 @@ class Network:
     @property
     def user_defined(self) -> bool:
         """User networks get the embedded DNS; the default bridge does not (as in docker)."""
-        return self.driver == "bridge" and not self.builtin
+        return self.driver in ("bridge", "macvlan") and not self.builtin
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> "Network":

@@ -511,3 +511,33 @@ def test_dual_stack_networks(both):
         "exec {P}_c2 sh -c 'ip -6 addr show eth1 | grep global; ip -6 route | grep default'",
     )
     both.check()
+
+
+def _default_interface() -> str | None:
+    out = subprocess.run(["ip", "-o", "route", "show", "default"], capture_output=True,
+                         text=True).stdout.split()
+    return out[out.index("dev") + 1] if "dev" in out else None
+
+
+def test_macvlan_networks(both):
+    """``-d macvlan``: the network, the container's interface, address, route and resolver, and
+    dockerd's refusals (a parent that does not exist, one already used, no parent where the
+    kernel cannot make dockerd's dummy one). The containers run one at a time: two engines'
+    containers with the same address would have the same MAC on one parent."""
+    parent = _default_interface()
+    if parent is None:
+        pytest.skip("no default route: no parent interface for macvlan")
+    both.subs["{PARENT}"] = parent
+    both.same(
+        "network create -d macvlan -o parent={PARENT} --subnet {S0}.0/24 {P}_a",
+        "network inspect -f '{{json .IPAM}} {{json .Options}} {{.Driver}} {{.Scope}}' {P}_a",
+        "network ls --filter name={P}_a --format '{{.Name}} {{.Driver}}'",
+        "run --rm --network {P}_a {IMG} sh -c 'ip -4 addr show eth0 | grep inet; ip route; "
+        "cat /etc/resolv.conf; ip link show eth0 | grep -o \"mtu [0-9]*\"'",
+        "run --rm --network {P}_a -p 8080:80 {IMG} true",
+        "network create -d macvlan -o parent=nosuch {P}_x",
+        "network create -d macvlan -o parent={PARENT} {P}_x",
+        "network create -d macvlan {P}_x",
+        "network rm {P}_a",
+    )
+    both.check()

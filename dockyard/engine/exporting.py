@@ -5,11 +5,11 @@ container's changes, and docker's "init" layer — but not what is mounted over 
 (volumes, binds, ``/proc``, ``/sys``, the ``/dev`` tmpfs, the hosts/hostname/resolv.conf binds).
 So, as docker's:
 
-* ``/.dockerenv``, ``/etc/hostname``, ``/etc/hosts``, ``/etc/resolv.conf`` and ``/dev/console``
-  are the init layer's empty 0755 files (the contents a running container sees are binds);
-  ``/etc/mtab`` is the link to ``/proc/mounts``; ``/dev``, ``/dev/pts``, ``/dev/shm`` are
-  directories (``/proc`` and ``/sys`` too, when the image has none), all dated from the
-  container's creation;
+* where the image has nothing there, ``/.dockerenv``, ``/etc/hostname``, ``/etc/hosts``,
+  ``/etc/resolv.conf`` and ``/dev/console`` are the init layer's empty 0755 files (what a running
+  container reads there is bind-mounted), ``/etc/mtab`` the link to ``/proc/mounts``, ``/dev``,
+  ``/dev/pts``, ``/dev/shm``, ``/proc``, ``/sys`` directories, dated from the container's
+  creation (and so are ``/etc`` and ``/dev`` when the init layer adds to them);
 * entries are named without a leading ``./`` and come in lexical order (Go's filepath.Walk);
   modes carry the file type bits (``0o100644``) as Go's tar headers do; owners carry the host's
   user and group names; hard links stay links; sockets are left out;
@@ -29,8 +29,7 @@ from typing import Any, BinaryIO
 
 # docker's init layer (daemon/initlayer): made in every container, above the image
 INIT_FILES = (".dockerenv", "dev/console", "etc/hostname", "etc/hosts", "etc/resolv.conf")
-INIT_DIRS = ("dev", "dev/pts", "dev/shm")
-INIT_DIRS_IF_MISSING = ("proc", "sys")
+INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys")
 INIT_LINKS = {"etc/mtab": "/proc/mounts"}
 
 TTY_REFUSAL = "cowardly refusing to save to a terminal. Use the -o flag or redirect"
@@ -112,7 +111,7 @@ def _children(rel: str) -> list[str]:
     except OSError:
         return []
     prefix = rel + "/" if rel else ""
-    for path in (*INIT_FILES, *INIT_DIRS, *INIT_DIRS_IF_MISSING, *INIT_LINKS):
+    for path in (*INIT_FILES, *INIT_DIRS, *INIT_LINKS):
         parent, _, leaf = path.rpartition("/")
         if parent == rel:
             names.add(leaf)
@@ -123,33 +122,35 @@ def _walk(tf: tarfile.TarFile, rel: str, created: int, users: dict[int, str], gr
           inodes: dict[tuple[int, int], str]) -> None:
     for name in _children(rel):
         path = f"{rel}/{name}" if rel else name
-        if path in INIT_FILES:
-            _virtual(tf, path, tarfile.REGTYPE, created)
-            continue
-        if path in INIT_LINKS:
-            _virtual(tf, path, tarfile.SYMTYPE, created, INIT_LINKS[path])
-            continue
         try:
-            st = os.lstat("/" + path)
+            st: os.stat_result | None = os.lstat("/" + path)
         except FileNotFoundError:
             st = None
-        if path in INIT_DIRS or (st is None and path in INIT_DIRS_IF_MISSING):
-            _virtual(tf, path, tarfile.DIRTYPE, created)
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                _walk(tf, path, created, users, groups, inodes)
-            elif path == "dev":  # no /dev in the image: the init layer's children
-                _walk_virtual_children(tf, path, created)
-            continue
-        if st is None or stat.S_ISSOCK(st.st_mode):
-            continue  # gone meanwhile; sockets are not archived (as docker's)
-        _add(tf, path, st, users, groups, inodes)
+        if st is None:  # what the init layer adds where the image has nothing
+            if path in INIT_FILES:
+                _virtual(tf, path, tarfile.REGTYPE, created)
+            elif path in INIT_LINKS:
+                _virtual(tf, path, tarfile.SYMTYPE, created, INIT_LINKS[path])
+            elif path in INIT_DIRS:
+                _virtual(tf, path, tarfile.DIRTYPE, created)
+                _walk(tf, path, created, users, groups, inodes)  # its init children
+            continue  # else: gone meanwhile
+        if stat.S_ISSOCK(st.st_mode):
+            continue  # sockets are not archived (as docker's)
+        # a directory the init layer adds files to is dated from then, as in docker's layers
+        mtime = max(int(st.st_mtime), created) if _gets_init_files(path) else None
+        _add(tf, path, st, users, groups, inodes, mtime)
         if stat.S_ISDIR(st.st_mode):
             _walk(tf, path, created, users, groups, inodes)
 
 
-def _walk_virtual_children(tf: tarfile.TarFile, rel: str, created: int) -> None:
-    for path in sorted(p for p in (*INIT_FILES, *INIT_DIRS) if p.startswith(rel + "/")):
-        _virtual(tf, path, tarfile.DIRTYPE if path in INIT_DIRS else tarfile.REGTYPE, created)
+def _gets_init_files(rel: str) -> bool:
+    """Whether the init layer adds an entry directly inside directory ``rel`` (one it lacks)."""
+    for path in (*INIT_FILES, *INIT_LINKS, *INIT_DIRS):
+        parent, _, _ = path.rpartition("/")
+        if parent == rel and parent and not os.path.lexists("/" + path):
+            return True
+    return False
 
 
 class GoTarInfo(tarfile.TarInfo):
@@ -209,13 +210,15 @@ def _tarinfo(path: str, st: os.stat_result, users: dict[int, str], groups: dict[
 
 
 def _add(tf: tarfile.TarFile, path: str, st: os.stat_result, users: dict[int, str], groups: dict[int, str],
-         inodes: dict[tuple[int, int], str]) -> None:
+         inodes: dict[tuple[int, int], str], mtime: int | None = None) -> None:
     try:
         ti = _tarinfo(path, st, users, groups, inodes)
     except OSError:
         return  # changed meanwhile
     if ti is None:
         return
+    if mtime is not None:
+        ti.mtime = mtime
     if ti.type != tarfile.REGTYPE:
         tf.addfile(ti)
         return

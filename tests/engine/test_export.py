@@ -127,3 +127,25 @@ def test_same_entries_as_docker_export(dy, docker_busybox: str) -> None:
         subprocess.run(["docker", "rmi", f"{tag}:latest"], capture_output=True)
     assert list(mine) == list(theirs)  # the same entries in the same order
     assert mine == theirs
+
+
+def _recent(data: bytes) -> list[str]:
+    """The entries dated from the container's life (the init layer's and its changes)."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        return [m.name for m in tf.getmembers() if m.mtime > 86400]
+
+
+@pytest.mark.interop
+def test_never_started_container_as_docker_exports_it(dy, docker_busybox: str) -> None:
+    tag, name = f"expnew-{os.getpid()}", f"expn{os.getpid()}"
+    tag_busybox_in_both(dy, docker_busybox, tag)
+    try:
+        subprocess.run(["docker", "create", "--name", name, tag, "true"], check=True, capture_output=True)
+        theirs = subprocess.run(["docker", "export", name], check=True, capture_output=True, timeout=60).stdout
+        dy.ok("create", "--name", name, "--network", "none", tag, "true")
+        mine = _export(dy, name)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        subprocess.run(["docker", "rmi", f"{tag}:latest"], capture_output=True)
+    assert _entries(mine) == _entries(theirs)
+    assert _recent(mine) == _recent(theirs)  # /etc and /dev dated from the creation, as the init layer's

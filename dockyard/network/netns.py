@@ -38,16 +38,21 @@ def is_netns(path: str | Path) -> bool:
         return False
 
 
-def create(path: str | Path) -> None:
-    """Create a new, empty network namespace pinned at ``path`` (idempotent)."""
-    path = Path(path)
-    if is_netns(path):
-        return
+def _mount_point(path: Path) -> None:
+    """The empty file a namespace is bind-mounted on."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o444))
     except OSError as exc:
         raise DockyardError(f"cannot create network namespace file {path}: {exc.strerror}") from exc
+
+
+def create(path: str | Path) -> None:
+    """Create a new, empty network namespace pinned at ``path`` (idempotent)."""
+    path = Path(path)
+    if is_netns(path):
+        return
+    _mount_point(path)
     failure: list[BaseException] = []
 
     def pin() -> None:
@@ -76,11 +81,7 @@ def adopt(source: str | Path, path: str | Path) -> None:
     path = Path(path)
     if is_netns(path):
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o444))
-    except OSError as exc:
-        raise DockyardError(f"cannot create network namespace file {path}: {exc.strerror}") from exc
+    _mount_point(path)
     if _libc.mount(str(source).encode(), str(path).encode(), b"none", MS_BIND, None) != 0:
         err = ctypes.get_errno()
         try:

@@ -180,3 +180,23 @@ def second_host(nets: Any, tmp_path: Path) -> Any:
     host = SecondHost(nets.names.tag, tmp_path)
     yield host
     host.close()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on both families right now (a V6ONLY probe, then IPv4), all different."""
+    import socket
+
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s6.bind(("::", 0))
+            port = s6.getsockname()[1]
+            with socket.socket() as s4:
+                try:
+                    s4.bind(("0.0.0.0", port))
+                except OSError:
+                    continue
+        if port not in found:
+            found.append(port)
+    return found

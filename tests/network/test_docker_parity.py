@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.sidebyside import SideBySide, normalise_ids, tag_busybox_in_both
-from tests.network.conftest import BUSYBOX as BB
+from tests.network.conftest import BUSYBOX as BB, free_ports
 
 pytestmark = pytest.mark.interop
 
@@ -231,33 +231,13 @@ def test_dns_flags_on_a_user_network(nets, boxes, second_host):
     assert plain.att.resolv_conf == "nameserver 9.9.9.9\noptions timeout:2 ndots:3\n"
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports free on both families right now (V6ONLY probe, then IPv4)."""
-    import socket
-
-    found: list[int] = []
-    while len(found) < count:
-        with socket.socket(socket.AF_INET6) as s6:
-            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            s6.bind(("::", 0))
-            port = s6.getsockname()[1]
-            with socket.socket() as s4:
-                try:
-                    s4.bind(("0.0.0.0", port))
-                except OSError:
-                    continue
-        if port not in found:
-            found.append(port)
-    return found
-
-
 class PortsBoth(Both):
     """Published ports: each engine gets its own host ports for ``{H0}``..``{Hn}`` (both cannot
     hold one port), and its output shows them as the placeholders again."""
 
     def __init__(self, cli: Any, count: int) -> None:
         super().__init__(cli)
-        ports = _free_ports(2 * count)
+        ports = free_ports(2 * count)
         self.hp = {True: {f"{{H{i}}}": ports[i] for i in range(count)},
                    False: {f"{{H{i}}}": ports[count + i] for i in range(count)}}
 

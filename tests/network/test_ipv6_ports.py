@@ -15,7 +15,7 @@ import pytest
 from dockyard.errors import Conflict
 from dockyard.network import proxy
 from dockyard.network.ports import ipv6_available, natural_key, parse_port_specs
-from tests.network.conftest import BUSYBOX as BB
+from tests.network.conftest import free_ports
 
 pytestmark = pytest.mark.skipif(not ipv6_available(), reason="the host has no IPv6")
 
@@ -24,19 +24,7 @@ UDP_ECHO = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
 
 def _free_port() -> int:
-    """A port free on both families (the kernel's pick for IPv6, checked on IPv4)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET6) as s6:
-            s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            s6.bind(("::", 0))
-            port = s6.getsockname()[1]
-            with socket.socket() as s4:
-                try:
-                    s4.bind(("0.0.0.0", port))
-                except OSError:
-                    continue
-        return int(port)
-    raise AssertionError("no free port")
+    return free_ports(1)[0]
 
 
 def _curl(url: str, *extra: str) -> subprocess.CompletedProcess[bytes]:

@@ -136,6 +136,9 @@ def prune(x: Exchange) -> None:
     for rec in report.get("ImagesDeleted") or []:
         for action, ref in rec.items():
             x.daemon.events.publish("image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
+    from dockyard.engine.events import emit_prune
+
+    emit_prune(x.client, "image", report.get("SpaceReclaimed") or 0)
     x.reply_json(report)
 
 

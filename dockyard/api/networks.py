@@ -56,6 +56,9 @@ def prune(x: Exchange) -> None:
     names = x.client.networks.prune(x.filters())
     for name in names:
         x.daemon.events.publish("network", "destroy", name, {"name": name})
+    from dockyard.engine.events import emit_prune
+
+    emit_prune(x.client, "network", 0)
     x.reply_json({"NetworksDeleted": names or None})
 
 

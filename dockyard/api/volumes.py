@@ -42,4 +42,7 @@ def prune(x: Exchange) -> None:
     names, reclaimed = x.client.volumes.prune(filters)
     for name in names:
         x.daemon.events.publish("volume", "destroy", name, {"driver": "local"})
+    from dockyard.engine.events import emit_prune
+
+    emit_prune(x.client, "volume", reclaimed)
     x.reply_json({"VolumesDeleted": names or [], "SpaceReclaimed": reclaimed})  # dockerd: [], not null

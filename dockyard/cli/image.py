@@ -416,11 +416,12 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
         return 0
     report = ctx.client.images.prune(all=args.all, filters=filters)
     deleted = report["ImagesDeleted"] or []
-    from dockyard.engine.events import emit
+    from dockyard.engine.events import emit, emit_prune
 
     for rec in deleted:
         for action, ref in rec.items():
             emit(ctx.client, "image", "untag" if action == "Untagged" else "delete", ref, {"name": ref})
+    emit_prune(ctx.client, "image", report["SpaceReclaimed"])
     if deleted:
         ctx.print("Deleted Images:")
         for rec in deleted:

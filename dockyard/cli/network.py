@@ -409,6 +409,11 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
             ctx, "This will remove all custom networks not used by at least one container."):
         return 0
     removed = ctx.client.networks.prune(parse_filters(args.filter, "network prune", "--filter"))
+    from dockyard.engine.events import emit, emit_prune
+
+    for name in removed:  # the service returns names: the destroy events name them
+        emit(ctx.client, "network", "destroy", name, {"name": name})
+    emit_prune(ctx.client, "network", 0)
     if removed:
         ctx.print("Deleted Networks:")
         for name in removed:

@@ -113,10 +113,11 @@ def cmd_prune(args: argparse.Namespace, ctx: "Context") -> int:
             ctx, "This will remove all local volumes not used by at least one container."):
         return 0
     removed, space = ctx.client.volumes.prune(parse_filters(args.filter, "volume prune", "--filter"))
-    from dockyard.engine.events import emit_volume
+    from dockyard.engine.events import emit_prune, emit_volume
 
     for name in removed:
         emit_volume(ctx.client, "destroy", name)
+    emit_prune(ctx.client, "volume", space)
     if removed:
         ctx.print("Deleted Volumes:")
         for name in removed:

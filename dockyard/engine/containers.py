@@ -588,7 +588,7 @@ class ContainerService:
                 continue
             deleted.append(rec.id)
             reclaimed += size
-        events.emit(self.client, "container", "prune", "", {"reclaimed": reclaimed})  # as dockerd
+        events.emit_prune(self.client, "container", reclaimed)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # ================================================================== update

@@ -195,6 +195,11 @@ def emit_image_removal(owner: Any, image_id: str, records: list[dict[str, str]])
                 emit(owner, "image", "delete", ref, {"name": ref})
 
 
+def emit_prune(owner: Any, type_: str, reclaimed: int) -> dict[str, Any]:
+    """dockerd's ``<type> prune`` event (no actor, the bytes reclaimed), after each prune."""
+    return emit(owner, type_, "prune", "", {"reclaimed": int(reclaimed or 0)})
+
+
 def emit_volume(owner: Any, action: str, name: str, driver: str = "local") -> dict[str, Any]:
     return emit(owner, "volume", action, name, {"driver": driver or "local"})
 

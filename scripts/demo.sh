@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install dockyard and show the lifecycle on a throwaway state root, with the embedded defaults:
 # build an image from a Dockerfile, push it to dockyard's own registry, pull it back, run it with a
-# published port, and look at it (ps, logs, exec); then clean everything up.
+# published port, and look at it (ps, logs, exec); deploy it as a replicated service on a
+# single-node swarm and reach it through the load-balanced port; then clean everything up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +26,13 @@ free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("12
 
 REG_PORT=$(free_port)
 WEB_PORT=$(free_port)
+SVC_PORT=$(free_port)
 REG="127.0.0.1:$REG_PORT"
 CTX="$DOCKYARD_ROOT/demo-app"
 REG_PID=""
 cleanup() {
   "$DY" rm -f demo-web >/dev/null 2>&1 || true
+  "$DY" swarm leave --force >/dev/null 2>&1 || true   # stops the manager, removes the services
   "$DY" network prune -f >/dev/null 2>&1 || true   # the default bridge stays up otherwise, like docker0
   [[ -n "$REG_PID" ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
 }
@@ -74,5 +77,16 @@ step logs demo-web
 step run --rm busybox sh -c 'echo "pid 1 is: $(cat /proc/1/comm); hostname: $(hostname)"'
 step rm -f demo-web
 step system df
+
+# -- deploy ----------------------------------------------------------------------------------------
+step swarm init
+step service create --name demo --replicas 2 -p "$SVC_PORT:80" "$REG/demo/web:1"
+printf '\n\033[1m$ curl http://127.0.0.1:%s/\033[0m  (twice: two tasks behind one port)\n' "$SVC_PORT"
+curl -fsS "http://127.0.0.1:$SVC_PORT/"
+curl -fsS "http://127.0.0.1:$SVC_PORT/"
+step service ls
+step service ps demo
+step service rm demo
+step swarm leave --force
 echo
 echo "demo done (state root $DOCKYARD_ROOT; remove it with: rm -rf $DOCKYARD_ROOT)"

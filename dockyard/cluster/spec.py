@@ -126,6 +126,10 @@ def update_config(parallelism: int | None = None, delay: str | None = None, orde
     if failure_action is not None:
         if failure_action not in FAILURE_ACTIONS:
             raise InvalidArgument(f'invalid argument "{failure_action}" for "--update-failure-action" flag')
+        if failure_action == "rollback":
+            from dockyard.errors import Unsupported
+
+            raise Unsupported("--update-failure-action rollback is not supported yet (use pause or continue)")
         cfg["FailureAction"] = failure_action
     return cfg
 

@@ -191,9 +191,10 @@ def _wait(ctx: "Context", services: Any, rec: Any, quiet: bool) -> None:
     running, want, done = services.wait_converged(rec)
     if quiet:
         return
+    error = services.task_error(rec) if not done else ""
     ctx.print(f"overall progress: {running} out of {want} tasks")
     for i in range(1, want + 1):
-        ctx.print(f"{i}/{want}: {'running' if i <= running else 'starting'}")
+        ctx.print(f"{i}/{want}: {'running' if i <= running else (error or 'starting')}")
     ctx.print(f"verify: Service {rec.id} converged" if done else
               f"verify: Service {rec.id} has not converged yet; see 'dockyard service ps {rec.name}'")
 

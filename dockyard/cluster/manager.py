@@ -71,6 +71,14 @@ def start(client: Any, timeout: float = 15.0) -> int:
     raise DockyardError(f"the cluster manager did not start; see {log}")
 
 
+def ensure(client: Any) -> None:
+    """Start the manager if the swarm exists but no manager runs (it crashed, the host rebooted)."""
+    from dockyard.cluster.store import ClusterStore
+
+    if running(client) is None and ClusterStore(client.state).swarm() is not None:
+        start(client)
+
+
 def wake(client: Any) -> None:
     """Ask for a pass now (after a change), restarting the manager if it died."""
     pid = running(client)

@@ -110,6 +110,7 @@ class Services:
     # -- reading ----------------------------------------------------------------------------------
     def list(self, labels: dict[str, str] | None = None) -> list[ServiceRecord]:
         self.store.require_swarm()
+        manager.ensure(self.client)  # (after a reboot: the first look brings the cluster back)
         out = self.store.services()
         for key, value in (labels or {}).items():
             out = [s for s in out if (s.spec.get("Labels") or {}).get(key) == value]
@@ -117,6 +118,7 @@ class Services:
 
     def get(self, ref: str) -> ServiceRecord:
         self.store.require_swarm()
+        manager.ensure(self.client)
         return self.store.find_service(ref)
 
     def tasks(self, service: ServiceRecord) -> list[Task]:
@@ -148,8 +150,7 @@ class Services:
         name = spec.get("Name") or _random_name()
         spec["Name"] = name
         specs.check_name(name)
-        if not specs.container_spec(spec).get("Image"):
-            raise InvalidArgument("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
+        _check_image(spec)
         with self.store.lock():
             self._check_ports(spec, None)
             stamp = now()
@@ -167,6 +168,7 @@ class Services:
                 raise InvalidArgument("rpc error: code = Unimplemented desc = renaming services is not supported")
             spec = copy.deepcopy(spec)
             spec["Name"] = rec.name
+            _check_image(spec)
             self._check_ports(spec, rec.id)
             if specs.task_hash(spec) != specs.task_hash(rec.spec):
                 rec.update_status = {"State": "updating", "StartedAt": now(), "Message": "update in progress"}
@@ -241,12 +243,21 @@ class Services:
         return len(ok), want, len(ok) == want and not leftovers and not updating
 
     def wait_converged(self, rec: ServiceRecord, timeout: float = 120.0) -> tuple[int, int, bool]:
+        """Wait until the service converges, ``timeout`` passes, or one of its current tasks
+        could not even be created (a missing image...: see :meth:`task_error`)."""
         deadline = time.monotonic() + timeout
         while True:
             running, want, done = self.converged(rec)
-            if done or time.monotonic() > deadline:
+            if done or time.monotonic() > deadline or self.task_error(rec):
                 return running, want, done
             time.sleep(0.1)
+
+    def task_error(self, rec: ServiceRecord) -> str:
+        """The error of the newest rejected task of the service's current spec ("" if none)."""
+        rec = self.store.find_service(rec.id)
+        current = specs.task_hash(rec.spec)
+        rejected = [t for t in self.store.tasks(rec.id) if t.state == "rejected" and t.spec_hash == current]
+        return max(rejected, key=lambda t: t.since).err if rejected else ""
 
     # -- logs -------------------------------------------------------------------------------------
     def logs(self, rec: ServiceRecord, timestamps: bool = False, tail: str = "all") -> Iterable[tuple[Task, int, bytes]]:
@@ -266,6 +277,15 @@ class Services:
                     lines.append((stamp.decode(errors="replace"), t, stream, line if timestamps else rest))
         lines.sort(key=lambda x: x[0])
         return [(t, stream, data) for _, t, stream, data in lines]
+
+
+def _check_image(spec: dict[str, Any]) -> None:
+    from dockyard.image.reference import parse
+
+    image = specs.container_spec(spec).get("Image")
+    if not image:
+        raise InvalidArgument("rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided")
+    parse(image)  # a malformed reference is refused now, not by every task
 
 
 _ADJ = ("admiring", "brave", "calm", "eager", "gifted", "happy", "jolly", "keen", "nifty", "quirky")

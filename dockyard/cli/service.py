@@ -114,6 +114,7 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
     p.add_argument("--raw", action="store_true", help="Do not neatly format logs")
     p.add_argument("-t", "--timestamps", action="store_true", help="Show timestamps")
+    p.add_argument("-f", "--follow", action="store_true", help="Follow log output")
     p.add_argument("-n", "--tail", metavar="string", default="all",
                    help='Number of lines to show from the end of the logs (default "all")')
 
@@ -285,7 +286,7 @@ def task_rows(ctx: "Context", services: Any, recs: list[Any], no_trunc: bool = F
 def _error(err: str, no_trunc: bool) -> str:
     if not err:
         return ""
-    return f'"{err}"' if no_trunc or len(err) <= 29 else f'"{err[:28]}…"'
+    return f'"{err}"' if no_trunc or len(err) <= 30 else f'"{err[:29]}…"'
 
 
 @daemon_errors
@@ -486,12 +487,14 @@ def cmd_logs(args: argparse.Namespace, ctx: "Context") -> int:
     node = services.store.swarm().hostname
     out = sys.stdout.buffer
     errs = sys.stderr.buffer
-    for task, stream, line in services.logs(rec, timestamps=args.timestamps, tail=args.tail):
+    for task, stream, line in services.logs(rec, timestamps=args.timestamps, tail=args.tail, follow=args.follow):
         if args.raw:
             prefix = b""
         else:
             ident = "" if args.no_task_ids else "." + (task.id if args.no_trunc else task.id[:12])
             prefix = f"{rec.name}.{task.slot}{ident}@{node}    | ".encode()
         (errs if stream == 2 else out).write(prefix + line)
+        if args.follow:
+            (errs if stream == 2 else out).flush()
     out.flush()
     return 0

@@ -39,8 +39,10 @@ def _may_restart(policy: dict[str, Any], history: list[Task], current: str, now:
         attempts = int(policy.get("MaxAttempts") or 0)
         if attempts and sum(1 for t in ended if t.spec_hash == current) > attempts:
             return False
+    # attempts of one slot are at least the delay apart, counted from the failed task's start:
+    # a crash loop is slowed down, a task that ran for a while is replaced at once
     delay = int(policy.get("Delay", specs.DEFAULT_RESTART_DELAY)) / 1e9
-    return now >= epoch(last.since) + delay
+    return now >= epoch(last.created) + delay
 
 
 def plan_service(spec: dict[str, Any], tasks: list[Task], update_status: dict[str, Any] | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import socket
 import time
-from typing import Any, Iterable
+from typing import Any, Iterator
 
 from dockyard.cluster import manager, spec as specs
 from dockyard.cluster.agent import INGRESS_LABEL, INGRESS_NETWORK, Agent
@@ -260,23 +260,45 @@ class Services:
         return max(rejected, key=lambda t: t.since).err if rejected else ""
 
     # -- logs -------------------------------------------------------------------------------------
-    def logs(self, rec: ServiceRecord, timestamps: bool = False, tail: str = "all") -> Iterable[tuple[Task, int, bytes]]:
+    def logs(self, rec: ServiceRecord, timestamps: bool = False, tail: str = "all",
+             follow: bool = False, poll: float = 0.5) -> Iterator[tuple[Task, int, bytes]]:
         """(task, stream, line) for every line of every task whose container still exists,
-        oldest first across tasks (lines carry their timestamps when ``timestamps``)."""
-        lines: list[tuple[str, Task, int, bytes]] = []
-        for t in self.store.tasks(rec.id):
-            if not t.container_id:
-                continue
+        oldest first across tasks (lines keep their timestamps when ``timestamps``). With
+        ``follow``, goes on with new lines, and new tasks, until the service is removed."""
+        printed: dict[str, str] = {}  # container -> timestamp of the last line given
+        while True:
+            batch: list[tuple[str, Task, int, bytes]] = []
             try:
-                entries = list(self.client.containers.logs(t.container_id, timestamps=True, tail=tail))
+                tasks = self.store.tasks(rec.id)
+                self.store.find_service(rec.id)
             except NotFound:
-                continue
-            for stream, data in entries:
-                for line in data.splitlines(keepends=True):
-                    stamp, _, rest = line.partition(b" ")
-                    lines.append((stamp.decode(errors="replace"), t, stream, line if timestamps else rest))
-        lines.sort(key=lambda x: x[0])
-        return [(t, stream, data) for _, t, stream, data in lines]
+                return
+            for t in tasks:
+                if t.container_id:
+                    batch += self._new_lines(t, tail if t.container_id not in printed else "all", printed)
+            batch.sort(key=lambda x: x[0])
+            for stamp, t, stream, line in batch:
+                yield t, stream, line if timestamps else line.partition(b" ")[2]
+            if not follow:
+                return
+            time.sleep(poll)
+
+    def _new_lines(self, t: Task, tail: str, printed: dict[str, str]) -> list[tuple[str, Task, int, bytes]]:
+        cid = str(t.container_id)
+        try:
+            entries = list(self.client.containers.logs(cid, timestamps=True, tail=tail))
+        except NotFound:
+            printed.setdefault(cid, "")
+            return []
+        last = printed.get(cid, "")
+        out = []
+        for stream, data in entries:
+            for line in data.splitlines(keepends=True):
+                stamp = line.partition(b" ")[0].decode(errors="replace")
+                if stamp > last:
+                    out.append((stamp, t, stream, line))
+        printed[cid] = max([last, *(o[0] for o in out)])
+        return out
 
 
 def _check_image(spec: dict[str, Any]) -> None:

@@ -262,3 +262,24 @@ def test_service_logs_prefix(cli, swarm):
     prefixes = {line.split("@")[0] for line in out}
     assert prefixes == {f"talk.{t.name.split('.')[1]}.{tid}" for tid, t in ids.items()}
     assert cli("service", "logs", "--raw", "talk").stdout == "hi\nhi\n"
+
+
+def test_service_logs_follow_sees_new_tasks(cli, swarm, root):
+    import subprocess
+    import sys
+
+    cli("service", "create", "--name", "chat", "--replicas", "1", "--stop-grace-period", "1s", "busybox",
+        "sh", "-c", "echo up $(hostname); exec sleep 600", check=True)
+    follower = subprocess.Popen([sys.executable, "-m", "dockyard", "--root", str(root), "service", "logs", "-f",
+                                 "chat"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)
+        reader.start()
+        wait_for(lambda: len(lines) == 1, 20, "the first task's line")
+        cli("service", "scale", "chat=2", check=True)
+        wait_for(lambda: len(lines) == 2, 20, "the new task's line")
+        assert {line.split("| ")[1].split()[1] for line in lines} == {t.id[:12] for t in tasks_of(swarm, "chat")}
+    finally:
+        follower.kill()
+        follower.wait()

@@ -75,7 +75,9 @@ def connect(x: Exchange, id: str) -> None:  # noqa: A002
     cid, name = _container(x, body)
     endpoint = body.get("EndpointConfig") or {}
     ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
-    x.client.networks.connect(id, cid, name=name, aliases=endpoint.get("Aliases") or (), ip=ip)
+    ip6 = ((endpoint.get("IPAMConfig") or {}).get("IPv6Address")) or None
+    x.client.networks.connect(id, cid, name=name, aliases=endpoint.get("Aliases") or (), ip=ip,
+                              ip6=ip6)
     net = x.client.networks.get(id)
     x.daemon.events.publish("network", "connect", net.id, {"container": cid, "name": net.name, "type": net.driver})
     x.reply(200)

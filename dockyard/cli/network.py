@@ -56,6 +56,10 @@ def build_parser(sub: Any) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("--alias", action="append", default=[], help="Add network-scoped alias for the container")
     p.add_argument("--ip", help="IPv4 address (e.g., 172.30.100.104)")
+    p.add_argument("--ip6", help="IPv6 address (e.g., 2001:db8::33)")
+    p.add_argument("--link", action="append", default=[], help="Add link to another container")
+    p.add_argument("--link-local-ip", action="append", default=[], help="Add a link-local address for the container")
+    p.add_argument("--driver-opt", action="append", default=[], help="driver options for the network")
 
     p = add_verb(sub, "disconnect", cmd_disconnect, "Disconnect a container from a network")
     p.add_argument("network", metavar="NETWORK")
@@ -386,7 +390,7 @@ def container_ref(ctx: "Context", ref: str) -> tuple[str, str | None, str | None
 def cmd_connect(args: argparse.Namespace, ctx: "Context") -> int:
     cid, name, mode = container_ref(ctx, args.container)
     ctx.client.networks.connect(args.network, cid, name=name, aliases=args.alias, ip=args.ip,
-                                mode=mode)
+                                mode=mode, ip6=args.ip6)
     from dockyard.engine.events import emit_network
 
     emit_network(ctx.client, "connect", ctx.client.networks.get(args.network), cid)

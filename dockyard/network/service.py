@@ -465,9 +465,30 @@ class NetworkService:
         return net
 
     def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
-        """Remove user networks no container (running or not) uses; returns their names."""
+        """Remove user networks no container (running or not) uses; returns their names.
+
+        ``filters``: dockerd's prune filters, ``until`` (a time or a Go duration ago: networks
+        created before it), ``label`` and ``label!``; any other is ``Invalid filter``."""
+        filters = dict(filters or {})
+        for key in filters:
+            if key not in ("until", "label", "label!"):
+                raise InvalidArgument(f"Invalid filter '{key}'")
+        until = filters.pop("until", [])
+        unlabeled = filters.pop("label!", [])
+        cutoff = None
+        if until:
+            from dockyard.engine.timeutil import parse_rfc3339, parse_timestamp
+
+            try:
+                cutoff = min(parse_timestamp(v) for v in until)
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from None
         removed = []
         for net in self.list(filters):
+            if cutoff is not None and (parse_rfc3339(net.created) or 0) >= cutoff:
+                continue
+            if unlabeled and any(_matches(net, "label", v) for v in unlabeled):
+                continue
             if net.builtin or self.store.endpoints(network_id=net.id) or \
                     self.store.connected_containers(net.id):
                 continue
@@ -741,11 +762,15 @@ class NetworkService:
                 raise InvalidArgument("user specified IP address is supported only when connecting "
                                       "to networks with user configured subnets")
             if ip:
-                ip = ipam.parse_ip(ip, "IPv4 address")
+                try:
+                    ip = str(ipaddress.IPv4Address(ip))
+                except ValueError:  # (dockerd 20.10's words, its stray parenthesis included)
+                    raise InvalidArgument(f"Invalid IPv4 address: {ip})") from None
                 if ipaddress.IPv4Address(ip) not in sub:
                     raise InvalidArgument(f"Invalid address {ip}: It does not belong to any of "
                                           "this network's subnets")
-                if ip in used or ip == net.gateway:
+                if ip in used or ip == net.gateway or ipaddress.IPv4Address(ip) in (
+                        sub.network_address, sub.broadcast_address):
                     raise Conflict("Address already in use")  # libnetwork's words, no address
                 address = ip
             else:
@@ -852,7 +877,7 @@ class NetworkService:
 
     def connect(self, network: str, container_id: str, name: str | None = None,
                 aliases: Iterable[str] = (), ip: str | None = None,
-                mode: str | None = None) -> None:
+                mode: str | None = None, ip6: str | None = None) -> None:
         """``network connect``: join now if the container is running, else at its next start.
 
         ``mode``: the container's ``NetworkMode`` (the engine keeps ``none`` and ``host``
@@ -868,6 +893,11 @@ class NetworkService:
             raise Conflict(SHARED_NETWORK_ERROR)
         if net.config_only:
             raise Forbidden(CONFIG_ONLY_ENDPOINT_ERROR)
+        if ip6:  # an IPv6 address of one's choice: only where dockerd takes it, and not here
+            if _v6_of(net) is None:
+                raise InvalidArgument("user specified IP address is supported only when "
+                                      "connecting to networks with user configured subnets")
+            raise Unsupported("choosing a container's IPv6 address (--ip6) is not supported")
         if net.driver == "host":
             raise Conflict("container cannot be disconnected from host network or connected to "
                            "host network")
@@ -903,7 +933,15 @@ class NetworkService:
                 _dns().sync(self.state.path, self.names, needed=True)
 
     def disconnect(self, network: str, container_id: str, force: bool = False) -> None:
-        net = self.get(network)
+        """``network disconnect``; as dockerd, a container that is not on the network is an
+        error even with ``force`` (which names a missing network ``the network``)."""
+        try:
+            net = self.get(network)
+        except NotFound:
+            if not force:
+                raise
+            raise Conflict(f"container {container_id} is not connected to the network "
+                           f"{network}") from None
         if net.driver == "null":
             self._leave_none(container_id)
             return
@@ -911,7 +949,7 @@ class NetworkService:
             eps = [e for e in self.store.endpoints(container_id=container_id)
                    if e.network_id == net.id]
             connected = any(c[0] == net.id for c in self.store.connections(container_id))
-            if not eps and not connected and not force:
+            if not eps and not connected:
                 raise Conflict(f"container {container_id} is not connected to network "
                                f"{net.name}")
             sandbox = self.store.sandbox(container_id)

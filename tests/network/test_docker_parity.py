@@ -521,3 +521,24 @@ def test_macvlan_networks(both):
         "network rm {P}_a",
     )
     both.check()
+
+
+def test_connect_disconnect_prune_edge_cases(both):
+    """``network connect``'s other flags and address refusals, ``disconnect -f`` (still an error
+    when not connected), and ``network prune``'s filters (``until``, ``label!``; others refused)."""
+    both.setup("network create --subnet {S0}.0/24 --label {P}=1 {P}_a")
+    both.setup("network create --label {P}=2 {P}_b")
+    both.setup("run -d --name {P}_c1 {IMG} sleep 300")
+    both.same(
+        "network connect --ip {S0}.300 {P}_a {P}_c1", "network connect --ip {S0}.0 {P}_a {P}_c1",
+        "network connect --ip {S0}.255 {P}_a {P}_c1", "network connect --ip6 fd00::5 {P}_a {P}_c1",
+        "network connect --ip 10.9.9.9 {P}_b {P}_c1",
+        "network connect --driver-opt a=b --ip {S0}.7 {P}_a {P}_c1",
+        "network disconnect {P}_a {P}_c1",
+        "network connect --link {P}_c1:x {P}_a {P}_c1", "network disconnect {P}_a {P}_c1",
+        "network disconnect -f {P}_b {P}_c1", "network disconnect -f nosuch {P}_c1",
+        "network prune -f --filter until=bogus", "network prune -f --filter name=x",
+        "network prune -f --filter until=1h --filter label={P}=1",
+        "network prune -f --filter label!={P}=1 --filter label={P}",
+    )
+    both.check()

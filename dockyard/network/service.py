@@ -762,10 +762,7 @@ class NetworkService:
                 raise InvalidArgument("user specified IP address is supported only when connecting "
                                       "to networks with user configured subnets")
             if ip:
-                try:
-                    ip = str(ipaddress.IPv4Address(ip))
-                except ValueError:  # (dockerd 20.10's words, its stray parenthesis included)
-                    raise InvalidArgument(f"Invalid IPv4 address: {ip})") from None
+                ip = ipam.parse_ip(ip, "IPv4 address")
                 if ipaddress.IPv4Address(ip) not in sub:
                     raise InvalidArgument(f"Invalid address {ip}: It does not belong to any of "
                                           "this network's subnets")
@@ -893,6 +890,11 @@ class NetworkService:
             raise Conflict(SHARED_NETWORK_ERROR)
         if net.config_only:
             raise Forbidden(CONFIG_ONLY_ENDPOINT_ERROR)
+        if ip:  # (``network connect``'s words in dockerd 20.10, its stray parenthesis included)
+            try:
+                ipaddress.IPv4Address(ip)
+            except ValueError:
+                raise InvalidArgument(f"Invalid IPv4 address: {ip})") from None
         if ip6:  # an IPv6 address of one's choice: only where dockerd takes it, and not here
             if _v6_of(net) is None:
                 raise InvalidArgument("user specified IP address is supported only when "

@@ -180,6 +180,7 @@ def events(x: Exchange) -> None:
     since = parse_time(x.arg("since"))
     until = parse_time(x.arg("until"))
     filters = x.filters()  # unknown keys match everything, as dockerd's event filters do
+    journal.check_range(since, until)  # InvalidArgument: 400
     stream = x.stream()
     stream.start()
     for event in journal.stream(x.client.root, since, until, stop=lambda: client_gone(x.sock)):

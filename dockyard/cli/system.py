@@ -276,6 +276,12 @@ def cmd_events(args: argparse.Namespace, ctx: "Context") -> int:
 
     since, until = when(args.since), when(args.until)
     filters = parse_filters(args.filter, command="system events")
+    try:
+        journal.check_range(since, until)
+    except DockyardError as exc:
+        from dockyard.cli.common import DAEMON_PREFIX, shown_as
+
+        raise shown_as(exc, DAEMON_PREFIX) from None
     show = _event_printer(args.format)
     try:
         for event in journal.stream(ctx.client.root, since, until):

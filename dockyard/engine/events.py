@@ -301,6 +301,15 @@ class Follower:
             self.fd = None
 
 
+def check_range(since_ns: int | None, until_ns: int | None) -> None:
+    """dockerd's refusal of an ``until`` before the ``since``."""
+    if since_ns is not None and until_ns is not None and until_ns < since_ns:
+        from dockyard.errors import InvalidArgument
+
+        raise InvalidArgument(f"`since` time ({since_ns // 1_000_000_000}) cannot be after "
+                              f"`until` time ({until_ns // 1_000_000_000})")
+
+
 def stream(root: str | os.PathLike[str], since_ns: int | None = None, until_ns: int | None = None,
            stop: Callable[[], bool] | None = None, interval: float = POLL_INTERVAL) -> Iterator[dict[str, Any]]:
     """docker's event stream: the kept events from ``since_ns`` (all kept ones with only

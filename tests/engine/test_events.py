@@ -175,6 +175,9 @@ def test_commit_and_prune_events(dy) -> None:
 def test_times_filters_and_formats(dy) -> None:
     past = dy("events", "--since", "bogus")
     assert (past.returncode, past.stderr.strip()) == (1, 'failed to parse value as time or duration: "bogus"')
+    backwards = dy("events", "--since", "1m", "--until", "2m")
+    assert backwards.returncode == 1 and backwards.stderr.startswith("Error response from daemon: `since` time (")
+    assert "cannot be after `until` time (" in backwards.stderr
     bad = dy("events", "--filter", "nokey")
     assert bad.returncode == 125 and 'bad format of filter (expected name=value)' in bad.stderr
     tmpl = dy("events", "--since", "1s", "--until", "0s", "--format", "{{.Nope")

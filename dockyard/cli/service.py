@@ -293,10 +293,20 @@ def _error(err: str, no_trunc: bool) -> str:
 def cmd_ps(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.network import parse_filters
     from dockyard.cluster.service import Services
+    from dockyard.errors import NotFound
 
     services = Services(ctx.client)
-    recs = [services.get(ref) for ref in args.services]
     filters = parse_filters(args.filter, "service ps")
+    recs, missing = [], []
+    for ref in args.services:
+        try:
+            recs.append(services.get(ref))
+        except NotFound:
+            missing.append(f"no such service: {ref}")
+    if missing and not recs:  # docker's CLI: bare lines, and only when none was found
+        exc = NotFound("\n".join(missing))
+        exc.cli_prefix = ""
+        raise exc
     rows = task_rows(ctx, services, recs, args.no_trunc, filters.get("desired-state"))
     print_tasks(ctx, rows, args.format, args.quiet, services, recs)
     return 0
@@ -414,7 +424,9 @@ def cmd_scale(args: argparse.Namespace, ctx: "Context") -> int:
             scaled.append(services.scale(name, count))
             ctx.print(f"{name} scaled to {count}")
         except DockyardError as exc:
-            ctx.warn(f"{name}: {exc}")
+            from dockyard.cli.common import DAEMON_PREFIX, shown_as
+
+            ctx.warn(f"{name}: {shown_as(exc, DAEMON_PREFIX).cli_prefix}{exc}")
             rc = 1
     if not args.detach:
         for rec in scaled:

@@ -63,11 +63,15 @@ def cmd_ls(args: argparse.Namespace, ctx: "Context") -> int:
 
 
 def _stack(ctx: "Context", name: str) -> tuple[Any, list[Any]]:
+    """The stack's services (and the ``Services`` API); docker's note on stderr when it has none."""
     from dockyard.cluster.service import Services
     from dockyard.cluster.stack import stack_services
 
     services = Services(ctx.client)
-    return services, stack_services(services, name)
+    recs = stack_services(services, name)
+    if not recs:
+        ctx.warn(f"Nothing found in stack: {name}")
+    return services, recs
 
 
 @daemon_errors
@@ -75,10 +79,8 @@ def cmd_services(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.service import print_services
 
     _, recs = _stack(ctx, args.stack)
-    if not recs:
-        ctx.warn(f"Nothing found in stack: {args.stack}")
-        return 0
-    print_services(ctx, recs, args.format, args.quiet)
+    if recs:
+        print_services(ctx, recs, args.format, args.quiet)
     return 0
 
 
@@ -87,19 +89,16 @@ def cmd_ps(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cli.service import print_tasks, task_rows
 
     services, recs = _stack(ctx, args.stack)
-    if not recs:
-        ctx.warn(f"Nothing found in stack: {args.stack}")
-        return 1
-    print_tasks(ctx, task_rows(ctx, services, recs, args.no_trunc), args.format, args.quiet, services, recs)
-    return 0
+    if recs:
+        print_tasks(ctx, task_rows(ctx, services, recs, args.no_trunc), args.format, args.quiet, services, recs)
+    return 0 if recs else 1
 
 
 @daemon_errors
 def cmd_rm(args: argparse.Namespace, ctx: "Context") -> int:
     from dockyard.cluster.stack import remove
 
-    rc = 0
     for name in args.stacks:
         if not remove(ctx.client, name, say=ctx.print):
             ctx.warn(f"Nothing found in stack: {name}")
-    return rc
+    return 0

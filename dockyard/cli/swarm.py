@@ -16,8 +16,9 @@ def build_parser(sub: Any) -> None:
     p = add_verb(sub, "leave", cmd_leave, "Leave the swarm")
     p.add_argument("-f", "--force", action="store_true",
                    help="Force this node to leave the swarm, ignoring warnings")
-    p = add_verb(sub, "inspect", cmd_inspect, "Display detailed information on the swarm")
-    p.add_argument("-f", "--format", metavar="string", help="Format the output using the given Go template")
+    p = add_verb(sub, "join", cmd_join, "Join a swarm as a node and/or manager")
+    p.add_argument("address", metavar="HOST:PORT")
+    p.add_argument("--token", metavar="string", help="Token for entry into the swarm")
 
 
 @daemon_errors
@@ -42,9 +43,8 @@ def cmd_leave(args: argparse.Namespace, ctx: "Context") -> int:
     return 0
 
 
-@daemon_errors
-def cmd_inspect(args: argparse.Namespace, ctx: "Context") -> int:
-    from dockyard.cli.inspecting import print_inspect
-    from dockyard.cluster.service import Swarm
+def cmd_join(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.errors import Unsupported
 
-    return print_inspect(ctx, [Swarm(ctx.client).inspect()], args.format)
+    raise Unsupported("joining a swarm is not supported yet: a dockyard swarm is a single node "
+                      "(run 'dockyard swarm init' on this host)")

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from dockyard.engine.events import emit_container
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 
 
@@ -276,6 +277,7 @@ def _copy_out(client: Any, ref: str, path: str, dest: str, follow_link: bool) ->
         raise DockyardError(f"{path}: not a directory")
     if st != 0:
         raise DockyardError(f"copying from container {ref} failed")
+    emit_container(client, rec, "archive-path")  # dockerd's event for a copy out
     return 0
 
 
@@ -358,6 +360,7 @@ def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, arch
         raise NotFound(f"Could not find the file {dest} in container {ref}")
     if st != 0:
         raise DockyardError(f"copying into container {ref} failed")
+    emit_container(client, rec, "extract-to-dir")  # dockerd's event for a copy in
     return 0
 
 

@@ -314,9 +314,10 @@ class ContainerService:
         """Write a tar of ``path`` in the container to ``out`` (docker's GET ``/archive``)."""
         from dockyard.engine.archive import NOT_FOUND, container_root, tar_out
 
-        with container_root(self.client, ref) as (_, root):
+        with container_root(self.client, ref) as (rec, root):
             if tar_out(root, path, out) == NOT_FOUND:
                 raise NotFound(f"Could not find the file {path} in container {ref}")
+        events.emit_container(self.client, rec, "archive-path")
 
     def stat_path(self, ref: str, path: str) -> dict[str, Any]:
         """lstat of ``path`` in the container (docker's ``HEAD /archive``): name, size, mode
@@ -333,9 +334,10 @@ class ContainerService:
         """Extract a tar stream into directory ``path`` of the container (PUT ``/archive``)."""
         from dockyard.engine.archive import container_root, tar_in
 
-        with container_root(self.client, ref) as (_, root):
+        with container_root(self.client, ref) as (rec, root):
             if tar_in(root, path, data) != 0:
                 raise NotFound(f"Could not find the file {path} in container {ref}")
+        events.emit_container(self.client, rec, "extract-to-dir")
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
         """docker diff: (``A``|``C``|``D``, path) pairs."""
@@ -674,7 +676,10 @@ class ContainerService:
     def top(self, ref: str, ps_args: str | None = None) -> dict[str, Any]:
         from dockyard.engine.inspection import top
 
-        return top(self, self.load(ref), ps_args)
+        rec = self.load(ref)
+        result = top(self, rec, ps_args)
+        events.emit_container(self.client, rec, "top")
+        return result
 
     def stats(self, ref: str) -> dict[str, Any]:
         from dockyard.engine.inspection import stats

@@ -147,6 +147,17 @@ def test_the_monitor_reports_health_changes(dy) -> None:
     dy.ok("rm", "-f", cid)
 
 
+def test_cp_and_top_events(dy, tmp_path: Path) -> None:
+    since = _now()
+    cid = dy.run_d("--name", "evcp", "busybox", "sleep", "30")
+    dy.ok("top", "evcp")
+    dy.ok("cp", "evcp:/etc/passwd", str(tmp_path / "passwd"))
+    dy.ok("cp", str(tmp_path / "passwd"), "evcp:/tmp/")
+    dy.ok("rm", "-f", cid)
+    actions = [x.split()[1] for x in _actions(dy, since, "--filter", "container=evcp")]
+    assert actions == ["create", "start", "top", "archive-path", "extract-to-dir", "kill", "die", "destroy"]
+
+
 def test_the_monitor_reports_an_oom_kill_before_the_death(dy) -> None:
     since = _now()
     proc = dy("run", "--rm", "--network", "none", "--name", "evoom", "--memory", "8m", "--memory-swap", "8m", "busybox",
@@ -252,7 +263,8 @@ def test_same_events_as_docker(dy, docker_busybox: str) -> None:
     name, vol = f"evp{os.getpid()}", f"evpvol{os.getpid()}"
     script = [("volume", "create", vol),
               ("create", "--name", name, "--network", "none", "-v", f"{vol}:/data", tag, "sleep", "30"),
-              ("start", name), ("exec", name, "true"), ("kill", "-s", "HUP", name), ("stop", "-t", "1", name),
+              ("start", name), ("exec", name, "true"), ("top", name), ("kill", "-s", "HUP", name),
+              ("stop", "-t", "1", name),
               ("start", name), ("restart", "-t", "1", name), ("pause", name), ("unpause", name),
               ("rm", "-f", name), ("run", "--rm", "--network", "none", "--name", name + "r", tag, "sh", "-c", "exit 2"),
               ("tag", tag, f"{tag}-2:x"), ("rmi", f"{tag}-2:x"), ("volume", "rm", vol)]

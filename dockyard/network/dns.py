@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from dockyard.network.naming import Names
 
@@ -151,7 +151,7 @@ def load_tables(db_path: Path) -> Tables:
         conn.row_factory = sqlite3.Row
         try:
             nets = {r["id"]: r for r in conn.execute(
-                "SELECT id, name, internal FROM net_networks "
+                "SELECT id, name, internal, subnet, gateway, ipam FROM net_networks "
                 "WHERE driver IN ('bridge', 'macvlan') AND builtin=0")}
             eps = conn.execute(
                 "SELECT e.container_id, e.network_id, e.name, e.aliases, e.ip, s.netns, s.mode, "
@@ -173,11 +173,11 @@ def load_tables(db_path: Path) -> Tables:
         cid = e["container_id"]
         # docker's names: the container's, its aliases, its short ID and its hostname
         labels = [e["name"], *json.loads(e["aliases"] or "[]"), cid[:12], e["hostname"]]
+        addresses = [e["ip"], *_ip6(net, e["ip"])]  # AAAA too on a dual-stack network
         for label in labels:
             if label:
                 ips = t.names[net["id"]].setdefault(label.lower().rstrip("."), [])
-                if e["ip"] not in ips:
-                    ips.append(e["ip"])
+                ips.extend(a for a in addresses if a not in ips)
         if e["name"]:
             t.ptr[net["id"]][e["ip"]] = f"{e['name']}.{net['name']}"
         if e["netns"] and not str(e["mode"]).startswith("container:"):
@@ -185,6 +185,20 @@ def load_tables(db_path: Path) -> Tables:
             view.networks.append(net["id"])
             view.forward = view.forward or not net["internal"]
     return t
+
+
+def _ip6(net: Any, ip4: str) -> list[str]:
+    """The IPv6 address of an endpoint on a dual-stack network (none elsewhere)."""
+    try:
+        cfg = json.loads(net["ipam"] or "{}")
+    except ValueError:
+        return []
+    if not cfg.get("enable_ipv6") or not cfg.get("v6"):
+        return []
+    from dockyard.network.ipam import ip6_for
+
+    ip6 = ip6_for(net["subnet"], net["gateway"], cfg["v6"], ip4)
+    return [ip6] if ip6 else []
 
 
 def _dns_servers(ports_json: str | None) -> list[tuple[str, int]]:
@@ -321,7 +335,7 @@ class Resolver:
 
     def answer(self, cid: str, data: bytes, tcp: bool) -> bytes | None:
         """The reply to one query, forwarding it if the name is not ours."""
-        from dnslib import A, DNSRecord, PTR, QTYPE, RCODE, RR
+        from dnslib import AAAA, A, DNSRecord, PTR, QTYPE, RCODE, RR
 
         try:
             query = DNSRecord.parse(data)
@@ -340,9 +354,11 @@ class Resolver:
         else:
             ips = self.lookup(cid, qname)
             if ips is not None:
-                if q.qtype in (QTYPE.A, QTYPE.ANY):
-                    for ip in ips:
+                for ip in ips:
+                    if ":" not in ip and q.qtype in (QTYPE.A, QTYPE.ANY):
                         reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=TTL))
+                    elif ":" in ip and q.qtype in (QTYPE.AAAA, QTYPE.ANY):
+                        reply.add_answer(RR(q.qname, QTYPE.AAAA, rdata=AAAA(ip), ttl=TTL))
                 return reply.pack()  # a name we own: NOERROR even with no AAAA record
         view = self.tables.views.get(cid)
         upstream = (view.upstream if view is not None else []) or self.upstream

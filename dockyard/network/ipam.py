@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from dockyard.errors import Conflict, InvalidArgument, Unsupported
 
@@ -171,3 +171,23 @@ def host_lock() -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def ip6_for(subnet: str | None, gateway: str | None, v6: dict[str, Any] | None,
+            ip4: str | None) -> str | None:
+    """A container's IPv6 address on a dual-stack network, with no record of its own: the
+    n-th address of the IPv6 subnet (its gateway skipped) for the n-th of the IPv4 one, which
+    is what dockerd's two sequential allocations give. ``v6``: the network's ``ipam["v6"]``
+    when IPv6 is enabled on it, else None."""
+    if v6 is None or not ip4 or not subnet:
+        return None
+    sub4 = IPv4Network(subnet)
+    offset4 = int(ipaddress.IPv4Address(ip4)) - int(sub4.network_address)
+    gw4 = int(ipaddress.IPv4Address(gateway)) - int(sub4.network_address) if gateway else 0
+    rank = offset4 - 1 - (1 if 0 < gw4 < offset4 else 0)
+    sub6 = ipaddress.IPv6Network(v6["subnet"])
+    gw6 = int(ipaddress.IPv6Address(v6["gateway"])) - int(sub6.network_address)
+    offset6 = rank + 1 if rank + 1 < gw6 else rank + 2
+    if offset6 >= sub6.num_addresses - 1:
+        return None
+    return str(sub6.network_address + offset6)

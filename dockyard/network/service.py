@@ -1248,22 +1248,8 @@ def _v6_of(net: Network) -> dict[str, Any] | None:
 
 
 def _ip6_for(net: Network, ip4: str | None) -> str | None:
-    """A container's IPv6 address on a dual-stack network, with no record of its own: the
-    n-th address of the IPv6 subnet (gateway skipped) for the n-th of the IPv4 one, which is
-    what dockerd's two sequential allocations give."""
-    v6 = _v6_of(net)
-    if v6 is None or not ip4 or not net.subnet:
-        return None
-    sub4 = ipaddress.IPv4Network(net.subnet)
-    offset4 = int(ipaddress.IPv4Address(ip4)) - int(sub4.network_address)
-    gw4 = int(ipaddress.IPv4Address(net.gateway)) - int(sub4.network_address) if net.gateway else 0
-    rank = offset4 - 1 - (1 if 0 < gw4 < offset4 else 0)
-    sub6 = ipaddress.IPv6Network(v6["subnet"])
-    gw6 = int(ipaddress.IPv6Address(v6["gateway"])) - int(sub6.network_address)
-    offset6 = rank + 1 if rank + 1 < gw6 else rank + 2
-    if offset6 >= sub6.num_addresses - 1:
-        return None
-    return str(sub6.network_address + offset6)
+    """A container's IPv6 address on a dual-stack network (see ``ipam.ip6_for``)."""
+    return ipam.ip6_for(net.subnet, net.gateway, _v6_of(net), ip4)
 
 
 def _v6_settings(net: Network, ip4: str | None) -> dict[str, Any]:

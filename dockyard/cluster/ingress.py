@@ -32,7 +32,7 @@ class Ingress:
         self.client = client
         self.firewall = client.networks.firewall
         self.prefix = client.networks.names.chain_prefix
-        self._programmed: dict[str, tuple[str, ...]] = {}  # chain -> endpoints last written
+        self._programmed: dict[str, dict[str, tuple[str, ...]]] = {}  # service -> chain -> endpoints
 
     def chain(self, service_id: str, port: dict[str, Any]) -> str:
         proto = "u" if port.get("Protocol", "tcp") == "udp" else ""
@@ -44,13 +44,13 @@ class Ingress:
 
     def program(self, service_id: str, ports: list[dict[str, Any]], endpoints: list[str],
                 force: bool = False) -> bool:
-        """Point each published port at ``endpoints`` (task IPs, in a stable order); returns
-        True if the kernel's rules were rewritten."""
+        """Point each published port at ``endpoints`` (task IPs) and take down the service's
+        ports that are no longer published; returns True if the kernel's rules were rewritten."""
         wanted = {self.chain(service_id, p): tuple(sorted(endpoints)) for p in ports}
-        if not force and all(self._programmed.get(c) == eps for c, eps in wanted.items()):
+        if not force and self._programmed.get(service_id) == wanted:
             return False
         nat = self._nat()
-        if not any(w[:2] == ["-N", self.firewall.ports] for w in nat):
+        if ports and not any(w[:2] == ["-N", self.firewall.ports] for w in nat):
             self.firewall.ensure_base()
             nat = self._nat()
         comment = ["-m", "comment", "--comment", self.firewall.names.rule_comment(owner(service_id))]
@@ -70,33 +70,44 @@ class Ingress:
             jump = ["-p", proto, "-m", proto, "--dport", str(p["PublishedPort"]), *comment, "-j", chain]
             if not any(w[:1] == ["-A"] and w[-2:] == ["-j", chain] for w in nat):
                 ops.append(("nat", ["-A", self.firewall.ports, *jump]))
+        stale = [w[1] for w in nat if w[:1] == ["-N"] and w[1].startswith(self._service_prefix(service_id))
+                 and w[1] not in wanted]
+        ops += self._removal(nat, stale)
         self.firewall.apply(ops)
-        self._programmed.update(wanted)
+        self._programmed[service_id] = wanted
         return True
+
+    def _service_prefix(self, service_id: str) -> str:
+        return f"{self.prefix}-S{service_id[:6]}-"
+
+    @staticmethod
+    def _removal(nat: list[list[str]], chains: list[str]) -> list[tuple[str, list[str]]]:
+        """Ops that delete ``chains`` and the jumps to them."""
+        ops: list[tuple[str, list[str]]] = [
+            ("nat", ["-D", *w[1:]]) for w in nat
+            if w[:1] == ["-A"] and w[1] not in chains and w[-2:-1] == ["-j"] and w[-1] in chains]
+        return ops + [("nat", ["-F", c]) for c in chains] + [("nat", ["-X", c]) for c in chains]
 
     def remove(self, service_id: str) -> None:
         """Take a service's ports down: its jumps, then its chains."""
-        self._remove_where(lambda chain: chain.startswith(f"{self.prefix}-S{service_id[:6]}-"),
+        self._remove_where(lambda chain: chain.startswith(self._service_prefix(service_id)),
                            self.firewall.names.rule_comment(owner(service_id)))
+        self._programmed.pop(service_id, None)
 
     def remove_all(self) -> None:
         """Every service port of this root (``swarm leave``, tests' cleanup)."""
         self._remove_where(lambda chain: chain.startswith(f"{self.prefix}-S"),
                            f"dy:{self.firewall.names.tag}:{OWNER_PREFIX}")
+        self._programmed.clear()
 
     def _remove_where(self, is_ours: Any, comment_prefix: str) -> None:
         nat = self._nat()
         chains = [w[1] for w in nat if w[:1] == ["-N"] and is_ours(w[1])]
-        ops: list[tuple[str, list[str]]] = [
-            ("nat", ["-D", *w[1:]]) for w in nat
-            if w[:1] == ["-A"] and w[1] not in chains and w[-2:-1] == ["-j"] and w[-1] in chains]
-        ops += [("nat", ["-F", c]) for c in chains] + [("nat", ["-X", c]) for c in chains]
-        # jumps whose chain is already gone cannot exist (iptables refuses); rules by comment
+        ops = self._removal(nat, chains)
+        # rules of ours by their comment whose chain is gone (jumps to a gone chain cannot exist)
         ops += [("nat", ["-D", *w[1:]]) for w in nat if w[:1] == ["-A"] and w[1] not in chains
-                and any(word.startswith(comment_prefix) for word in w) and w[-1] not in chains]
+                and w[-1] not in chains and any(word.startswith(comment_prefix) for word in w)]
         self.firewall.apply(ops)
-        for c in chains:
-            self._programmed.pop(c, None)
 
     def leftovers(self) -> list[str]:
         """Service chains and rules of this root still in the kernel (for leak checks)."""

@@ -83,11 +83,9 @@ class Reconciler:
     # -- steps ------------------------------------------------------------------------------------
     def _balance(self, services: dict[str, ServiceRecord], tasks: list[Task], force: bool = False) -> None:
         """Point each published port at the service's ready tasks (no-op when unchanged)."""
-        for svc in services.values():
-            ports = specs.ports(svc.spec)
-            if ports:
-                eps = [t.ip for t in tasks if t.service_id == svc.id and t.live and t.ready and t.ip]
-                self.ingress.program(svc.id, ports, eps, force=force)
+        for svc in services.values():  # (a service without ports: takes down ports it no longer has)
+            eps = [t.ip for t in tasks if t.service_id == svc.id and t.live and t.ready and t.ip]
+            self.ingress.program(svc.id, specs.ports(svc.spec), eps, force=force)
         for t in self._newly_ready:  # now "ready" is true of the kernel's rules too
             self.store.save_task(t)
         self._newly_ready = []

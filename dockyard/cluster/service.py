@@ -175,9 +175,7 @@ class Services:
             rec.previous_spec, rec.spec = rec.spec, spec
             rec.version += 1
             rec.updated = now()
-            self.store.save_service(rec)
-            if not specs.ports(spec):
-                self.ingress.remove(rec.id)
+            self.store.save_service(rec)  # (the manager rewrites the published ports)
         manager.wake(self.client)
         return rec
 

@@ -283,3 +283,16 @@ def test_service_logs_follow_sees_new_tasks(cli, swarm, root):
     finally:
         follower.kill()
         follower.wait()
+
+
+def test_update_moves_the_published_port(cli, swarm):
+    from dockyard.cluster.ingress import Ingress
+
+    old, new = free_port(), free_port()
+    cli("service", "create", "--name", "mover", "-p", f"{old}:80", "busybox", *HTTPD, check=True)
+    assert _try(old)
+    cli("service", "update", "--publish-rm", "80", "--publish-add", f"{new}:80", "mover", check=True)
+    wait_for(lambda: _try(new) and not _try(old), 20, "the port to move")
+    chains = [r for r in Ingress(swarm).leftovers() if r.startswith("-N ")]
+    assert len(chains) == 1 and chains[0].endswith(f"-{new}"), chains
+    assert cli("service", "ls", "--format", "{{.Ports}}").stdout == f"*:{new}->80/tcp\n"

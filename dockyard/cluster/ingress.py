@@ -33,6 +33,7 @@ class Ingress:
         self.firewall = client.networks.firewall
         self.prefix = client.networks.names.chain_prefix
         self._programmed: dict[str, dict[str, tuple[str, ...]]] = {}  # service -> chain -> endpoints
+        self._crossing: str | None = None  # the ingress bridge whose crossing rules are in place
 
     def chain(self, service_id: str, port: dict[str, Any]) -> str:
         proto = "u" if port.get("Protocol", "tcp") == "udp" else ""
@@ -77,6 +78,37 @@ class Ingress:
         self._programmed[service_id] = wanted
         return True
 
+    def allow_crossing(self, bridge: str, force: bool = False) -> None:
+        """Let connections to published ports reach the ingress bridge from other networks.
+
+        dockyard isolates networks from each other (``<P>-ISOLATION-1/2`` drop traffic between
+        two bridges), which would also drop a container on another network connecting to
+        ``<host address>:<published port>``: the DNAT sends it across. A published port is
+        public, so two rules at the top of ISOLATION-1 let DNATed connections to and from the
+        ingress bridge (and nothing else) through."""
+        if self._crossing == bridge and not force:
+            return
+        from dockyard.network.firewall import run_iptables
+
+        listing = [shlex.split(line) for line in run_iptables("filter", "-S", self.firewall.iso1, check=False)
+                   .stdout.splitlines()]
+        comment = ["-m", "comment", "--comment", self.firewall.names.rule_comment(f"{OWNER_PREFIX}ingress")]
+        ops: list[tuple[str, list[str]]] = []
+        if not any(w[:2] == ["-N", self.firewall.iso1] for w in listing):
+            self.firewall.ensure_base()
+        for direction in ("-o", "-i"):
+            rule = [direction, bridge, "-m", "conntrack", "--ctstate", "DNAT", *comment, "-j", "RETURN"]
+            if not any(w[2:] == rule for w in listing):
+                ops.append(("filter", ["-I", self.firewall.iso1, "1", *rule]))
+        self.firewall.apply(ops)
+        self._crossing = bridge
+
+    def forbid_crossing(self) -> None:
+        """Take the crossing rules away (no service publishes a port any more)."""
+        if self._crossing is not None:
+            self.firewall.delete_owner(f"{OWNER_PREFIX}ingress")
+            self._crossing = None
+
     def _service_prefix(self, service_id: str) -> str:
         return f"{self.prefix}-S{service_id[:6]}-"
 
@@ -95,10 +127,17 @@ class Ingress:
         self._programmed.pop(service_id, None)
 
     def remove_all(self) -> None:
-        """Every service port of this root (``swarm leave``, tests' cleanup)."""
+        """Every service port of this root, and the crossing rules (``swarm leave``, tests)."""
         self._remove_where(lambda chain: chain.startswith(f"{self.prefix}-S"),
                            f"dy:{self.firewall.names.tag}:{OWNER_PREFIX}")
+        from dockyard.network.firewall import run_iptables
+
+        tag = f"dy:{self.firewall.names.tag}:{OWNER_PREFIX}"
+        rules = [shlex.split(line) for line in run_iptables("filter", "-S", check=False).stdout.splitlines()]
+        self.firewall.apply([("filter", ["-D", *w[1:]]) for w in rules
+                             if w[:1] == ["-A"] and any(x.startswith(tag) for x in w)])
         self._programmed.clear()
+        self._crossing = None
 
     def _remove_where(self, is_ours: Any, comment_prefix: str) -> None:
         nat = self._nat()
@@ -111,6 +150,9 @@ class Ingress:
 
     def leftovers(self) -> list[str]:
         """Service chains and rules of this root still in the kernel (for leak checks)."""
+        from dockyard.network.firewall import run_iptables
+
         tag = f"dy:{self.firewall.names.tag}:{OWNER_PREFIX}"
-        return [" ".join(w) for w in self._nat()
+        filt = [shlex.split(line) for line in run_iptables("filter", "-S", check=False).stdout.splitlines()]
+        return [" ".join(w) for w in self._nat() + filt
                 if (w[:1] == ["-N"] and w[1].startswith(f"{self.prefix}-S")) or any(x.startswith(tag) for x in w)]

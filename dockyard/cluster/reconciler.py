@@ -83,9 +83,16 @@ class Reconciler:
     # -- steps ------------------------------------------------------------------------------------
     def _balance(self, services: dict[str, ServiceRecord], tasks: list[Task], force: bool = False) -> None:
         """Point each published port at the service's ready tasks (no-op when unchanged)."""
+        published = False
         for svc in services.values():  # (a service without ports: takes down ports it no longer has)
             eps = [t.ip for t in tasks if t.service_id == svc.id and t.live and t.ready and t.ip]
             self.ingress.program(svc.id, specs.ports(svc.spec), eps, force=force)
+            published = published or bool(specs.ports(svc.spec))
+        bridge = self._ingress_bridge() if published else None
+        if bridge:
+            self.ingress.allow_crossing(bridge, force=force)
+        else:
+            self.ingress.forbid_crossing()
         for t in self._newly_ready:  # now "ready" is true of the kernel's rules too
             self.store.save_task(t)
         self._newly_ready = []
@@ -96,6 +103,14 @@ class Reconciler:
         for key, value in changes.items():
             setattr(t, key, value)
         self.store.save_task(t)
+
+    def _ingress_bridge(self) -> str | None:
+        from dockyard.cluster.agent import INGRESS_NETWORK
+
+        try:
+            return self.client.networks.get(INGRESS_NETWORK).bridge or None
+        except DockyardError:
+            return None
 
     def _observe(self, agent: Agent, t: Task, svc: ServiceRecord | None) -> None:
         if t.container_id is None:

@@ -77,6 +77,10 @@ def test_replicas_balance_recover_and_scale(cli, swarm, root, other_netns):
     assert set(hostnames(port, 6)) == ids
     seen = Counter(other_netns.get(port, "/hostname").stdout.strip() for _ in range(4))
     assert set(seen) == ids, seen
+    # and from a container on another network (its gateway is a host address)
+    r = cli("run", "--rm", "busybox", "sh", "-c", "gw=$(ip route | awk '/default/ {print $3}'); "
+            f"printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 5 $gw {port}", check=True)
+    assert r.stdout.splitlines()[-1] in ids, r.stdout
 
     # a task removed with rm -f, or whose process is killed, is replaced
     victim = tasks[0]
@@ -112,7 +116,7 @@ def test_replicas_balance_recover_and_scale(cli, swarm, root, other_netns):
     assert tasks_of(client, "web") == []
     from dockyard.cluster.ingress import Ingress
 
-    assert Ingress(client).leftovers() == []
+    wait_for(lambda: Ingress(client).leftovers() == [], 10, "no service rule left")
     assert cli("service", "ls", "-q").stdout == ""
 
 

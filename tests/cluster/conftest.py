@@ -72,14 +72,13 @@ def leftovers(client: Any, root: Path) -> list[str]:
 
 
 @pytest.fixture
-def swarm(client: Any, root: Path, busybox: str) -> Iterator[Any]:
-    """A single-node swarm on the test's root (busybox imported); left and checked at the end."""
-    from dockyard.cluster.service import Swarm
-
-    Swarm(client).init()
+def clean_cluster(client: Any, root: Path, busybox: str) -> Iterator[Any]:
+    """The test's root (busybox imported), with whatever swarm the test makes taken down and
+    checked at the end: no manager, task container, service rule or ingress network may stay."""
     yield client
     from dockyard.cluster import manager
     from dockyard.cluster.ingress import Ingress
+    from dockyard.cluster.service import Swarm
     from dockyard.cluster.store import ClusterStore
 
     try:
@@ -94,6 +93,15 @@ def swarm(client: Any, root: Path, busybox: str) -> Iterator[Any]:
             c.remove(force=True)
         Ingress(client).remove_all()
     assert left == [], f"the test left things behind: {left}"
+
+
+@pytest.fixture
+def swarm(clean_cluster: Any) -> Any:
+    """A single-node swarm on the test's root (busybox imported); left and checked at the end."""
+    from dockyard.cluster.service import Swarm
+
+    Swarm(clean_cluster).init()
+    return clean_cluster
 
 
 class OtherNamespace:

@@ -27,7 +27,7 @@ def hostnames(port: int, n: int, **kw: Any) -> Counter[str]:
     return Counter(http_get(port, "/hostname", **kw).strip() for _ in range(n))
 
 
-def test_swarm_init_leave_and_refusals(cli, root, busybox):
+def test_swarm_init_leave_and_refusals(cli, root, clean_cluster):
     r = cli("service", "ls")
     assert r.returncode == 1
     assert r.stderr == ('Error response from daemon: This node is not a swarm manager. Use "docker swarm init" '

@@ -51,6 +51,15 @@ def _spec_flags(p: argparse.ArgumentParser, create: bool) -> None:
     p.add_argument("-w", "--workdir", metavar="string", help="Working directory inside the container")
     p.add_argument("--hostname", metavar="string", help="Container hostname")
     p.add_argument("--entrypoint", metavar="command", help="Overwrite the default ENTRYPOINT of the image")
+    p.add_argument("--init", action="store_true",
+                   help="Use an init inside each service container to forward signals and reap processes")
+    p.add_argument("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("--limit-cpu", metavar="decimal", help="Limit CPUs")
+    p.add_argument("--limit-memory", metavar="bytes", help="Limit Memory")
+    p.add_argument("--limit-pids", type=int, metavar="int", help="Limit maximum number of processes (default 0 = unlimited)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="list", help="Add Linux capabilities")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="list", help="Drop Linux capabilities")
 
 
 def build_parser(sub: Any) -> None:
@@ -64,6 +73,8 @@ def build_parser(sub: Any) -> None:
     p.add_argument("-e", "--env", action="append", default=[], metavar="list", help="Set environment variables")
     p.add_argument("-l", "--label", action="append", default=[], metavar="list", help="Service labels")
     p.add_argument("--container-label", action="append", default=[], metavar="list", help="Container labels")
+    p.add_argument("--env-file", action="append", default=[], metavar="list", help="Read in a file of environment variables")
+    p.add_argument("--mount", action="append", default=[], metavar="mount", help="Attach a filesystem mount to the service")
     _spec_flags(p, create=True)
 
     p = add_verb(sub, "ls", cmd_ls, "List services", aliases=["list"])
@@ -103,6 +114,8 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--publish-add", action="append", default=[], metavar="port", help="Add or update a published port")
     p.add_argument("--publish-rm", action="append", default=[], metavar="port", help="Remove a published port by its target port")
     p.add_argument("--force", action="store_true", help="Force update even if no changes require it")
+    p.add_argument("--mount-add", action="append", default=[], metavar="mount", help="Add or update a mount on a service")
+    p.add_argument("--mount-rm", action="append", default=[], metavar="list", help="Remove a mount by its target path")
     _spec_flags(p, create=False)
 
     p = add_verb(sub, "rm", cmd_rm, "Remove one or more services", aliases=["remove"])
@@ -151,6 +164,35 @@ def _apply_common(spec: dict[str, Any], args: argparse.Namespace) -> None:
         import shlex
 
         cs["Command"] = shlex.split(args.entrypoint)
+    for flag, key in (("init", "Init"), ("read_only", "ReadOnly"), ("tty", "TTY")):
+        if getattr(args, flag):
+            cs[key] = True
+    if args.cap_add:
+        cs["CapabilityAdd"] = sorted(set(cs.get("CapabilityAdd") or []) | set(args.cap_add))
+    if args.cap_drop:
+        cs["CapabilityDrop"] = sorted(set(cs.get("CapabilityDrop") or []) | set(args.cap_drop))
+    _apply_limits(tmpl, args)
+
+
+def _apply_limits(tmpl: dict[str, Any], args: argparse.Namespace) -> None:
+    """``--limit-cpu/-memory/-pids`` as ``TaskTemplate.Resources.Limits``."""
+    from dockyard.engine.options import parse_bytes, parse_cpus
+
+    limits = tmpl.setdefault("Resources", {}).setdefault("Limits", {})
+    if args.limit_cpu is not None:
+        limits["NanoCPUs"] = parse_cpus(args.limit_cpu)
+    if args.limit_memory is not None:
+        limits["MemoryBytes"] = parse_bytes(args.limit_memory, "--limit-memory")
+    if args.limit_pids is not None:
+        limits["Pids"] = args.limit_pids
+
+
+def _mounts(values: list[str]) -> list[dict[str, Any]]:
+    """``--mount`` values as docker's API Mount objects (what ``ContainerSpec.Mounts`` holds)."""
+    from dockyard.engine.options import mount_to_api
+    from dockyard.volume.mounts import parse_mount
+
+    return [mount_to_api(parse_mount(raw)) for raw in values]
 
 
 def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -165,8 +207,10 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
     cs: dict[str, Any] = {"Image": args.image, "Init": False}
     if args.command:
         cs["Args"] = list(args.command)
-    if args.env:
-        cs["Env"] = parse_env(args.env)
+    if args.env or args.env_file:
+        cs["Env"] = parse_env(args.env, args.env_file)
+    if args.mount:
+        cs["Mounts"] = _mounts(args.mount)
     if args.container_label:
         cs["Labels"] = key_values(args.container_label)
     spec: dict[str, Any] = {
@@ -463,6 +507,10 @@ def cmd_update(args: argparse.Namespace, ctx: "Context") -> int:
         new = specs.parse_publish(args.publish_add)
         ports = [p for p in ports if p["PublishedPort"] not in {n["PublishedPort"] for n in new}] + new
         spec.setdefault("EndpointSpec", {"Mode": "vip"})["Ports"] = ports
+    if args.mount_add or args.mount_rm:
+        added = _mounts(args.mount_add)
+        gone = set(args.mount_rm) | {m["Target"] for m in added}
+        cs["Mounts"] = [m for m in cs.get("Mounts") or [] if m.get("Target") not in gone] + added
     _apply_common(spec, args)
     if args.force:
         spec["TaskTemplate"]["ForceUpdate"] = int(spec["TaskTemplate"].get("ForceUpdate", 0)) + 1

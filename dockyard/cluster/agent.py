@@ -75,6 +75,19 @@ class Agent:
             body["Entrypoint"] = list(cs["Command"])
         if cs.get("Healthcheck"):
             body["Healthcheck"] = dict(cs["Healthcheck"])
+        host = body.setdefault("HostConfig", {})
+        for key, field in (("Init", "Init"), ("ReadOnly", "ReadonlyRootfs")):
+            if cs.get(key):
+                host[field] = True
+        if cs.get("TTY"):
+            body["Tty"] = True
+        for key, field in (("CapabilityAdd", "CapAdd"), ("CapabilityDrop", "CapDrop"), ("Mounts", "Mounts")):
+            if cs.get(key):
+                host[field] = list(cs[key])
+        limits = (service.spec["TaskTemplate"].get("Resources") or {}).get("Limits") or {}
+        for key, field in (("NanoCPUs", "NanoCpus"), ("MemoryBytes", "Memory"), ("Pids", "PidsLimit")):
+            if limits.get(key):
+                host[field] = int(limits[key])
         grace = cs.get("StopGracePeriod")
         if grace is not None:
             body["StopTimeout"] = max(int(grace) // 1_000_000_000, 0)

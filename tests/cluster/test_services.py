@@ -300,3 +300,23 @@ def test_update_moves_the_published_port(cli, swarm):
     chains = [r for r in Ingress(swarm).leftovers() if r.startswith("-N ")]
     assert len(chains) == 1 and chains[0].endswith(f"-{new}"), chains
     assert cli("service", "ls", "--format", "{{.Ports}}").stdout == f"*:{new}->80/tcp\n"
+
+
+def test_container_settings_reach_the_tasks(cli, swarm, tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("FROM_FILE=yes\n")
+    cli("service", "create", "--name", "cfg", "--init", "--read-only", "--limit-memory", "64m", "--limit-cpu", "0.5",
+        "--limit-pids", "50", "--cap-drop", "NET_RAW", "--env-file", str(env_file),
+        "--mount", "type=volume,source=cfgdata,target=/data", "--container-label", "tier=web",
+        "--stop-grace-period", "1s", "busybox", "sleep", "600", check=True)
+    attrs = tasks_of(swarm, "cfg")[0].attrs
+    host = attrs["HostConfig"]
+    assert host["Init"] is True and host["ReadonlyRootfs"] is True
+    assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (64 * 1024 * 1024, 500_000_000, 50)
+    assert host["CapDrop"] == ["CAP_NET_RAW"] or host["CapDrop"] == ["NET_RAW"]
+    assert "FROM_FILE=yes" in attrs["Config"]["Env"] and attrs["Config"]["Labels"]["tier"] == "web"
+    assert [(m["Type"], m["Name"], m["Destination"]) for m in attrs["Mounts"]] == [("volume", "cfgdata", "/data")]
+    cli("service", "update", "--mount-rm", "/data", "cfg", check=True)
+    assert tasks_of(swarm, "cfg")[0].attrs["Mounts"] == []
+    cli("service", "rm", "cfg", check=True)
+    cli("volume", "rm", "cfgdata", check=True)

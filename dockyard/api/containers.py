@@ -369,7 +369,7 @@ def archive_put(x: Exchange, id: str) -> None:  # noqa: A002
     if not path:
         raise ApiError(400, "path must not be empty")
     try:
-        x.client.containers.put_archive(id, path, x.body)
+        x.client.containers.put_archive(id, path, x.body, copy_uid_gid=x.flag("copyUIDGID"))
     except NotFound:
         raise NotFound(f"Could not find the file {path} in container {id}") from None
     x.reply(200)

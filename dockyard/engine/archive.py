@@ -68,6 +68,11 @@ def _fork_chrooted(root: str, body: Any) -> int:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         code = 1
+        # no user/group name lookups past the chroot: glibc would follow the container's
+        # nsswitch.conf and load its libnss_*.so into this root process (docker's CVE-2019-14271);
+        # tarfile then uses numeric ids, and names come from the files (users.id_names)
+        tarfile.pwd = None  # type: ignore[attr-defined]
+        tarfile.grp = None  # type: ignore[attr-defined]
         try:
             os.chroot(root)
             os.chdir("/")
@@ -89,7 +94,9 @@ def _status(pid: int) -> int:
 
 def tar_out(root: str, path: str, out: BinaryIO, follow_link: bool = False) -> int:
     """Write a tar of ``path`` (resolved inside ``root``) to ``out``; returns its status."""
-    return piped_from_chroot(root, lambda w: _child_tar(w, path, follow_link), out)
+    from dockyard.runtime.users import id_names  # imported here: the child cannot after its chroot
+
+    return piped_from_chroot(root, lambda w: _child_tar(w, path, follow_link, id_names), out)
 
 
 def piped_from_chroot(root: str, produce: Any, out: BinaryIO) -> int:
@@ -112,7 +119,7 @@ def piped_from_chroot(root: str, produce: Any, out: BinaryIO) -> int:
     return _status(pid)
 
 
-def _child_tar(w: int, path: str, follow_link: bool) -> None:
+def _child_tar(w: int, path: str, follow_link: bool, id_names: Any) -> None:
     norm = os.path.normpath("/" + path)
     target = os.path.realpath(norm) if follow_link else norm
     if not os.path.lexists(target):
@@ -120,16 +127,24 @@ def _child_tar(w: int, path: str, follow_link: bool) -> None:
     if path.endswith("/") and not os.path.isdir(target):
         raise _Report("not a directory", NOT_DIR)
     name = os.path.basename(norm.rstrip("/")) or "/"
+    users, groups = id_names("/")
+
+    def named(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+        ti.uname, ti.gname = users.get(ti.uid, ""), groups.get(ti.gid, "")
+        return ti
+
     with os.fdopen(w, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.GNU_FORMAT) as tf:
         if path.endswith("/.") and os.path.isdir(target):
             for entry in sorted(os.listdir(target)):
-                tf.add(os.path.join(target, entry), arcname=entry)
+                tf.add(os.path.join(target, entry), arcname=entry, filter=named)
         else:
-            tf.add(target, arcname=name if name != "/" else ".")
+            tf.add(target, arcname=name if name != "/" else ".", filter=named)
 
 
-def tar_in(root: str, dest: str, data: BinaryIO, rename_to: str | None = None) -> int:
-    """Extract a tar stream into ``dest`` (a directory resolved inside ``root``)."""
+def tar_in(root: str, dest: str, data: BinaryIO, rename_to: str | None = None,
+           owner: tuple[int, int] | None = None) -> int:
+    """Extract a tar stream into ``dest`` (a directory resolved inside ``root``), with the
+    entries' numeric owners, or every entry owned by ``owner`` (uid, gid)."""
     r, w = os.pipe()
 
     def body() -> None:
@@ -144,6 +159,8 @@ def tar_in(root: str, dest: str, data: BinaryIO, rename_to: str | None = None) -
                     _, _, rest = name.partition("/")
                     name = rename_to + ("/" + rest if rest else "")
                 member.name = name.lstrip("/")
+                if owner is not None:
+                    member.uid, member.gid = owner
                 tf.extract(member, d, set_attrs=True, filter="fully_trusted")
 
     pid = _fork_chrooted(root, body)
@@ -211,8 +228,9 @@ def path_stat(root: str, path: str) -> dict[str, Any] | None:
     return json.loads(data)
 
 
-def _local_tar(src: str, archive: bool, follow_link: bool) -> tuple[Any, str]:
-    """A tar (in a temporary file) of a local path, and the name of its top entry."""
+def _local_tar(src: str, follow_link: bool) -> tuple[Any, str]:
+    """A tar (in a temporary file) of a local path, and the name of its top entry; the files'
+    own uid/gid go in, as docker's client sends them."""
     import tempfile
 
     norm = os.path.normpath(src)
@@ -221,19 +239,12 @@ def _local_tar(src: str, archive: bool, follow_link: bool) -> tuple[Any, str]:
         raise _said_by_client(NotFound(f"lstat {target}: no such file or directory"))
     tmp = tempfile.TemporaryFile()
     name = os.path.basename(norm) or "."
-
-    def owner(ti: tarfile.TarInfo) -> tarfile.TarInfo:
-        if not archive:
-            ti.uid = ti.gid = 0
-            ti.uname = ti.gname = "root"
-        return ti
-
     with tarfile.open(fileobj=tmp, mode="w", format=tarfile.GNU_FORMAT) as tf:
         if src.endswith("/.") and os.path.isdir(target):
             for entry in sorted(os.listdir(target)):
-                tf.add(os.path.join(target, entry), arcname=entry, filter=owner)
+                tf.add(os.path.join(target, entry), arcname=entry)
         else:
-            tf.add(target, arcname=name, filter=owner)
+            tf.add(target, arcname=name)
     tmp.seek(0)
     return tmp, name
 
@@ -313,7 +324,21 @@ def _extract_local(tar: BinaryIO, src_path: str, dest: str) -> None:
                 m.name = rename + ("/" + rest if rest else "")
             if m.name.startswith("/") or ".." in m.name.split("/"):
                 continue
+            m.uid, m.gid, m.uname, m.gname = os.getuid(), os.getgid(), "", ""  # docker's client: no lchown
             tf.extract(m, base, set_attrs=True, filter="fully_trusted")
+
+
+def copy_owner(rec: Any, root: str, archive: bool) -> tuple[int, int] | None:
+    """Who owns what ``cp`` puts in a container, as dockerd decides: the tar's own ids, except
+    with ``-a`` (``copyUIDGID``) in a container with a ``User``, which then owns everything
+    (resolved in the container's /etc/passwd and /etc/group)."""
+    user = rec.cfg.get("User") or ""
+    if not archive or not user:
+        return None
+    from dockyard.runtime.users import resolve_user
+
+    uid, gid, _ = resolve_user(root, user)
+    return uid, gid
 
 
 def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, archive: bool) -> int:
@@ -324,14 +349,15 @@ def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, arch
     with container_root(client, ref) as (rec, root):
         if (rec.host_config.get("ReadonlyRootfs")) and rec.status in ("running", "paused"):
             raise DockyardError("container rootfs is marked read-only")
+        owner = copy_owner(rec, root, archive)
         if src == "-":
             kind = _stat_in(root, dest)
             if kind != "dir":
                 raise NotFound(f"Could not find the file {dest} in container {ref}") if kind in ("none", "nodir") \
                     else DockyardError(f"destination \"{ref}:{dest}\" must be a directory")
-            st = tar_in(root, dest, sys.stdin.buffer)
+            st = tar_in(root, dest, sys.stdin.buffer, owner=owner)
         else:
-            tmp, name = _local_tar(src, archive, follow_link)
+            tmp, name = _local_tar(src, follow_link)
             with tmp:
                 kind = _stat_in(root, dest)
                 src_is_dir = os.path.isdir(src)
@@ -339,20 +365,17 @@ def _copy_in(client: Any, ref: str, src: str, dest: str, follow_link: bool, arch
                     # docker's CLI: a destination that says "directory" must exist (ErrDirNotExists)
                     raise _said_by_client(NotFound("no such directory"))
                 if kind == "dir":
-                    if src.endswith("/.") and src_is_dir:
-                        st = tar_in(root, dest, tmp)
-                    else:
-                        st = tar_in(root, dest, tmp)
+                    st = tar_in(root, dest, tmp, owner=owner)
                 elif kind == "file":
                     if src_is_dir:  # docker's CLI finds this out itself
                         raise _said_by_client(DockyardError("cannot copy directory"))
                     st = tar_in(root, os.path.dirname(os.path.normpath("/" + dest)), tmp,
-                                rename_to=os.path.basename(os.path.normpath(dest)))
+                                rename_to=os.path.basename(os.path.normpath(dest)), owner=owner)
                 elif kind == "none":
                     if dest.endswith("/"):
                         raise NotFound(f"Could not find the file {dest} in container {ref}")
                     st = tar_in(root, os.path.dirname(os.path.normpath("/" + dest)), tmp,
-                                rename_to=os.path.basename(os.path.normpath(dest)))
+                                rename_to=os.path.basename(os.path.normpath(dest)), owner=owner)
                 else:
                     parent = os.path.dirname(os.path.normpath("/" + dest.lstrip("/")))
                     raise NotFound(f"Could not find the file {parent} in container {ref}")

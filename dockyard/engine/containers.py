@@ -330,12 +330,13 @@ class ContainerService:
             raise NotFound(f"Could not find the file {path} in container {ref}")
         return found
 
-    def put_archive(self, ref: str, path: str, data: Any) -> None:
-        """Extract a tar stream into directory ``path`` of the container (PUT ``/archive``)."""
-        from dockyard.engine.archive import container_root, tar_in
+    def put_archive(self, ref: str, path: str, data: Any, copy_uid_gid: bool = False) -> None:
+        """Extract a tar stream into directory ``path`` of the container (PUT ``/archive``);
+        ``copy_uid_gid``: the container's user owns what arrives (docker's ``copyUIDGID``)."""
+        from dockyard.engine.archive import container_root, copy_owner, tar_in
 
         with container_root(self.client, ref) as (rec, root):
-            if tar_in(root, path, data) != 0:
+            if tar_in(root, path, data, owner=copy_owner(rec, root, copy_uid_gid)) != 0:
                 raise NotFound(f"Could not find the file {path} in container {ref}")
         events.emit_container(self.client, rec, "extract-to-dir")
 

@@ -40,6 +40,20 @@ def _read_entries(rootfs: Path, path: str) -> list[list[str]] | None:
     return entries
 
 
+def id_names(rootfs: str | Path) -> tuple[dict[int, str], dict[int, str]]:
+    """uid -> user and gid -> group names from the image's own files (the first entry of an id
+    wins, as getpwuid's). Read as plain text: never through NSS, which inside a container's root
+    would load the container's libraries into our process."""
+    maps: list[dict[int, str]] = []
+    for path in ("/etc/passwd", "/etc/group"):
+        names: dict[int, str] = {}
+        for entry in _read_entries(Path(rootfs), path) or []:
+            if len(entry) > 2 and entry[2].isdigit():
+                names.setdefault(int(entry[2]), entry[0])
+        maps.append(names)
+    return maps[0], maps[1]
+
+
 def _parse_id(text: str) -> int | None:
     if not text.isdigit():
         return None

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -256,3 +258,47 @@ def test_cp_stopped_container(dy, tmp_path):
     dy("run", *NONE, "--name", "gone", "busybox", "sh", "-c", "echo later > /result")
     dy.ok("cp", "gone:/result", str(tmp_path / "r"))
     assert (tmp_path / "r").read_text() == "later\n"
+
+
+def test_cp_never_loads_the_containers_nss_modules(dy, tmp_path):
+    """docker's CVE-2019-14271: a copy works inside the container's root, where looking up a
+    user or group name would make glibc follow the container's nsswitch.conf and load its
+    libnss_*.so into a root process on the host. The container's module here leaves a marker
+    when loaded; no copy in either direction may load it."""
+    import shutil
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed (apt-get install gcc)")
+    src = tmp_path / "evil.c"
+    src.write_text('#include <stdio.h>\n__attribute__((constructor)) static void pwn(void) {\n'
+                   '  FILE *f = fopen("/pwned", "w"); if (f) { fputs("loaded", f); fclose(f); }\n}\n')
+    lib = tmp_path / "libnss_evil.so.2"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True, capture_output=True)
+    dy.run_d("--name", "nss", "busybox", "sh", "-c", "mkdir -p /lib/x86_64-linux-gnu && sleep 60")
+    time.sleep(0.3)
+    dy.ok("cp", str(lib), "nss:/lib/x86_64-linux-gnu/")
+    dy.ok("exec", "nss", "sh", "-c", "cp /lib/x86_64-linux-gnu/libnss_evil.so.2 /lib/ && printf 'passwd: evil\\ngroup: evil\\n' > /etc/nsswitch.conf && "
+          "echo x > /owned && chown 4242:4343 /owned")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("in\n")
+    dy.ok("cp", "nss:/owned", str(tmp_path / "out"))
+    assert dy("cp", "nss:/etc", "-", text=False).returncode == 0
+    dy.ok("cp", str(plain), "nss:/tmp/")
+    dy.ok("cp", "-a", str(plain), "nss:/tmp/plain2")
+    assert dy("exec", "nss", "test", "-e", "/pwned").returncode == 1, "a copy loaded the container's NSS module"
+    assert (tmp_path / "out").read_text() == "x\n"
+
+
+def test_cp_owners_as_docker(dy, tmp_path):
+    """In: the files' own ids (the container's user with -a, when it has one). Out: the caller's."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "f").write_text("f\n")
+    os.chown(tree / "f", 123, 456)
+    dy.run_d("--name", "own", "-u", "1000:1000", "busybox", "sh", "-c", "echo o > /tmp/o && sleep 60")
+    dy.ok("cp", str(tree), "own:/tmp/plain")
+    dy.ok("cp", "-a", str(tree), "own:/tmp/arch")
+    assert dy.ok("exec", "own", "stat", "-c", "%u:%g", "/tmp/plain/f", "/tmp/arch/f").split() == ["123:456", "1000:1000"]
+    dy.ok("cp", "own:/tmp/o", str(tmp_path / "o"))
+    st = os.stat(tmp_path / "o")
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())

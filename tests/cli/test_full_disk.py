@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

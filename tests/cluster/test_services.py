@@ -10,13 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import free_port, http_get, manager_processes, wait_for
+from .helpers import free_port, http_get, manager_processes, tasks_of, wait_for
 
 HTTPD = ["httpd", "-f", "-p", "80", "-h", "/etc"]  # serves /etc/hostname: which task answered
-
-
-def tasks_of(client: Any, name: str) -> list[Any]:
-    return client.containers.list(filters={"label": [f"com.docker.swarm.service.name={name}"]})
 
 
 def replicas(cli: Any, name: str) -> str:

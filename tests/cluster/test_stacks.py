@@ -1,8 +1,7 @@
 """``stack deploy/ls/services/ps/rm`` with a compose file (v3 subset)."""
 from __future__ import annotations
 
-from tests.cluster.conftest import free_port, http_get, wait_for
-from tests.cluster.test_services import tasks_of
+from .helpers import free_port, http_get, tasks_of, wait_for
 
 COMPOSE = """\
 version: "3.8"

@@ -112,13 +112,14 @@ def stop(pid: int, root_tag: str, container_id: str | None = None, timeout: floa
 
 
 def _reap(pid: int) -> None:
+    """Collect a proxy this process started; any other pid is left alone (in a monitor, whose
+    reaper collects its children, a reused pid could be the container's init)."""
     proc = _CHILDREN.pop(pid, None)
+    if proc is None:
+        return
     try:
-        if proc is not None:
-            proc.wait(timeout=1)
-        elif pid:
-            os.waitpid(pid, os.WNOHANG)
-    except (ChildProcessError, OSError, Exception):  # noqa: BLE001 - not our child, or reaped
+        proc.wait(timeout=1)
+    except Exception:  # noqa: BLE001 - already reaped by the monitor's reaper
         pass
 
 

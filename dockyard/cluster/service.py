@@ -227,26 +227,40 @@ class Services:
                 raise InvalidArgument(f"rpc error: code = InvalidArgument desc = port '{port}' is already in use")
 
     # -- waiting ----------------------------------------------------------------------------------
-    def converged(self, rec: ServiceRecord) -> tuple[int, int, bool]:
-        """(tasks running and ready, replicas wanted, converged?)"""
+    def converged(self, rec: ServiceRecord) -> tuple[int, int, bool, bool]:
+        """(tasks running, replicas wanted, converged?, every running task behind the balancer?)
+
+        Converged is docker's meaning: the wanted number of tasks of the current spec run and
+        nothing else is left. "Ready" is ours: they also answer on the published ports."""
         rec = self.store.find_service(rec.id)
         tasks = self.store.tasks(rec.id)
         want = specs.replicas(rec.spec)
         current = specs.task_hash(rec.spec)
         has_ports = bool(specs.ports(rec.spec))
-        ok = [t for t in tasks if t.live and t.state == "running" and t.spec_hash == current
-              and (t.ready or not has_ports)]
+        running = [t for t in tasks if t.live and t.state == "running" and t.spec_hash == current]
         leftovers = [t for t in tasks if not t.terminal and (t.spec_hash != current or t.slot > want)]
         updating = (rec.update_status or {}).get("State") == "updating"
-        return len(ok), want, len(ok) == want and not leftovers and not updating
+        done = len(running) == want and not leftovers and not updating
+        return len(running), want, done, all(t.ready for t in running) or not has_ports
 
-    def wait_converged(self, rec: ServiceRecord, timeout: float = 120.0) -> tuple[int, int, bool]:
+    def wait_converged(self, rec: ServiceRecord, timeout: float = 120.0,
+                       ready_grace: float = 15.0) -> tuple[int, int, bool]:
         """Wait until the service converges, ``timeout`` passes, or one of its current tasks
-        could not even be created (a missing image...: see :meth:`task_error`)."""
+        could not even be created (a missing image...: see :meth:`task_error`). Once converged,
+        waits up to ``ready_grace`` more for the tasks to be behind the published ports, so
+        that a connection made right after this returns reaches them."""
         deadline = time.monotonic() + timeout
+        converged_at = None
         while True:
-            running, want, done = self.converged(rec)
-            if done or time.monotonic() > deadline or self.task_error(rec):
+            running, want, done, ready = self.converged(rec)
+            now_ = time.monotonic()
+            if done:
+                converged_at = converged_at or now_
+                if ready or now_ - converged_at > ready_grace:
+                    return running, want, True
+            else:
+                converged_at = None
+            if now_ > deadline or self.task_error(rec):
                 return running, want, done
             time.sleep(0.1)
 

@@ -56,6 +56,7 @@ class Agent:
     def __init__(self, client: Any, node_id: str) -> None:
         self.client = client
         self.node_id = node_id
+        self._pull_failed: dict[str, tuple[str, float]] = {}  # image -> (error, retry at)
 
     def start(self, service: Any, slot: int, task_id: str) -> str:
         """Create and start a task's container; returns its ID. Raises DockyardError with the
@@ -106,12 +107,32 @@ class Agent:
         except NotFound:
             self.client.networks.create(INGRESS_NETWORK, labels={INGRESS_LABEL: "true"})
 
-    def _ensure_image(self, ref: str) -> None:
-        """Pull the image if it is not here (as a swarm node does)."""
+    def prefetch(self, refs: list[str], retry_after: float = 5.0) -> None:
+        """Pull the images that are not here (as a swarm node does). Called *outside* the
+        cluster lock: a slow pull must not hold up the CLI or the other services. A failed pull
+        is remembered (the tasks are rejected with its message) and tried again later."""
+        import time
+
+        for ref in dict.fromkeys(refs):
+            if self._has(ref) or time.monotonic() < self._pull_failed.get(ref, ("", 0.0))[1]:
+                continue
+            try:
+                self.client.distribution.pull(ref)
+                self._pull_failed.pop(ref, None)
+            except DockyardError as exc:
+                self._pull_failed[ref] = (exc.message, time.monotonic() + retry_after)
+
+    def _has(self, ref: str) -> bool:
         try:
             self.client.images.get(ref)
+            return True
         except NotFound:
-            self.client.distribution.pull(ref)
+            return False
+
+    def _ensure_image(self, ref: str) -> None:
+        if not self._has(ref):
+            error = self._pull_failed.get(ref, ("",))[0]
+            raise NotFound(error or f"No such image: {ref}")
 
     def observe(self, container_id: str) -> Observation:
         try:

@@ -41,6 +41,11 @@ class Reconciler:
         return self._agent
 
     def reconcile_once(self) -> None:
+        swarm = self.store.swarm()
+        if swarm is None:
+            return
+        # images first, outside the lock: a pull may take minutes
+        self.agent(swarm.node_id).prefetch([specs.container_spec(s.spec)["Image"] for s in self.store.services()])
         with self.store.lock():
             swarm = self.store.swarm()
             if swarm is None:

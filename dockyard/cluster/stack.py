@@ -11,6 +11,7 @@ ignores the ones swarm does not support. Every service of a stack carries the la
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ def load(path: str | Path) -> dict[str, Any]:
     import yaml
 
     try:
-        text = Path(path).read_text() if str(path) != "-" else __import__("sys").stdin.read()
+        text = Path(path).read_text() if str(path) != "-" else sys.stdin.read()
     except OSError as exc:
         raise InvalidArgument(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from None
     try:
@@ -38,7 +39,8 @@ def load(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def _duration(value: Any, what: str) -> str:
+def _duration(value: Any) -> str:
+    """A compose duration: ``"1m30s"``, or a number of seconds."""
     return value if isinstance(value, str) else f"{value}s"
 
 
@@ -88,7 +90,7 @@ def service_spec(stack: str, name: str, svc: dict[str, Any], warn: Callable[[str
         if svc.get(key):
             cs[field] = str(svc[key])
     if svc.get("stop_grace_period") is not None:
-        cs["StopGracePeriod"] = specs.parse_duration(_duration(svc["stop_grace_period"], "stop_grace_period"),
+        cs["StopGracePeriod"] = specs.parse_duration(_duration(svc["stop_grace_period"]),
                                                      "stop_grace_period")
     hc = svc.get("healthcheck")
     if hc:
@@ -98,7 +100,7 @@ def service_spec(stack: str, name: str, svc: dict[str, Any], warn: Callable[[str
             test = hc.get("test")
             if isinstance(test, str):
                 test = ["CMD-SHELL", test]
-            check = specs.healthcheck(None, *(None if hc.get(k) is None else _duration(hc[k], k)
+            check = specs.healthcheck(None, *(None if hc.get(k) is None else _duration(hc[k])
                                               for k in ("interval", "timeout", "start_period")),
                                       hc.get("retries"), False) or {}
             cs["Healthcheck"] = {"Test": list(test or []), **check}
@@ -113,11 +115,11 @@ def service_spec(stack: str, name: str, svc: dict[str, Any], warn: Callable[[str
         "Labels": {**_labels(deploy.get("labels")), NAMESPACE: stack, "com.docker.stack.image": str(svc["image"])},
         "TaskTemplate": {"ContainerSpec": cs, "ForceUpdate": 0, "Runtime": "container",
                          "RestartPolicy": specs.restart_policy(
-                             rp.get("condition"), None if rp.get("delay") is None else _duration(rp["delay"], "delay"),
+                             rp.get("condition"), None if rp.get("delay") is None else _duration(rp["delay"]),
                              rp.get("max_attempts"))},
         "Mode": {"Global": {}} if mode == "global" else {"Replicated": {"Replicas": int(deploy.get("replicas", 1))}},
         "UpdateConfig": specs.update_config(
-            uc.get("parallelism"), None if uc.get("delay") is None else _duration(uc["delay"], "delay"),
+            uc.get("parallelism"), None if uc.get("delay") is None else _duration(uc["delay"]),
             uc.get("order") or ("start-first" if ports else None), uc.get("failure_action")),
         "EndpointSpec": {"Mode": "vip", **({"Ports": ports} if ports else {})},
     }

@@ -103,9 +103,18 @@ def stop(client: Any, timeout: float = 15.0) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if running(client) is None:
+            if running(client) is None and not _alive(pid):
                 return
             time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    """Is the process still there (a zombie waiting for its parent counts as gone)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def serve(root: str) -> int:

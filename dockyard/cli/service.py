@@ -118,6 +118,12 @@ def build_parser(sub: Any) -> None:
     p.add_argument("--mount-rm", action="append", default=[], metavar="list", help="Remove a mount by its target path")
     _spec_flags(p, create=False)
 
+    p = add_verb(sub, "rollback", cmd_rollback, "Revert changes to a service's configuration")
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("-d", "--detach", action="store_true",
+                   help="Exit immediately instead of waiting for the service to converge")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress progress output")
+
     p = add_verb(sub, "rm", cmd_rm, "Remove one or more services", aliases=["remove"])
     p.add_argument("services", nargs="+", metavar="SERVICE")
 
@@ -517,6 +523,20 @@ def cmd_update(args: argparse.Namespace, ctx: "Context") -> int:
     rec = services.update(rec.id, spec)
     ctx.print(args.service)
     if not args.detach:
+        _wait(ctx, services, rec, args.quiet)
+    return 0
+
+
+@daemon_errors
+def cmd_rollback(args: argparse.Namespace, ctx: "Context") -> int:
+    from dockyard.cluster.service import Services
+
+    services = Services(ctx.client)
+    rec = services.rollback(args.service)
+    ctx.print(args.service)
+    if not args.detach:
+        if not args.quiet:
+            ctx.print("rollback: manually requested rollback")
         _wait(ctx, services, rec, args.quiet)
     return 0
 

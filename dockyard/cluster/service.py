@@ -179,6 +179,13 @@ class Services:
         manager.wake(self.client)
         return rec
 
+    def rollback(self, ref: str) -> ServiceRecord:
+        """Go back to the spec before the last update (docker's ``service rollback``)."""
+        rec = self.get(ref)
+        if not rec.previous_spec:
+            raise InvalidArgument(f"service {rec.name} does not have a previous spec")
+        return self.update(rec.id, rec.previous_spec)
+
     def scale(self, ref: str, replicas: int) -> ServiceRecord:
         rec = self.get(ref)
         if specs.mode_name(rec.spec) != "replicated":

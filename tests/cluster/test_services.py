@@ -316,3 +316,15 @@ def test_container_settings_reach_the_tasks(cli, swarm, tmp_path):
     assert tasks_of(swarm, "cfg")[0].attrs["Mounts"] == []
     cli("service", "rm", "cfg", check=True)
     cli("volume", "rm", "cfgdata", check=True)
+
+
+def test_rollback_returns_to_the_previous_spec(cli, swarm):
+    cli("service", "create", "--name", "rb", "-e", "V=1", "--stop-grace-period", "1s", "busybox", "sleep", "600",
+        check=True)
+    r = cli("service", "rollback", "rb")
+    assert r.returncode == 1 and "does not have a previous spec" in r.stderr
+    cli("service", "update", "--env-add", "V=2", "rb", check=True)
+    assert "V=2" in tasks_of(swarm, "rb")[0].attrs["Config"]["Env"]
+    r = cli("service", "rollback", "rb", check=True)
+    assert r.stdout.startswith("rb\nrollback: manually requested rollback\n")
+    assert "V=1" in tasks_of(swarm, "rb")[0].attrs["Config"]["Env"]

@@ -24,6 +24,10 @@ def small_root(tmp_path: Path, busybox_tar: Path) -> Iterator[Path]:
         dy(root, "image", "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest", check=True)
         yield root
         dy(root, "container", "prune", "-f")
+        from dockyard import Client
+
+        with Client(root) as c:  # the default bridge stays up between containers, as docker0
+            c.networks.cleanup()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 

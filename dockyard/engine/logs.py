@@ -92,10 +92,10 @@ class JsonFileWriter:
         self.splitters = {"stdout": LineSplitter(), "stderr": LineSplitter()}
 
     def write(self, stream: str, data: bytes) -> None:
-        """Log a chunk of a stream's output (complete lines now, the rest when it ends)."""
-        ts = time.time_ns()
+        """Log a chunk of a stream's output (complete lines now, the rest when it ends); each
+        line gets its own time, as docker's copier stamps each message."""
         for line in self.splitters[stream].feed(data):
-            self._append(encode_entry(line, stream, ts))
+            self._append(encode_entry(line, stream, time.time_ns()))
 
     def close_stream(self, stream: str) -> None:
         """The stream ended: log its unterminated tail, if any."""

@@ -191,14 +191,19 @@ def _values(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _mounts_sorted(doc: dict[str, Any]) -> dict[str, Any]:
+    """dockerd lists Mounts from a Go map: in no particular order."""
+    return {**doc, "Mounts": sorted(doc.get("Mounts") or [], key=lambda m: m.get("Destination", ""))}
+
+
 def test_inspect_values_match_after_a_rich_run(both):
     flags = ("--network none -e A=1 -l k=v -w /tmp -u 1000:1000 --memory 64m --cpus 0.5 --restart on-failure:3 "
              "-h hh --add-host x:1.2.3.4 --tmpfs /t:size=1m --mount type=tmpfs,dst=/u -v {TMP}:/hostt:ro "
              "--cap-add net_admin --cap-drop CHOWN --init --read-only --stop-signal SIGUSR1 --ulimit nofile=100:200 "
              "--pids-limit 50 --shm-size 32m --name {P}_k")
     both.setup(f"run -d {flags} {{IMG}} sleep 300")
-    theirs = _values(json.loads(both.docker("container inspect {P}_k").stdout)[0])
-    mine = _values(json.loads(both.ours("container inspect {P}_k").stdout)[0])
+    theirs = _values(_mounts_sorted(json.loads(both.docker("container inspect {P}_k").stdout)[0]))
+    mine = _values(_mounts_sorted(json.loads(both.ours("container inspect {P}_k").stdout)[0]))
     wrong = {k: (v, mine.get(k, "<absent>")) for k, v in theirs.items() if mine.get(k, "<absent>") != v}
     extra = {k: v for k, v in mine.items() if k not in theirs}
     assert not wrong and not extra, f"docker vs dockyard: {wrong}; only dockyard: {extra}"

@@ -142,7 +142,7 @@ class Attachments:
         net_id = ""
         never_started = str(rec.state.get("StartedAt") or "0001").startswith("0001")
         try:  # dockerd joins the network at the first start: a created container has no ID yet
-            net_id = "" if never_started else self.client.networks.get(mode).id
+            net_id = "" if never_started else _builtin_network_id(self.client, mode)
         except Exception:  # noqa: BLE001 - no network service: leave the ID empty
             pass
         pid = int(rec.state.get("Pid") or 0) if mode == "none" else 0
@@ -203,3 +203,12 @@ class Attachments:
     @staticmethod
     def host_name() -> str:
         return socket.gethostname()
+
+
+def _builtin_network_id(client: Any, name: str) -> str:
+    """The ID of the built-in ``none``/``host`` network, from the network store alone: the
+    monitor reports it at every start and exit, and the whole network service (netlink, ctypes)
+    is not worth importing on that path for a container that has no network of its own."""
+    from dockyard.network.store import NetworkStore
+
+    return NetworkStore(client.state).find_network(name).id

@@ -142,12 +142,13 @@ def emit_attachments(client: Any, rec: Any, starting: bool) -> None:
     for name, endpoint in networks.items():
         net_id = (endpoint or {}).get("NetworkID") or ""
         driver = "null" if name == "none" else "host" if name == "host" else "bridge"
-        try:
-            net = client.networks.get(net_id or name)
-            net_id, name, driver = net.id, net.name, net.driver
-        except Exception:  # noqa: BLE001 - removed meanwhile: its name and ID as last known
-            if not net_id:
-                continue
+        if driver == "bridge" or not net_id:  # the built-in ones are known already
+            try:
+                net = client.networks.get(net_id or name)
+                net_id, name, driver = net.id, net.name, net.driver
+            except Exception:  # noqa: BLE001 - removed meanwhile: its name and ID as last known
+                if not net_id:
+                    continue
         emit(client, "network", "connect" if starting else "disconnect", net_id,
              {"container": rec.id, "name": name, "type": driver})
     if not rec.config.get("HasMounts"):

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,20 +89,10 @@ class CredentialStore:
         target = Path(os.path.realpath(self.path))
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = json.dumps(doc, indent="\t").encode()
-        fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=target.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        from dockyard.atomicfile import replacing
+
+        with replacing(target, ".config.json.", durable=True) as f:
+            f.write(data)
 
     # -- lookups ------------------------------------------------------------------------------
     @staticmethod

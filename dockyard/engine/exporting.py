@@ -290,17 +290,8 @@ def _go_strerror(exc: OSError) -> str:
 def export_to_file(client: Any, ref: str, path: str) -> None:
     """``export -o``: written to a temporary file beside ``path`` (mode 0600, as docker's
     CLI), renamed over it when complete; a failure leaves nothing behind."""
-    import tempfile
+    from dockyard.atomicfile import replacing
 
     check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".docker_temp_", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as out:
-            export_container(client, ref, out)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with replacing(path, ".docker_temp_") as out:
+        export_container(client, ref, out)

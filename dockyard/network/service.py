@@ -197,13 +197,7 @@ class NetworkService:
                     raise InvalidArgument(f"no matching subnet for range {ip_range}")
                 net.ipam["ip_range"] = str(rng)
             if gateway:
-                try:
-                    gw = ipaddress.IPv4Address(gateway)
-                except ValueError:
-                    raise InvalidArgument(f"no matching subnet for gateway {gateway}") from None
-                if gw not in sub:
-                    raise InvalidArgument(f"no matching subnet for gateway {gateway}")
-                net.gateway = str(gw)
+                net.gateway = _gateway_in(sub, gateway)
                 net.ipam["gateway_explicit"] = True
             else:
                 net.gateway = ipam.default_gateway(sub, rng)
@@ -1232,14 +1226,19 @@ def _parse_v6(subnet: str, gateway: str | None) -> dict[str, Any]:
     if subnet != str(sub):
         out["text"] = subnet
     if gateway:
-        try:
-            gw = ipaddress.IPv6Address(gateway)
-        except ValueError:
-            raise InvalidArgument(f"no matching subnet for gateway {gateway}") from None
-        if gw not in sub:
-            raise InvalidArgument(f"no matching subnet for gateway {gateway}")
-        out["gateway"], out["gateway_explicit"] = str(gw), True
+        out["gateway"], out["gateway_explicit"] = _gateway_in(sub, gateway), True
     return out
+
+
+def _gateway_in(sub: "ipaddress.IPv4Network | ipaddress.IPv6Network", gateway: str) -> str:
+    """``--gateway``, checked as dockerd does: an address of the subnet's family inside it."""
+    try:
+        gw = ipaddress.ip_address(gateway)
+    except ValueError:
+        gw = None
+    if gw is None or gw.version != sub.version or gw not in sub:
+        raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+    return str(gw)
 
 
 def _v6_of(net: Network) -> dict[str, Any] | None:
